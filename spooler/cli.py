@@ -1,0 +1,277 @@
+"""The ``labspool`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import __version__
+from .backends import BACKENDS, get_backend
+from .errors import ConfigError, JobRejected, LabspoolError
+from .fsutil import read_regular_file, write_atomic
+from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
+from .logs import setup_logging
+from .render import Renderer
+from .resources import config_dir
+from .settings import ENV_VAR, Settings, find_config, load_settings
+from .statusfile import status_document
+from .store import JobStore
+from .validation import JobValidator
+
+__all__ = ["main"]
+
+CONFIG_NAME = "labspool.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, LabspoolError) as exc:
+        print(f"labspool: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labspool", description="Run remote quantum-simulator jobs on a labscript machine."
+    )
+    parser.add_argument("--version", action="version", version=f"labspool {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help=f"the configuration file (default: ${ENV_VAR})"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("init", _init, "write a working configuration and folder tree under DIR")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--backend", default="singlequdit", choices=sorted(BACKENDS))
+    p = command("paths", _paths, "show where to drop jobs and where status and result files appear")
+    p.add_argument("--json", action="store_true")
+    p = command("run", _run, "run the spooler daemon (SIGTERM finishes the current step, then exits)")
+    p.add_argument("--once", action="store_true", help="admit what is waiting, try the lab once, exit")
+    p = command("submit", _submit, "drop a job file into the dump folder atomically; prints the job id")
+    p.add_argument("file", type=Path)
+    p.add_argument("--id", dest="job_id", help="the job id (default: a new one)")
+    p = command("validate", _validate, "dry run: every check and the rendering; exit 0 when valid")
+    p.add_argument("file", type=Path)
+    p.add_argument("--id", dest="job_id", help="check this id instead of the one in the file name")
+    p.add_argument(
+        "--compile", action="store_true", help="also compile with the real labscript compiler (sandboxed)"
+    )
+    p = command("status", _status, "the jobs and their states")
+    p.add_argument("job_id", nargs="?", metavar="JOB")
+    p.add_argument("--json", action="store_true")
+    p = command("schema", _schema, "print the JSON schema of a job for a backend")
+    p.add_argument("backend", nargs="?", choices=sorted(BACKENDS))
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(find_config(args.config))
+
+
+# -- init / paths -----------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> int:
+    root: Path = args.dir.expanduser().absolute()
+    config_path = root / CONFIG_NAME
+    if config_path.exists():
+        raise ConfigError(f"{config_path} exists already; not overwritten")
+    root.mkdir(parents=True, exist_ok=True)
+    shipped = config_dir()
+    header = shipped / "apparatus" / f"{args.backend}.py"
+    if not header.exists():
+        header = shipped / "apparatus" / "generic.py"
+    (root / "apparatus").mkdir(exist_ok=True)
+    shutil.copyfile(header, root / "apparatus" / "header.py")
+    template = (shipped / CONFIG_NAME).read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^backend: \w+", f"backend: {args.backend}", template, count=1)
+    write_atomic(config_path, text.encode())
+    settings = load_settings(config_path)
+    settings.folders.create()
+    print(config_path)
+    return 0
+
+
+def _paths(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    paths = {name: str(path) for name, path in settings.folders.as_dict().items()}
+    paths["config"] = str(settings.path)
+    if args.json:
+        print(json.dumps(paths, indent=1))
+    else:
+        width = max(map(len, paths))
+        for name, path in paths.items():
+            print(f"{name:<{width}}  {path}")
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import Spooler
+
+    settings = _settings(args)
+    setup_logging(settings.log_level, journal="JOURNAL_STREAM" in os.environ)
+    spooler = Spooler(settings)
+    try:
+        if args.once:
+            report = spooler.run_once()
+            print(f"admitted {report.admitted} job(s), engaged {report.engaged}")
+            return 0
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            spooler.request_stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        spooler.run()
+        return 0
+    finally:
+        spooler.close()
+
+
+# -- submit / validate --------------------------------------------------------------------
+
+
+def _submit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    job_id = args.job_id or new_job_id()
+    if not is_valid_job_id(job_id):
+        raise LabspoolError(f"{job_id!r} is not a valid job id (1 to 100 letters, digits, '_', '-')")
+    data = read_regular_file(args.file, settings.limits.job_file_max_bytes)
+    folders = settings.folders
+    target = folders.dump / f"{job_id}.json"
+    if target.exists() or (folders.status / f"{job_id}.json").exists():
+        raise LabspoolError(f"the job id {job_id} is already used")
+    staged = folders.staging / f"{job_id}.json"
+    write_atomic(staged, data)
+    os.rename(staged, target)  # same filesystem: the spooler never sees a partial file
+    print(job_id)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    backend = get_backend(settings.backend)
+    try:
+        if args.job_id is not None:
+            if not is_valid_job_id(args.job_id):
+                raise JobRejected(f"job id: {args.job_id!r} is not a valid job id")
+        else:
+            parse_job_file_name(args.file.name)
+        job = JobValidator(backend, settings.limits).validate_bytes(
+            read_regular_file(args.file, settings.limits.job_file_max_bytes)
+        )
+        renderer = Renderer(backend, settings.apparatus.header, settings.apparatus.object)
+        sources = {e.name: renderer.render(e) for e in job.experiments}
+    except JobRejected as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"invalid: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if args.compile:
+        from .compilecheck import compile_experiments
+
+        failures = compile_experiments(sources, shots=job.experiments[0].shots)
+        if failures:
+            for name, message in failures.items():
+                print(f"invalid: {name} does not compile:\n{message}", file=sys.stderr)
+            return 1
+    compiled = " and compiled" if args.compile else ""
+    print(
+        f"valid: {len(job.experiments)} experiment(s), {job.total_shots} shot(s) on "
+        f"{backend.name}; rendered{compiled}"
+    )
+    return 0
+
+
+# -- status / schema ----------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.folders.database.exists():
+        documents: list[dict[str, Any]] = []
+    else:
+        store = JobStore(settings.folders.database)
+        try:
+            with store.snapshot() as reader:
+                if args.job_id:
+                    documents = [status_document(reader, reader.require(args.job_id))]
+                else:
+                    documents = [status_document(reader, r) for r in reader.jobs()]
+        finally:
+            store.close()
+    if args.json:
+        print(json.dumps(documents[0] if args.job_id else documents, indent=1))
+        return 0
+    if args.job_id:
+        doc = documents[0]
+        for key in ("job_id", "status", "detail", "error_message", "queue_position"):
+            print(f"{key:<15} {doc[key]}")
+        print(f"{'shots':<15} {_progress(doc)}")
+        return 0
+    rows = [("JOB", "STATE", "AGE", "POS", "PROGRESS")]
+    now = time.time()
+    for doc in documents:
+        created = doc["history"][0]["at"] if doc["history"] else None
+        age = _age(now, created)
+        pos = doc["queue_position"]
+        rows.append((doc["job_id"], doc["status"], age, "" if pos is None else str(pos), _progress(doc)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _progress(doc: dict[str, Any]) -> str:
+    expected = doc["shots_expected"] or doc["shots_requested"]
+    return "" if expected is None else f"{doc['shots_done']}/{expected}"
+
+
+def _age(now: float, iso: str | None) -> str:
+    if iso is None:
+        return ""
+    from datetime import datetime
+
+    seconds = max(0, int(now - datetime.fromisoformat(iso).timestamp()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _schema(args: argparse.Namespace) -> int:
+    if args.backend is None:
+        settings = _settings(args)
+        name, limits = settings.backend, settings.limits
+    else:
+        from .settings import Limits
+
+        name, limits = args.backend, Limits()
+    print(json.dumps(get_backend(name).json_schema(limits.instructions_per_experiment_max), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The spooler daemon: one loop, drivable from tests.
+
+``Spooler.step()`` does one pass (take a batch from the dump folder and admit it, then try
+to engage the head of the queue); ``run_once()`` steps until the dump folder is empty;
+``run()`` watches the folder and steps until :meth:`Spooler.request_stop` is called (from
+another thread, or a signal handler: it only sets two events). Between steps the loop
+sleeps on an event that the folder watcher, the stop request and the timers wake.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .admission import Admission
+from .backends import get_backend
+from .dispatch import Dispatcher
+from .errors import SpoolerBusy
+from .intake import DumpFolder, DumpWatcher
+from .jobs import Jobs
+from .lab import Lab, make_lab
+from .render import Renderer
+from .settings import Settings
+from .validation import JobValidator
+
+__all__ = ["Spooler", "StepReport"]
+
+log = logging.getLogger(__name__)
+
+
+class StepReport:
+    __slots__ = ("admitted", "engaged")
+
+    def __init__(self, admitted: int = 0, engaged: int = 0) -> None:
+        self.admitted = admitted
+        self.engaged = engaged
+
+
+class Spooler:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        lab: Lab | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        settings.folders.create()
+        self._lock_fd = _lock(settings.folders.state / "spooler.lock")
+        backend = get_backend(settings.backend)
+        self.validator = JobValidator(backend, settings.limits)
+        self.renderer = Renderer(backend, settings.apparatus.header, settings.apparatus.object)
+        self.jobs = Jobs(settings.folders, clock=wall_clock)
+        self.dump = DumpFolder(settings.folders.dump, settings.folders.claimed)
+        self.admission = Admission(settings, self.jobs, self.validator, self.renderer)
+        self.dispatcher = Dispatcher(
+            settings, self.jobs, lab if lab is not None else make_lab(settings), self.validator, clock=clock
+        )
+        self.watcher: DumpWatcher | None = None
+        self._next_rescan = float("-inf")
+        self._started = False
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self.jobs.close()
+        os.close(self._lock_fd)
+
+    def start(self) -> None:
+        """Recover from a crash, then index the dump folder."""
+        if self._started:
+            return
+        _ = self.renderer.header  # a missing or broken header stops the daemon here, clearly
+        self.validator.prepare()
+        recovered = self.admission.recover()
+        if recovered:
+            log.info("recovery finished %d job(s) left INITIALIZING", len(recovered))
+        self._rescan()
+        self._started = True
+
+    def _rescan(self) -> None:
+        waiting = self.dump.rescan()
+        self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
+        if waiting:
+            log.info("%d job file(s) waiting in %s", waiting, self.dump.folder)
+
+    def step(self) -> StepReport:
+        """One pass: admit one batch from the dump folder, then try to engage a job."""
+        self.start()
+        if self.clock() >= self._next_rescan or not self.dump.merge_hints():
+            self._rescan()
+        batch = self.dump.take(self.settings.intake.batch_max_jobs)
+        claimed = [path for path in map(self.dump.claim, batch) if path is not None]
+        admitted = self.admission.admit(claimed)
+        engaged = self.dispatcher.step()
+        return StepReport(len(admitted), int(engaged is not None))
+
+    def run_once(self) -> StepReport:
+        """Admit everything waiting in the dump folder and try the lab once; then return."""
+        total = StepReport()
+        self.start()
+        while True:
+            report = self.step()
+            total.admitted += report.admitted
+            total.engaged += report.engaged
+            if not len(self.dump) and report.admitted == 0:
+                return total
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the current step (safe from a signal handler)."""
+        self._stop.set()
+        self.dump.wake.set()
+
+    def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
+        """Run until :meth:`request_stop`; *on_ready* is called once the folder is watched."""
+        stop = self._stop
+        intake = self.settings.intake
+        self.watcher = DumpWatcher(
+            self.dump, polling=intake.observer == "polling", polling_interval_s=intake.polling_interval_s
+        )
+        self.watcher.start()
+        self.start()
+        if on_ready is not None:
+            on_ready()
+        log.info("watching %s for jobs (backend %s)", self.dump.folder, self.settings.backend)
+        while not stop.is_set():
+            report = self.step()
+            if report.admitted or len(self.dump):
+                continue
+            self.dump.wake.clear()
+            if stop.is_set():
+                break
+            timeout = max(0.0, self._next_rescan - self.clock())
+            if self.jobs.read.queue(limit=1):
+                timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
+            self.dump.wake.wait(timeout)
+        log.info("stopping: the current step is finished")
+
+    def watcher_alive(self) -> bool:
+        return self.watcher is not None and self.watcher.alive()
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SpoolerBusy(f"another spooler (pid {holder}) already serves {path.parent}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

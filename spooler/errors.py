@@ -1,0 +1,55 @@
+"""The small exception hierarchy of labspool.
+
+Messages are written for the physicist who submitted the job or runs the machine: they say
+what is wrong and where, never only that something failed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "IllegalTransition",
+    "JobRejected",
+    "LabError",
+    "LabRejected",
+    "LabUnavailable",
+    "LabspoolError",
+    "RenderError",
+    "SpoolerBusy",
+]
+
+
+class LabspoolError(Exception):
+    """Base class of every error labspool raises on purpose."""
+
+
+class ConfigError(LabspoolError):
+    """The configuration file is missing, unreadable or invalid (the message names the file and key)."""
+
+
+class JobRejected(LabspoolError):
+    """A job file is not acceptable; the message goes into the job's ``error_message``."""
+
+
+class RenderError(JobRejected):
+    """The experiment file could not be rendered safely (a defence behind validation)."""
+
+
+class IllegalTransition(LabspoolError):
+    """A state change that the job state machine does not allow."""
+
+
+class SpoolerBusy(LabspoolError):
+    """Another spooler already serves this folder tree."""
+
+
+class LabError(LabspoolError):
+    """Base class of errors reported by the lab (runmanager, BLACS)."""
+
+
+class LabUnavailable(LabError):
+    """The lab cannot be reached now; the job waits and the call is retried later."""
+
+
+class LabRejected(LabError):
+    """The lab refused the job (e.g. runmanager rejected a global); the job ends ERROR."""

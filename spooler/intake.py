@@ -1,0 +1,175 @@
+"""The dump folder: finding job files, oldest first, and claiming each exactly once.
+
+watchdog's events are hints, not a source of truth (inotify drops events under load and
+sees nothing on network shares), so the folder is also rescanned in full at start-up and
+at an interval. Arrival order is the inode change time (a rename into the folder sets it),
+then the name. A file is claimed by renaming it out of the folder: of two claimants the
+loser gets FileNotFoundError, so no job is taken twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from .fsutil import is_ignored_name
+
+__all__ = ["Candidate", "DumpFolder", "DumpWatcher"]
+
+log = logging.getLogger(__name__)
+
+# A burst larger than this many event hints is handled by a full rescan instead.
+_MAX_HINTS = 4096
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Candidate:
+    arrived_ns: int
+    name: str = field(compare=True)
+
+
+class DumpFolder:
+    """An index of the job files waiting in the dump folder.
+
+    Memory is bounded by the index itself (one small entry per waiting file) plus at most
+    ``_MAX_HINTS`` event hints; events carry no payload beyond a file name.
+    """
+
+    def __init__(self, folder: Path, claimed: Path) -> None:
+        self.folder = folder
+        self.claimed = claimed
+        self._heap: list[Candidate] = []
+        self._indexed: set[str] = set()
+        self._hints: set[str] = set()
+        self._hint_overflow = False
+        self._lock = threading.Lock()
+        self.wake = threading.Event()
+
+    # -- fed from the observer thread ---------------------------------------------------
+
+    def hint(self, name: str) -> None:
+        """A file may have appeared (called from the watchdog thread)."""
+        with self._lock:
+            if len(self._hints) < _MAX_HINTS:
+                self._hints.add(name)
+            else:
+                self._hint_overflow = True
+        self.wake.set()
+
+    # -- used by the spooler loop --------------------------------------------------------
+
+    def rescan(self) -> int:
+        """Rebuild the index from a full listing of the folder; returns the files waiting."""
+        with self._lock:
+            self._hints.clear()
+            self._hint_overflow = False
+        heap: list[Candidate] = []
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                candidate = self._candidate(entry.name, entry)
+                if candidate is not None:
+                    heap.append(candidate)
+        heapq.heapify(heap)
+        self._heap = heap
+        self._indexed = {c.name for c in heap}
+        return len(heap)
+
+    def merge_hints(self) -> bool:
+        """Add hinted files to the index; False when the hints overflowed (rescan instead)."""
+        with self._lock:
+            hints, self._hints = self._hints, set()
+            overflow, self._hint_overflow = self._hint_overflow, False
+        if overflow:
+            return False
+        for name in hints - self._indexed:
+            candidate = self._candidate(name, None)
+            if candidate is not None:
+                heapq.heappush(self._heap, candidate)
+                self._indexed.add(name)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def take(self, limit: int) -> list[Candidate]:
+        """Up to *limit* of the oldest indexed files (not yet claimed)."""
+        taken = []
+        while self._heap and len(taken) < limit:
+            candidate = heapq.heappop(self._heap)
+            self._indexed.discard(candidate.name)
+            taken.append(candidate)
+        return taken
+
+    def claim(self, candidate: Candidate) -> Path | None:
+        """Rename the file into the claimed folder; None if it is gone (someone else took it)."""
+        target = self.claimed / candidate.name
+        if target.exists() or target.is_symlink():
+            # Only after a crash mid-claim; the earlier file is processed first (recovery).
+            log.warning("%s is already in the claimed folder; it waits", candidate.name)
+            return None
+        try:
+            os.rename(self.folder / candidate.name, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def _candidate(self, name: str, entry: os.DirEntry[str] | None) -> Candidate | None:
+        if is_ignored_name(name):
+            return None
+        try:
+            info = entry.stat(follow_symlinks=False) if entry else (self.folder / name).lstat()
+        except FileNotFoundError:
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            return None
+        return Candidate(info.st_ctime_ns, name)
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns any event into a hint. It never raises: an exception would kill the observer."""
+
+    def __init__(self, hint: Callable[[str], None]) -> None:
+        self._hint = hint
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            if event.event_type in ("created", "moved", "closed"):
+                path = event.dest_path if event.event_type == "moved" else event.src_path
+                self._hint(os.path.basename(os.fsdecode(path)))
+        except Exception:  # the observer thread must survive anything
+            log.exception("dump-folder event handler failed; the rescan will cover it")
+
+
+class DumpWatcher:
+    """A watchdog observer on the dump folder (inotify, or polling for network shares)."""
+
+    def __init__(self, dump: DumpFolder, *, polling: bool, polling_interval_s: float) -> None:
+        self.dump = dump
+        self._observer: BaseObserver = (
+            PollingObserver(timeout=polling_interval_s) if polling else Observer()
+        )
+        self._observer.schedule(_Handler(dump.hint), str(dump.folder), recursive=False)
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=10)
+
+    def alive(self) -> bool:
+        """True while the observer and its emitter threads run (tied to the systemd watchdog)."""
+        if not self._observer.is_alive():
+            return False
+        return all(emitter.is_alive() for emitter in self._observer.emitters)

@@ -1,0 +1,50 @@
+"""The job model as both daemons use it: the store plus the status files rendered from it.
+
+>>> with jobs.change() as tx:            # one durable commit
+...     tx.transition(job_id, JobState.RUNNING, note="Engaged on the lab")
+# on leaving the block the changed jobs' status files are rendered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from .settings import Folders
+from .statusfile import StatusFiles
+from .store import JobStore, Reader, Transaction
+
+__all__ = ["Jobs"]
+
+
+class Jobs:
+    def __init__(self, folders: Folders, *, clock: Callable[[], float] = time.time) -> None:
+        self.folders = folders
+        self.store = JobStore(folders.database, clock=clock)
+        self.status_files = StatusFiles(folders.status)
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def read(self) -> Reader:
+        return self.store.read
+
+    @contextmanager
+    def change(self) -> Iterator[Transaction]:
+        """A write transaction; the status files of every job it touched are rendered after commit."""
+        with self.store.transaction() as tx:
+            yield tx
+        self.publish(tx.touched)
+
+    def publish(self, job_ids: Iterable[str]) -> int:
+        ids = list(job_ids)
+        if not ids:
+            return 0
+        with self.status_files.locked(), self.store.snapshot() as reader:
+            return self.status_files.publish(reader, ids)
+
+    def publish_queue(self) -> int:
+        """Re-render every queued job (their positions move when the queue changes)."""
+        return self.publish(r.job_id for r in self.read.queue())

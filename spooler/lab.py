@@ -1,0 +1,69 @@
+"""The lab boundary: the small interface through which the spooler runs experiments.
+
+The real lab is runmanager (which compiles shots and sends them to BLACS); anything with
+these methods can stand in for it. Errors are :class:`LabUnavailable` (wait and retry, the
+job stays QUEUED) or :class:`LabRejected` (the job ends ERROR with the lab's message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ConfigError, LabUnavailable
+from .settings import Settings
+
+__all__ = ["Lab", "NoLab", "make_lab"]
+
+
+class Lab(Protocol):
+    def unavailable_reason(self) -> str | None:
+        """None when the lab answers; otherwise what the spooler is waiting for."""
+
+    def set_globals(self, values: Mapping[str, object]) -> None:
+        """Set the run's globals: ``job_id``, ``experiment_name``, ``shots`` and ``seed`` (when given)."""
+
+    def set_labscript_file(self, path: Path) -> None: ...
+
+    def set_shot_output_folder(self, path: Path) -> None: ...
+
+    def n_shots(self) -> int:
+        """How many shots the next :meth:`engage` makes."""
+
+    def engage(self) -> None:
+        """Compile the shots and send them to the machine; returns once they are queued."""
+
+
+class NoLab:
+    """No lab configured (``lab.kind: none``): jobs are validated and wait QUEUED."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.reason = f"no lab is configured (lab.kind is none in {config_path})"
+
+    def unavailable_reason(self) -> str | None:
+        return self.reason
+
+    def _unavailable(self) -> None:
+        raise LabUnavailable(self.reason)
+
+    def set_globals(self, values: Mapping[str, object]) -> None:
+        self._unavailable()
+
+    def set_labscript_file(self, path: Path) -> None:
+        self._unavailable()
+
+    def set_shot_output_folder(self, path: Path) -> None:
+        self._unavailable()
+
+    def n_shots(self) -> int:
+        raise LabUnavailable(self.reason)
+
+    def engage(self) -> None:
+        self._unavailable()
+
+
+def make_lab(settings: Settings) -> Lab:
+    if settings.lab.kind == "none":
+        return NoLab(settings.path)
+    raise ConfigError(f"{settings.path}: lab.kind: {settings.lab.kind!r} is not available")

@@ -1,0 +1,182 @@
+"""The one settings object: read from YAML once, validated by ``schemas/config.schema.json``.
+
+Precedence for finding the file: ``--config PATH``, then ``$LABSPOOL_CONFIG``. Relative
+folder paths are resolved against the folder of the configuration file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+from .resources import schema_path
+
+__all__ = [
+    "ENV_VAR",
+    "ApparatusSettings",
+    "Folders",
+    "IntakeSettings",
+    "LabSettings",
+    "Limits",
+    "RunmanagerSettings",
+    "Settings",
+    "find_config",
+    "load_settings",
+]
+
+ENV_VAR = "LABSPOOL_CONFIG"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Folders:
+    dump: Path
+    staging: Path
+    status: Path
+    results: Path
+    jobs: Path
+    rejected: Path
+    state: Path
+    shots: Path
+    addresses: Path
+    sds: Path
+
+    @property
+    def claimed(self) -> Path:
+        """Job files taken out of the dump folder and not yet filed (spooler only)."""
+        return self.state / "claimed"
+
+    @property
+    def database(self) -> Path:
+        return self.state / "labspool.sqlite3"
+
+    def as_dict(self) -> dict[str, Path]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def create(self) -> None:
+        for path in (*self.as_dict().values(), self.claimed):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    job_file_max_bytes: int = 1 << 20
+    instructions_per_experiment_max: int = 10_000
+    json_depth_max: int = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntakeSettings:
+    observer: str = "inotify"
+    polling_interval_s: float = 1.0
+    rescan_interval_s: float = 10.0
+    batch_max_jobs: int = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApparatusSettings:
+    header: Path
+    object: str = "apparatus"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunmanagerSettings:
+    host: str = "localhost"
+    port: int = 42523
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabSettings:
+    kind: str = "none"
+    max_engaged_jobs: int = 1
+    retry_interval_s: float = 2.0
+    retry_interval_max_s: float = 60.0
+    runmanager: RunmanagerSettings = field(default_factory=RunmanagerSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    path: Path
+    backend: str
+    folders: Folders
+    limits: Limits
+    intake: IntakeSettings
+    apparatus: ApparatusSettings
+    lab: LabSettings
+    log_level: str = "INFO"
+
+
+_DEFAULT_FOLDERS = {name: name for name in Folders.__dataclass_fields__}
+
+
+@cache
+def _config_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(schema_path("config.schema.json").read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)  # type: ignore[no-any-return]
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path:
+    """The configuration file from ``--config`` or ``$LABSPOOL_CONFIG``."""
+    chosen = explicit if explicit is not None else os.environ.get(ENV_VAR)
+    if not chosen:
+        raise ConfigError(
+            f"no configuration given: pass --config PATH or set {ENV_VAR} "
+            "(`labspool init DIR` writes one)"
+        )
+    return Path(chosen).expanduser()
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Read, validate and freeze the configuration at *path*."""
+    path = Path(path).expanduser().absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    error = jsonschema.exceptions.best_match(_config_validator().iter_errors(raw))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{path}: {key}: {error.message}")
+    return _build(path, raw)
+
+
+def _build(path: Path, raw: dict[str, Any]) -> Settings:
+    base = path.parent
+
+    def resolve(value: str) -> Path:
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else base / candidate
+
+    folders = {**_DEFAULT_FOLDERS, **raw.get("folders", {})}
+    apparatus = raw.get("apparatus", {})
+    lab = dict(raw.get("lab", {}))
+    runmanager = RunmanagerSettings(**lab.pop("runmanager", {}))
+    return Settings(
+        path=path,
+        backend=raw["backend"],
+        folders=Folders(**{name: resolve(value) for name, value in folders.items()}),
+        limits=Limits(**raw.get("limits", {})),
+        intake=IntakeSettings(**raw.get("intake", {})),
+        apparatus=ApparatusSettings(
+            header=resolve(apparatus.get("header", "apparatus/header.py")),
+            object=apparatus.get("object", "apparatus"),
+        ),
+        lab=LabSettings(runmanager=runmanager, **lab),
+        log_level=raw.get("logging", {}).get("level", "INFO"),
+    )

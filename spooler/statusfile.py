@@ -1,0 +1,91 @@
+"""Status files: ``status/<job_id>.json``, the users' view of each job, rendered from the store.
+
+The ecosystem's fields (``job_id``, ``status``, ``detail``, ``error_message`` with the string
+``"None"`` when there is no error) come first; the extras carry the attempt, queue position,
+shot counts and the time of every transition. Both daemons render status files after they
+commit; rendering holds a lock on the folder and reads the store inside it, so the last
+writer always writes the newest state, whichever process it is.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .fsutil import fsync_dir, write_atomic
+from .store import JobRecord, Reader
+
+__all__ = ["StatusFiles", "iso_time", "status_document"]
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def status_document(reader: Reader, record: JobRecord) -> dict[str, Any]:
+    history = reader.history(record.job_id)
+    return {
+        "job_id": record.job_id,
+        "status": record.state.value,
+        "detail": record.detail,
+        "error_message": record.error_message if record.error_message else "None",
+        "attempt": record.attempt,
+        "backend": record.backend,
+        "submitted_as": record.source_name,
+        "queue_position": reader.queue_position(record),
+        "experiments": record.experiments,
+        "shots_requested": record.shots_requested,
+        "shots_expected": record.shots_expected,
+        "shots_done": record.shots_done,
+        "created_at": iso_time(record.created_at),
+        "updated_at": iso_time(record.updated_at),
+        "history": [
+            {"attempt": t.attempt, "status": t.to_state.value, "at": iso_time(t.at), "note": t.note}
+            for t in history
+        ],
+    }
+
+
+class StatusFiles:
+    """The status folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, job_id: str) -> Path:
+        return self.folder / f"{job_id}.json"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def publish(self, reader: Reader, job_ids: Iterable[str]) -> int:
+        """Render the status files of *job_ids* from *reader*; the caller holds :meth:`locked`."""
+        count = 0
+        for job_id in job_ids:
+            record = reader.get(job_id)
+            if record is None:
+                continue
+            document = status_document(reader, record)
+            data = json.dumps(document, indent=1).encode() + b"\n"
+            write_atomic(self.path(job_id), data, sync_dir=False)
+            count += 1
+        if count:
+            fsync_dir(self.folder)
+        return count
+
+    def read(self, job_id: str) -> dict[str, Any]:
+        return json.loads(self.path(job_id).read_text(encoding="utf-8"))  # type: ignore[no-any-return]

@@ -1,0 +1,415 @@
+"""The job store: one SQLite database in WAL mode, shared by both daemons.
+
+SQLite serialises writers across processes (``BEGIN IMMEDIATE``) and, with
+``synchronous=FULL``, every commit is durable. The status files users read are views
+rendered from it (:mod:`spooler.statusfile`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LabspoolError
+from .jobid import rejected_id
+from .states import JobState, check_transition
+
+__all__ = ["ExperimentRecord", "JobRecord", "JobStore", "Transaction", "TransitionRecord"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id         TEXT NOT NULL UNIQUE,
+    state          TEXT NOT NULL,
+    attempt        INTEGER NOT NULL DEFAULT 1,
+    backend        TEXT NOT NULL,
+    submitter      TEXT,
+    source_name    TEXT NOT NULL,
+    claim_name     TEXT,
+    detail         TEXT NOT NULL DEFAULT '',
+    error_message  TEXT,
+    queue_key      REAL,
+    experiments    INTEGER,
+    shots_requested INTEGER,
+    shots_expected INTEGER,
+    shots_done     INTEGER NOT NULL DEFAULT 0,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
+CREATE TABLE IF NOT EXISTS transitions (
+    job_id     TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    at         REAL NOT NULL,
+    note       TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_by_job ON transitions (job_id);
+CREATE TABLE IF NOT EXISTS experiments (
+    job_id          TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    shots_requested INTEGER NOT NULL,
+    shots_expected  INTEGER,
+    submitted_at    REAL,
+    engaged_at      REAL,
+    PRIMARY KEY (job_id, attempt, name)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_JOB_COLUMNS = (
+    "seq, job_id, state, attempt, backend, submitter, source_name, claim_name, detail, "
+    "error_message, queue_key, experiments, shots_requested, shots_expected, shots_done, "
+    "created_at, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    seq: int
+    job_id: str
+    state: JobState
+    attempt: int
+    backend: str
+    submitter: str | None
+    source_name: str
+    claim_name: str | None
+    detail: str
+    error_message: str | None
+    queue_key: float | None
+    experiments: int | None
+    shots_requested: int | None
+    shots_expected: int | None
+    shots_done: int
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> JobRecord:
+        values = list(row)
+        values[2] = JobState(values[2])
+        return cls(*values)
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for n in self.detail.split("; ") if n]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    attempt: int
+    from_state: JobState | None
+    to_state: JobState
+    at: float
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRecord:
+    job_id: str
+    attempt: int
+    name: str
+    shots_requested: int
+    shots_expected: int | None
+    submitted_at: float | None
+    engaged_at: float | None
+
+
+class Reader:
+    """Read-only queries, usable inside and outside a transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else JobRecord.from_row(row)
+
+    def require(self, job_id: str) -> JobRecord:
+        record = self.get(job_id)
+        if record is None:
+            raise LabspoolError(f"no job with id {job_id!r}")
+        return record
+
+    def jobs(self, *states: JobState) -> list[JobRecord]:
+        if states:
+            marks = ", ".join("?" for _ in states)
+            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY seq"
+            rows = self._db.execute(sql, [s.value for s in states])
+        else:
+            rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY seq")
+        return [JobRecord.from_row(r) for r in rows]
+
+    def queue(self, limit: int | None = None) -> list[JobRecord]:
+        """QUEUED jobs in the order they will run."""
+        sql = (
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'QUEUED' ORDER BY queue_key, seq"
+            + ("" if limit is None else f" LIMIT {int(limit)}")
+        )
+        return [JobRecord.from_row(r) for r in self._db.execute(sql)]
+
+    def queue_position(self, record: JobRecord) -> int | None:
+        """1 for the job that runs next, None when not queued."""
+        if record.state is not JobState.QUEUED:
+            return None
+        (ahead,) = self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED' AND (queue_key, seq) < (?, ?)",
+            (record.queue_key, record.seq),
+        ).fetchone()
+        return int(ahead) + 1
+
+    def history(self, job_id: str) -> list[TransitionRecord]:
+        rows = self._db.execute(
+            "SELECT attempt, from_state, to_state, at, note FROM transitions "
+            "WHERE job_id = ? ORDER BY rowid",
+            (job_id,),
+        )
+        return [
+            TransitionRecord(a, None if f is None else JobState(f), JobState(t), at, n)
+            for a, f, t, at, n in rows
+        ]
+
+    def experiments(self, job_id: str, attempt: int) -> list[ExperimentRecord]:
+        rows = self._db.execute(
+            "SELECT job_id, attempt, name, shots_requested, shots_expected, submitted_at, "
+            "engaged_at FROM experiments WHERE job_id = ? AND attempt = ? ORDER BY rowid",
+            (job_id, attempt),
+        )
+        return [ExperimentRecord(*row) for row in rows]
+
+    def shots_submitted(self, job_id: str, attempt: int) -> int:
+        """Shots runmanager said it would make, over the experiments submitted so far."""
+        (total,) = self._db.execute(
+            "SELECT COALESCE(SUM(shots_expected), 0) FROM experiments WHERE job_id = ? AND attempt = ?",
+            (job_id, attempt),
+        ).fetchone()
+        return int(total)
+
+    def count_by_state(self) -> dict[JobState, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        return {JobState(s): n for s, n in rows}
+
+    def find_initializing(self, claim_name: str) -> JobRecord | None:
+        row = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'INITIALIZING' AND claim_name = ?",
+            (claim_name,),
+        ).fetchone()
+        return None if row is None else JobRecord.from_row(row)
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+
+class Transaction(Reader):
+    """One write transaction; every state change of a job goes through :meth:`transition`."""
+
+    def __init__(self, connection: sqlite3.Connection, now: float) -> None:
+        super().__init__(connection)
+        self.now = now
+        self.touched: dict[str, None] = {}
+
+    def add_job(
+        self,
+        *,
+        job_id: str | None,
+        backend: str,
+        source_name: str,
+        claim_name: str,
+        submitter: str | None = None,
+        note: str = "Got your json.",
+    ) -> JobRecord:
+        """Record a claimed job file as INITIALIZING; ``job_id=None`` gives it a rejected.<n> id."""
+        placeholder = job_id if job_id is not None else f"claim:{claim_name}"
+        cursor = self._db.execute(
+            "INSERT INTO jobs (job_id, state, backend, submitter, source_name, claim_name, "
+            "detail, created_at, updated_at) VALUES (?, 'INITIALIZING', ?, ?, ?, ?, ?, ?, ?)",
+            (placeholder, backend, submitter, source_name, claim_name, note, self.now, self.now),
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        final_id = job_id if job_id is not None else rejected_id(seq)
+        if job_id is None:
+            self._db.execute("UPDATE jobs SET job_id = ? WHERE seq = ?", (final_id, seq))
+        self._db.execute(
+            "INSERT INTO transitions (job_id, attempt, from_state, to_state, at, note) "
+            "VALUES (?, 1, NULL, 'INITIALIZING', ?, ?)",
+            (final_id, self.now, note),
+        )
+        self.touched[final_id] = None
+        return self.require(final_id)
+
+    def transition(
+        self,
+        job_id: str,
+        new: JobState,
+        *,
+        note: str | None = None,
+        error_message: str | None = None,
+        expect: JobState | None = None,
+    ) -> JobRecord:
+        """Move *job_id* to *new*, appending *note* to its detail. Checked against the table."""
+        record = self.require(job_id)
+        if expect is not None and record.state is not expect:
+            raise LabspoolError(f"job {job_id} is {record.state}, expected {expect}")
+        check_transition(job_id, record.state, new)
+        attempt = record.attempt
+        queue_key = record.queue_key
+        if new is JobState.QUEUED:
+            if record.state in (JobState.ERROR, JobState.CANCELLED):
+                attempt += 1
+                error_message = None
+            if queue_key is None:
+                queue_key = float(record.seq)
+        self._db.execute(
+            "UPDATE jobs SET state = ?, attempt = ?, detail = ?, error_message = ?, "
+            "queue_key = ?, updated_at = ? WHERE job_id = ?",
+            (
+                new.value,
+                attempt,
+                _append(record.detail, note),
+                error_message if new is not JobState.QUEUED else None,
+                queue_key,
+                self.now,
+                job_id,
+            ),
+        )
+        self._db.execute(
+            "INSERT INTO transitions (job_id, attempt, from_state, to_state, at, note) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, attempt, record.state.value, new.value, self.now, note),
+        )
+        self.touched[job_id] = None
+        return self.require(job_id)
+
+    def note(self, job_id: str, note: str, *, unless_last: bool = True) -> None:
+        """Append *note* to the job's detail (not a state change); skipped if it repeats the last."""
+        record = self.require(job_id)
+        if unless_last and record.notes[-1:] == [note]:
+            return
+        self._db.execute(
+            "UPDATE jobs SET detail = ?, updated_at = ? WHERE job_id = ?",
+            (_append(record.detail, note), self.now, job_id),
+        )
+        self.touched[job_id] = None
+
+    def set_counts(
+        self,
+        job_id: str,
+        *,
+        experiments: int | None = None,
+        shots_requested: int | None = None,
+        shots_expected: int | None = None,
+        shots_done: int | None = None,
+    ) -> None:
+        values = {
+            "experiments": experiments,
+            "shots_requested": shots_requested,
+            "shots_expected": shots_expected,
+            "shots_done": shots_done,
+        }
+        changes = {k: v for k, v in values.items() if v is not None}
+        if changes:
+            assignments = ", ".join(f"{k} = ?" for k in changes)
+            self._db.execute(
+                f"UPDATE jobs SET {assignments}, updated_at = ? WHERE job_id = ?",
+                (*changes.values(), self.now, job_id),
+            )
+            self.touched[job_id] = None
+
+    def clear_claim(self, job_id: str) -> None:
+        self._db.execute("UPDATE jobs SET claim_name = NULL WHERE job_id = ?", (job_id,))
+
+    def add_experiment(self, job_id: str, attempt: int, name: str, shots_requested: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO experiments (job_id, attempt, name, shots_requested) "
+            "VALUES (?, ?, ?, ?)",
+            (job_id, attempt, name, shots_requested),
+        )
+
+    def experiment_submitted(self, job_id: str, attempt: int, name: str, shots_expected: int) -> None:
+        self._db.execute(
+            "UPDATE experiments SET shots_expected = ?, submitted_at = ? "
+            "WHERE job_id = ? AND attempt = ? AND name = ?",
+            (shots_expected, self.now, job_id, attempt, name),
+        )
+
+    def experiment_engaged(self, job_id: str, attempt: int, name: str) -> None:
+        self._db.execute(
+            "UPDATE experiments SET engaged_at = ? WHERE job_id = ? AND attempt = ? AND name = ?",
+            (self.now, job_id, attempt, name),
+        )
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _append(detail: str, note: str | None) -> str:
+    if not note:
+        return detail
+    return f"{detail}; {note}" if detail else note
+
+
+class JobStore:
+    """The database file; open one per process (and per thread that writes)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        # executescript commits on its own, so the schema is created outside a transaction;
+        # every statement in it is idempotent.
+        self._db.executescript(_SCHEMA)
+        with self.transaction() as tx:
+            version = tx.meta("schema_version")
+            if version is None:
+                tx.set_meta("schema_version", str(SCHEMA_VERSION))
+            elif int(version) > SCHEMA_VERSION:
+                raise LabspoolError(
+                    f"{self.path} was written by a newer labspool (schema {version})"
+                )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def read(self) -> Reader:
+        return Reader(self._db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A write transaction; commits (durably) when the block ends, rolls back on error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        tx = Transaction(self._db, self.clock())
+        try:
+            yield tx
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """A consistent read view across several queries."""
+        self._db.execute("BEGIN")
+        try:
+            yield Reader(self._db)
+        finally:
+            self._db.execute("COMMIT")

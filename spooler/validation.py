@@ -1,0 +1,291 @@
+"""Validation of untrusted job files, in a fixed order.
+
+1. strict JSON (UTF-8, finite numbers, no duplicate keys, bounded depth and size),
+2. the backend's JSON schema (jsonschema, draft 2020-12),
+3. the checks a schema cannot express (experiment names, wires within the experiment's
+   ``num_wires``, distinct wires, the coupling map),
+
+each failure raising :class:`JobRejected` with a message that says what is wrong and where,
+e.g. ``experiment_1.instructions[3]: parameter 7.1 of rlx is above the maximum 6.2832``.
+The job id (from the file name) is checked before all of this, by the intake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from .backends import EXPERIMENT_KEY_PATTERN, Backend, Gate
+from .errors import JobRejected
+from .model import Experiment, Instruction, Job
+from .settings import Limits
+from .strictjson import describe_value, loads_strict
+
+__all__ = ["JobValidator"]
+
+_EXPERIMENT_KEY = re.compile(EXPERIMENT_KEY_PATTERN.rstrip("$").lstrip("^"))
+_EXPERIMENT_KEYS = ("instructions", "num_wires", "shots", "wire_order", "seed")
+
+
+def _fmt(number: float) -> str:
+    return f"{number:.5g}"
+
+
+class JobValidator:
+    """Validates job files for one backend under the configured limits."""
+
+    def __init__(self, backend: Backend, limits: Limits) -> None:
+        self.backend = backend
+        self.limits = limits
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        return self.backend.json_schema(self.limits.instructions_per_experiment_max)
+
+    @cached_property
+    def _schema_validator(self) -> jsonschema.Draft202012Validator:
+        jsonschema.Draft202012Validator.check_schema(self.schema)
+        return jsonschema.Draft202012Validator(self.schema)
+
+    def prepare(self) -> None:
+        """Build (and check) the schema now, so that a broken one stops the daemon at start."""
+        _ = self._schema_validator
+
+    def validate_bytes(self, data: bytes) -> Job:
+        if len(data) > self.limits.job_file_max_bytes:
+            raise JobRejected(
+                f"the job file has {len(data)} bytes, more than the limit of "
+                f"{self.limits.job_file_max_bytes} bytes"
+            )
+        return self.validate_document(loads_strict(data, max_depth=self.limits.json_depth_max))
+
+    def validate_document(self, document: Any) -> Job:
+        error = best_match(self._schema_validator.iter_errors(document))
+        if error is not None:
+            raise JobRejected(self._describe(error, document))
+        return self._semantic(document)
+
+    # -- the checks a schema cannot express -------------------------------------------------
+
+    def _semantic(self, document: dict[str, Any]) -> Job:
+        experiments = []
+        for name in sorted(document, key=_experiment_index):
+            experiments.append(self._experiment(name, document[name]))
+        return Job(tuple(experiments))
+
+    def _experiment(self, name: str, raw: dict[str, Any]) -> Experiment:
+        if _EXPERIMENT_KEY.fullmatch(name) is None:
+            raise JobRejected(
+                f"experiment names must be experiment_0, experiment_1, ...; got {describe_value(name)}"
+            )
+        num_wires = int(raw["num_wires"])
+        instructions = tuple(
+            self._instruction(f"{name}.instructions[{i}]", item, num_wires)
+            for i, item in enumerate(raw["instructions"])
+        )
+        seed = raw.get("seed")
+        return Experiment(
+            name=name,
+            instructions=instructions,
+            num_wires=num_wires,
+            shots=int(raw["shots"]),
+            wire_order=raw.get("wire_order", self.backend.default_wire_order),
+            seed=None if seed is None else int(seed),
+        )
+
+    def _instruction(self, where: str, item: Sequence[Any], num_wires: int) -> Instruction:
+        name, raw_wires, raw_params = item
+        gate = self.backend.gates[name]
+        wires = tuple(int(w) for w in raw_wires)
+        for wire in wires:
+            if wire >= num_wires:
+                raise JobRejected(
+                    f"{where}: wire {wire} of {name} is outside the experiment's num_wires "
+                    f"{num_wires} (wires 0 to {num_wires - 1})"
+                )
+        if len(set(wires)) != len(wires):
+            raise JobRejected(f"{where}: the wires of {name} must be distinct, got {list(wires)}")
+        if gate.coupling_map is not None and wires not in gate.coupling_map:
+            raise JobRejected(f"{where}: {name} may act on {_groups(gate)}, not on {list(wires)}")
+        return Instruction(name, wires, tuple(float(p) for p in raw_params))
+
+    # -- turning a jsonschema error into a sentence ---------------------------------------
+
+    def _describe(self, error: ValidationError, document: Any) -> str:
+        path = list(error.absolute_path)
+        where = _where(path)
+        if len(path) >= 3 and path[1] == "instructions" and isinstance(path[2], int):
+            instruction = error.instance if len(path) == 3 else _at(document, path[:3])
+            message = self._describe_instruction(error, path[3:], instruction)
+            return f"{_where(path[:3])}: {message}"
+        validator = error.validator
+        if not path:
+            if validator == "type":
+                return (
+                    "the job must be a JSON object with keys experiment_0, experiment_1, ...; "
+                    f"got {_json_type(document)}"
+                )
+            if validator == "maxProperties":
+                return (
+                    f"the job has {len(document)} experiments; {self.backend.name} takes at most "
+                    f"{self.backend.max_experiments}"
+                )
+            if validator == "minProperties":
+                return "the job has no experiments"
+            if validator == "propertyNames":
+                return (
+                    "experiment names must be experiment_0, experiment_1, ...; got "
+                    f"{describe_value(error.instance)}"
+                )
+        if len(path) == 1:
+            if validator == "type":
+                return f"{where}: an experiment must be a JSON object, got {_json_type(error.instance)}"
+            if validator == "additionalProperties":
+                unknown = sorted(set(error.instance) - set(_EXPERIMENT_KEYS))
+                return (
+                    f"{where}: unknown key {describe_value(unknown[0]) if unknown else '?'} "
+                    f"(allowed: {', '.join(_EXPERIMENT_KEYS)})"
+                )
+            if validator == "required":
+                return f"{where}: {error.message.replace(' is a required property', '')} is missing"
+        if len(path) == 2:
+            key = path[1]
+            value = error.instance
+            if key == "shots" and validator == "maximum":
+                return (
+                    f"{where}: {value} shots is above {self.backend.name}'s maximum of "
+                    f"{self.backend.max_shots}"
+                )
+            if key == "num_wires" and validator == "maximum":
+                return (
+                    f"{where}: {value} wires is above {self.backend.name}'s "
+                    f"{self.backend.num_wires}"
+                )
+            if key == "instructions" and validator == "maxItems":
+                return (
+                    f"{where}: {len(value)} instructions is above the limit of "
+                    f"{self.limits.instructions_per_experiment_max}"
+                )
+            if validator in ("type", "minimum", "maximum", "enum"):
+                return f"{where}: {_value_problem(error)}"
+        return f"{where or 'job'}: {_short(error.message)}"
+
+    def _describe_instruction(
+        self, error: ValidationError, rest: list[Any], instruction: Any
+    ) -> str:
+        validator = error.validator
+        gate_name = instruction[0] if isinstance(instruction, list) and instruction else None
+        gate = self.backend.gates.get(gate_name) if isinstance(gate_name, str) else None
+        label = gate_name if gate is not None else "the instruction"
+        if not rest:
+            return (
+                "an instruction must be [name, [wires], [parameters]], got "
+                f"{describe_value(error.instance, 60)}"
+            )
+        part = rest[0]
+        if part == 0:
+            if validator == "type":
+                return f"the gate name must be a string, got {describe_value(error.instance)}"
+            return (
+                f"unknown gate {describe_value(error.instance)}; {self.backend.name} knows "
+                f"{', '.join(sorted(self.backend.gates))}"
+            )
+        if part == 1:
+            if len(rest) == 2:
+                if validator == "type":
+                    return f"wires of {label} must be integers, got {describe_value(error.instance)}"
+                if validator in ("maximum", "minimum"):
+                    return (
+                        f"wire {error.instance} of {label} is out of range ({self.backend.name} "
+                        f"has wires 0 to {self.backend.num_wires - 1})"
+                    )
+            if validator == "type":
+                return f"the wires of {label} must be a list, got {describe_value(error.instance)}"
+            if gate is not None and gate.wires is not None and validator in ("minItems", "maxItems"):
+                return f"{label} acts on {gate.wires} wire(s), got {len(error.instance)}"
+            if validator == "minItems":
+                return f"{label} needs at least one wire"
+            if validator == "maxItems":
+                return f"{label} names {len(error.instance)} wires, more than {self.backend.num_wires}"
+        if part == 2:
+            if len(rest) == 2 and gate is not None:
+                value = error.instance
+                param = gate.params[rest[1]] if rest[1] < len(gate.params) else None
+                if validator == "type":
+                    return (
+                        f"parameter {rest[1]} of {label} must be a number, got "
+                        f"{_json_type(value)} {describe_value(value)}"
+                    )
+                if param is not None and validator == "maximum":
+                    return f"parameter {value} of {label} is above the maximum {_fmt(param.maximum)}"
+                if param is not None and validator == "minimum":
+                    return f"parameter {value} of {label} is below the minimum {_fmt(param.minimum)}"
+                if param is not None and validator == "multipleOf":
+                    return f"parameter {value} of {label} ({param.name}) must be a whole number"
+            if validator == "type":
+                return f"the parameters of {label} must be a list, got {describe_value(error.instance)}"
+            if gate is not None and validator in ("minItems", "maxItems", "items"):
+                count = len(error.instance) if isinstance(error.instance, list) else "?"
+                return f"{label} takes {len(gate.params)} parameter(s), got {count}"
+        return _short(error.message)
+
+
+def _experiment_index(name: str) -> tuple[int, str]:
+    match = _EXPERIMENT_KEY.fullmatch(name)
+    return (int(match[1]) if match else -1, name)
+
+
+def _groups(gate: Gate) -> str:
+    groups = [str(list(group)) for group in gate.coupling_map or ()]
+    return groups[0] if len(groups) == 1 else ", ".join(groups[:-1]) + " or " + groups[-1]
+
+
+def _where(path: Sequence[Any]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            safe = part if _EXPERIMENT_KEY.fullmatch(part) or part in _EXPERIMENT_KEYS else None
+            text += ("." if text else "") + (safe or describe_value(part, 30))
+    return text
+
+
+def _at(document: Any, path: Sequence[Any]) -> Any:
+    for part in path:
+        document = document[part]
+    return document
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _value_problem(error: ValidationError) -> str:
+    value = error.instance
+    if error.validator == "type":
+        return f"must be {error.validator_value}, got {_json_type(value)} {describe_value(value)}"
+    if error.validator == "minimum":
+        return f"{describe_value(value)} is below the minimum {error.validator_value}"
+    if error.validator == "maximum":
+        return f"{describe_value(value)} is above the maximum {error.validator_value}"
+    return f"{describe_value(value)} is not one of {', '.join(map(str, error.validator_value))}"
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
