@@ -137,7 +137,7 @@ class JobValidator:
                 )
             if validator == "minProperties":
                 return "the job has no experiments"
-            if validator == "propertyNames":
+            if validator == "propertyNames" or "propertyNames" in error.schema_path:
                 return (
                     "experiment names must be experiment_0, experiment_1, ...; got "
                     f"{describe_value(error.instance)}"

@@ -1,0 +1,82 @@
+"""Shared fixtures: a fresh labspool tree per test, written by ``labspool init``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spooler.cli import main
+from spooler.settings import Settings, load_settings
+
+Job = dict[str, Any]
+
+
+def init_tree(root: Path, backend: str = "singlequdit") -> Settings:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["init", str(root), "--backend", backend]) == 0
+    return load_settings(out.getvalue().strip())
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Settings:
+    """A complete labspool tree for the singlequdit backend."""
+    return init_tree(tmp_path / "lab")
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> Callable[[str], Settings]:
+    def make(backend: str) -> Settings:
+        return init_tree(tmp_path / backend, backend)
+
+    return make
+
+
+def good_job(shots: int = 3, experiments: int = 1, angle: float = 0.7) -> Job:
+    return {
+        f"experiment_{i}": {
+            "instructions": [["load", [0], [50.0]], ["rlx", [0], [angle]], ["measure", [0], []]],
+            "num_wires": 1,
+            "shots": shots,
+            "wire_order": "sequential",
+        }
+        for i in range(experiments)
+    }
+
+
+def drop(settings: Settings, name: str, content: bytes | str | Job) -> Path:
+    """Put a job file into the dump folder the way a producer should: write, then rename in."""
+    if isinstance(content, dict):
+        data = json.dumps(content).encode()
+    elif isinstance(content, str):
+        data = content.encode()
+    else:
+        data = content
+    staged = settings.folders.staging / f".{name}.tmp"
+    staged.write_bytes(data)
+    target = settings.folders.dump / name
+    os.rename(staged, target)
+    return target
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("LABSPOOL_CONFIG", raising=False)
+    yield

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spooler.errors import ConfigError
+from spooler.settings import find_config, load_settings
+from tests.conftest import init_tree
+
+
+def test_init_writes_a_complete_valid_configuration(tmp_path: Path) -> None:
+    settings = init_tree(tmp_path / "x", "fermions")
+    assert settings.backend == "fermions"
+    assert settings.folders.dump == tmp_path / "x" / "dump"
+    for path in settings.folders.as_dict().values():
+        assert path.is_dir()
+    assert settings.apparatus.header.is_file()
+    assert settings.limits.job_file_max_bytes == 1 << 20
+    assert settings.limits.instructions_per_experiment_max == 10_000
+
+
+def test_relative_folders_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "labspool.yaml"
+    config.parent.mkdir()
+    config.write_text("backend: nali\nfolders:\n  dump: ../spool/in\n  sds: /mnt/sds\n")
+    settings = load_settings(config)
+    assert settings.folders.dump == tmp_path / "etc" / ".." / "spool" / "in"
+    assert settings.folders.sds == Path("/mnt/sds")
+    assert settings.folders.status == tmp_path / "etc" / "status"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("backend: singlequdit\nintake:\n  rescan_interval: 3\n", "intake: Additional properties"),
+        ("backend: singlequdit\nlimits:\n  job_file_max_bytes: big\n", "limits.job_file_max_bytes"),
+        ("backend: quantumtoaster\n", "backend: 'quantumtoaster' is not one of"),
+        ("folders: {}\n", "'backend' is a required property"),
+        ("backend: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "(top level)"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(config) in str(caught.value)
+    assert fragment in str(caught.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the configuration"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_settings_are_frozen(tree: object) -> None:
+    with pytest.raises(AttributeError):
+        tree.backend = "nali"  # type: ignore[attr-defined]
+
+
+def test_config_comes_from_flag_then_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LABSPOOL_CONFIG", str(tmp_path / "env.yaml"))
+    assert find_config(str(tmp_path / "flag.yaml")) == tmp_path / "flag.yaml"
+    assert find_config(None) == tmp_path / "env.yaml"
+    monkeypatch.delenv("LABSPOOL_CONFIG")
+    with pytest.raises(ConfigError, match="LABSPOOL_CONFIG"):
+        find_config(None)
