@@ -90,7 +90,9 @@ class Admission:
 
     def recover(self) -> list[JobRecord]:
         """Finish jobs left INITIALIZING by a crash, then admit orphaned claimed files."""
-        stuck = [(r, None) for r in self.jobs.read.jobs(JobState.INITIALIZING)]
+        stuck: list[tuple[JobRecord, str | None]] = [
+            (r, None) for r in self.jobs.read.jobs(JobState.INITIALIZING)
+        ]
         done = self._decide(stuck) if stuck else []
         known = {r.claim_name for r, _ in stuck}
         orphans = sorted(
@@ -128,7 +130,9 @@ class Admission:
                     shots_requested=job.total_shots,
                 )
                 for experiment in job.experiments:
-                    tx.add_experiment(record.job_id, record.attempt, experiment.name, experiment.shots)
+                    tx.add_experiment(
+                        record.job_id, record.attempt, experiment.name, experiment.shots
+                    )
                 tx.note(record.job_id, "Passed json sanity check")
                 plural = "s" if len(job.experiments) != 1 else ""
                 queued = tx.transition(

@@ -126,7 +126,11 @@ def _wires_schema(gate: Gate) -> dict[str, Any]:
 def _params_schema(gate: Gate) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     for param in gate.params:
-        item: dict[str, Any] = {"type": "number", "minimum": param.minimum, "maximum": param.maximum}
+        item: dict[str, Any] = {
+            "type": "number",
+            "minimum": param.minimum,
+            "maximum": param.maximum,
+        }
         if param.integral:
             item["multipleOf"] = 1
         items.append(item)

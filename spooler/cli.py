@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.set_defaults(func=func)
         return p
@@ -63,16 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="singlequdit", choices=sorted(BACKENDS))
     p = command("paths", _paths, "show where to drop jobs and where status and result files appear")
     p.add_argument("--json", action="store_true")
-    p = command("run", _run, "run the spooler daemon (SIGTERM finishes the current step, then exits)")
-    p.add_argument("--once", action="store_true", help="admit what is waiting, try the lab once, exit")
-    p = command("submit", _submit, "drop a job file into the dump folder atomically; prints the job id")
+    p = command(
+        "run", _run, "run the spooler daemon (SIGTERM finishes the current step, then exits)"
+    )
+    p.add_argument(
+        "--once", action="store_true", help="admit what is waiting, try the lab once, exit"
+    )
+    p = command(
+        "submit", _submit, "drop a job file into the dump folder atomically; prints the job id"
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--id", dest="job_id", help="the job id (default: a new one)")
     p = command("validate", _validate, "dry run: every check and the rendering; exit 0 when valid")
     p.add_argument("file", type=Path)
     p.add_argument("--id", dest="job_id", help="check this id instead of the one in the file name")
     p.add_argument(
-        "--compile", action="store_true", help="also compile with the real labscript compiler (sandboxed)"
+        "--compile",
+        action="store_true",
+        help="also compile with the real labscript compiler (sandboxed)",
     )
     p = command("status", _status, "the jobs and their states")
     p.add_argument("job_id", nargs="?", metavar="JOB")
@@ -156,7 +166,9 @@ def _submit(args: argparse.Namespace) -> int:
     settings = _settings(args)
     job_id = args.job_id or new_job_id()
     if not is_valid_job_id(job_id):
-        raise LabspoolError(f"{job_id!r} is not a valid job id (1 to 100 letters, digits, '_', '-')")
+        raise LabspoolError(
+            f"{job_id!r} is not a valid job id (1 to 100 letters, digits, '_', '-')"
+        )
     data = read_regular_file(args.file, settings.limits.job_file_max_bytes)
     folders = settings.folders
     target = folders.dump / f"{job_id}.json"
@@ -237,7 +249,9 @@ def _status(args: argparse.Namespace) -> int:
         created = doc["history"][0]["at"] if doc["history"] else None
         age = _age(now, created)
         pos = doc["queue_position"]
-        rows.append((doc["job_id"], doc["status"], age, "" if pos is None else str(pos), _progress(doc)))
+        rows.append(
+            (doc["job_id"], doc["status"], age, "" if pos is None else str(pos), _progress(doc))
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -269,7 +283,9 @@ def _schema(args: argparse.Namespace) -> int:
         from .settings import Limits
 
         name, limits = args.backend, Limits()
-    print(json.dumps(get_backend(name).json_schema(limits.instructions_per_experiment_max), indent=1))
+    print(
+        json.dumps(get_backend(name).json_schema(limits.instructions_per_experiment_max), indent=1)
+    )
     return 0
 
 

@@ -61,7 +61,11 @@ class Spooler:
         self.dump = DumpFolder(settings.folders.dump, settings.folders.claimed)
         self.admission = Admission(settings, self.jobs, self.validator, self.renderer)
         self.dispatcher = Dispatcher(
-            settings, self.jobs, lab if lab is not None else make_lab(settings), self.validator, clock=clock
+            settings,
+            self.jobs,
+            lab if lab is not None else make_lab(settings),
+            self.validator,
+            clock=clock,
         )
         self.watcher: DumpWatcher | None = None
         self._next_rescan = float("-inf")
@@ -108,6 +112,7 @@ class Spooler:
         """Admit everything waiting in the dump folder and try the lab once; then return."""
         total = StepReport()
         self.start()
+        self._rescan()  # no watcher in this mode: look at the folder itself
         while True:
             report = self.step()
             total.admitted += report.admitted
@@ -125,7 +130,9 @@ class Spooler:
         stop = self._stop
         intake = self.settings.intake
         self.watcher = DumpWatcher(
-            self.dump, polling=intake.observer == "polling", polling_interval_s=intake.polling_interval_s
+            self.dump,
+            polling=intake.observer == "polling",
+            polling_interval_s=intake.polling_interval_s,
         )
         self.watcher.start()
         self.start()

@@ -54,14 +54,16 @@ class Dispatcher:
         return max(0.0, self._retry_at - self.clock())
 
     def step(self) -> JobRecord | None:
-        """Engage the head of the queue if the lab has room; returns the job engaged."""
-        engaged = self.jobs.read.jobs(JobState.RUNNING)
-        if len(engaged) >= self.settings.lab.max_engaged_jobs:
+        """Engage the next job if the lab has room; returns the job engaged.
+
+        A RUNNING job whose experiments were not all engaged (the lab went away in between)
+        is resumed first, before anything new is taken from the queue.
+        """
+        if self.clock() < self._retry_at:
             return None
-        head = self.jobs.read.queue(limit=1)
-        if not head or self.clock() < self._retry_at:
+        record = self._next()
+        if record is None:
             return None
-        record = head[0]
         reason = self.lab.unavailable_reason()
         if reason is not None:
             self._wait(record, reason)
@@ -74,7 +76,10 @@ class Dispatcher:
         except LabRejected as exc:
             with self.jobs.change() as tx:
                 tx.transition(
-                    record.job_id, JobState.ERROR, note="The lab refused the job", error_message=str(exc)
+                    record.job_id,
+                    JobState.ERROR,
+                    note="The lab refused the job",
+                    error_message=str(exc),
                 )
             for_job(log, record.job_id).error("the lab refused the job: %s", exc)
             return None
@@ -83,16 +88,33 @@ class Dispatcher:
         self.jobs.publish_queue()
         return self.jobs.read.get(record.job_id)
 
+    def _next(self) -> JobRecord | None:
+        running = self.jobs.read.jobs(JobState.RUNNING)
+        for job in running:
+            experiments = self.jobs.read.experiments(job.job_id, job.attempt)
+            if any(e.engaged_at is None for e in experiments):
+                return job
+        if len(running) >= self.settings.lab.max_engaged_jobs:
+            return None
+        head = self.jobs.read.queue(limit=1)
+        return head[0] if head else None
+
     def _wait(self, record: JobRecord, reason: str) -> None:
         with self.jobs.change() as tx:
             tx.note(record.job_id, f"Waiting for the lab: {reason}")
-        for_job(log, record.job_id).info("waiting for the lab (next try in %.1f s): %s", self._delay_s, reason)
+        for_job(log, record.job_id).info(
+            "waiting for the lab (next try in %.1f s): %s", self._delay_s, reason
+        )
         self._retry_at = self.clock() + self._delay_s
         self._delay_s = min(self._delay_s * 2, self.settings.lab.retry_interval_max_s)
 
     def _engage(self, record: JobRecord) -> None:
         job = self._load(record)
-        done = {e.name for e in self.jobs.read.experiments(record.job_id, record.attempt) if e.engaged_at}
+        done = {
+            e.name
+            for e in self.jobs.read.experiments(record.job_id, record.attempt)
+            if e.engaged_at
+        }
         for experiment in job.experiments:
             if experiment.name not in done:
                 self._engage_experiment(record, experiment)

@@ -24,7 +24,7 @@ class LabspoolError(Exception):
 
 
 class ConfigError(LabspoolError):
-    """The configuration file is missing, unreadable or invalid (the message names the file and key)."""
+    """The configuration is missing, unreadable or invalid (the message names file and key)."""
 
 
 class JobRejected(LabspoolError):

@@ -103,7 +103,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
             raise JobRejected("the job file is not a regular file")
         if info.st_nlink != 1:
             raise JobRejected(
-                f"the job file has {info.st_nlink} hard links; only a file with one link is accepted"
+                f"the job file has {info.st_nlink} hard links; only a file with one link is taken"
             )
         if info.st_size > max_bytes:
             raise JobRejected(

@@ -104,7 +104,7 @@ class DumpFolder:
 
     def take(self, limit: int) -> list[Candidate]:
         """Up to *limit* of the oldest indexed files (not yet claimed)."""
-        taken = []
+        taken: list[Candidate] = []
         while self._heap and len(taken) < limit:
             candidate = heapq.heappop(self._heap)
             self._indexed.discard(candidate.name)

@@ -33,7 +33,7 @@ class Jobs:
 
     @contextmanager
     def change(self) -> Iterator[Transaction]:
-        """A write transaction; the status files of every job it touched are rendered after commit."""
+        """A write transaction; afterwards the status files of the jobs it touched are rendered."""
         with self.store.transaction() as tx:
             yield tx
         self.publish(tx.touched)

@@ -22,7 +22,7 @@ class Lab(Protocol):
         """None when the lab answers; otherwise what the spooler is waiting for."""
 
     def set_globals(self, values: Mapping[str, object]) -> None:
-        """Set the run's globals: ``job_id``, ``experiment_name``, ``shots`` and ``seed`` (when given)."""
+        """Set the globals: ``job_id``, ``experiment_name``, ``shots``, ``seed`` (if given)."""
 
     def set_labscript_file(self, path: Path) -> None: ...
 

@@ -48,13 +48,17 @@ class Renderer:
         try:
             source = self.header_path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"{self.header_path}: cannot read the apparatus header: {exc}") from exc
+            raise ConfigError(
+                f"{self.header_path}: cannot read the apparatus header: {exc}"
+            ) from exc
         if not source.endswith("\n"):
             source += "\n"
         try:
             tree = ast.parse(source, filename=str(self.header_path))
         except SyntaxError as exc:
-            raise ConfigError(f"{self.header_path}: the apparatus header does not parse: {exc}") from exc
+            raise ConfigError(
+                f"{self.header_path}: the apparatus header does not parse: {exc}"
+            ) from exc
         return _Header(source, tuple(ast.dump(node) for node in tree.body))
 
     def render(self, experiment: Experiment) -> str:
@@ -85,7 +89,9 @@ class Renderer:
             raise RenderError("the rendered experiment changed the apparatus header")
         body = tree.body[head:]
         if not body or not _is_call(body[-1], self.object_name, {FINISH}, arity=0):
-            raise RenderError(f"the rendered experiment must end with {self.object_name}.{FINISH}()")
+            raise RenderError(
+                f"the rendered experiment must end with {self.object_name}.{FINISH}()"
+            )
         allowed = set(self.methods.values())
         for node in body[:-1]:
             if not _is_call(node, self.object_name, allowed, arity=2) or not _gate_args(node):

@@ -122,7 +122,8 @@ def _config_validator() -> jsonschema.protocols.Validator:
     schema = json.loads(schema_path("config.schema.json").read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
 
 
 def find_config(explicit: str | os.PathLike[str] | None) -> Path:

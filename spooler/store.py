@@ -131,7 +131,9 @@ class Reader:
         self._db = connection
 
     def get(self, job_id: str) -> JobRecord | None:
-        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
         return None if row is None else JobRecord.from_row(row)
 
     def require(self, job_id: str) -> JobRecord:
@@ -151,9 +153,8 @@ class Reader:
 
     def queue(self, limit: int | None = None) -> list[JobRecord]:
         """QUEUED jobs in the order they will run."""
-        sql = (
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'QUEUED' ORDER BY queue_key, seq"
-            + ("" if limit is None else f" LIMIT {int(limit)}")
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'QUEUED' ORDER BY queue_key, seq" + (
+            "" if limit is None else f" LIMIT {int(limit)}"
         )
         return [JobRecord.from_row(r) for r in self._db.execute(sql)]
 
@@ -189,7 +190,8 @@ class Reader:
     def shots_submitted(self, job_id: str, attempt: int) -> int:
         """Shots runmanager said it would make, over the experiments submitted so far."""
         (total,) = self._db.execute(
-            "SELECT COALESCE(SUM(shots_expected), 0) FROM experiments WHERE job_id = ? AND attempt = ?",
+            "SELECT COALESCE(SUM(shots_expected), 0) FROM experiments "
+            "WHERE job_id = ? AND attempt = ?",
             (job_id, attempt),
         ).fetchone()
         return int(total)
@@ -292,7 +294,7 @@ class Transaction(Reader):
         return self.require(job_id)
 
     def note(self, job_id: str, note: str, *, unless_last: bool = True) -> None:
-        """Append *note* to the job's detail (not a state change); skipped if it repeats the last."""
+        """Append *note* to the detail (not a state change); skipped if it repeats the last note."""
         record = self.require(job_id)
         if unless_last and record.notes[-1:] == [note]:
             return
@@ -336,7 +338,9 @@ class Transaction(Reader):
             (job_id, attempt, name, shots_requested),
         )
 
-    def experiment_submitted(self, job_id: str, attempt: int, name: str, shots_expected: int) -> None:
+    def experiment_submitted(
+        self, job_id: str, attempt: int, name: str, shots_expected: int
+    ) -> None:
         self._db.execute(
             "UPDATE experiments SET shots_expected = ?, submitted_at = ? "
             "WHERE job_id = ? AND attempt = ? AND name = ?",
@@ -368,7 +372,9 @@ class JobStore:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._ensure_schema()

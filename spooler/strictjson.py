@@ -37,7 +37,9 @@ def _parse_float(text: str) -> float:
 
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise JobRejected(f"the integer {describe_value(text)} has more than {_MAX_INT_DIGITS} digits")
+        raise JobRejected(
+            f"the integer {describe_value(text)} has more than {_MAX_INT_DIGITS} digits"
+        )
     return int(text)
 
 
@@ -70,7 +72,9 @@ def loads_strict(data: bytes, *, max_depth: int) -> Any:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1 and b"\x00" in data[:4]):
         raise JobRejected("the job file is not UTF-8 (it looks like UTF-16); save it as UTF-8")
     if data.startswith(b"\xef\xbb\xbf"):
-        raise JobRejected("the job file starts with a byte-order mark; save it as UTF-8 without BOM")
+        raise JobRejected(
+            "the job file starts with a byte-order mark; save it as UTF-8 without BOM"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

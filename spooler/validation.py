@@ -81,7 +81,8 @@ class JobValidator:
     def _experiment(self, name: str, raw: dict[str, Any]) -> Experiment:
         if _EXPERIMENT_KEY.fullmatch(name) is None:
             raise JobRejected(
-                f"experiment names must be experiment_0, experiment_1, ...; got {describe_value(name)}"
+                "experiment names must be experiment_0, experiment_1, ...; got "
+                f"{describe_value(name)}"
             )
         num_wires = int(raw["num_wires"])
         instructions = tuple(
@@ -117,10 +118,11 @@ class JobValidator:
     # -- turning a jsonschema error into a sentence ---------------------------------------
 
     def _describe(self, error: ValidationError, document: Any) -> str:
+        instance: Any = error.instance
         path = list(error.absolute_path)
         where = _where(path)
         if len(path) >= 3 and path[1] == "instructions" and isinstance(path[2], int):
-            instruction = error.instance if len(path) == 3 else _at(document, path[:3])
+            instruction = instance if len(path) == 3 else _at(document, path[:3])
             message = self._describe_instruction(error, path[3:], instruction)
             return f"{_where(path[:3])}: {message}"
         validator = error.validator
@@ -140,13 +142,14 @@ class JobValidator:
             if validator == "propertyNames" or "propertyNames" in error.schema_path:
                 return (
                     "experiment names must be experiment_0, experiment_1, ...; got "
-                    f"{describe_value(error.instance)}"
+                    f"{describe_value(instance)}"
                 )
         if len(path) == 1:
             if validator == "type":
-                return f"{where}: an experiment must be a JSON object, got {_json_type(error.instance)}"
+                got = _json_type(instance)
+                return f"{where}: an experiment must be a JSON object, got {got}"
             if validator == "additionalProperties":
-                unknown = sorted(set(error.instance) - set(_EXPERIMENT_KEYS))
+                unknown = sorted(set(instance) - set(_EXPERIMENT_KEYS))
                 return (
                     f"{where}: unknown key {describe_value(unknown[0]) if unknown else '?'} "
                     f"(allowed: {', '.join(_EXPERIMENT_KEYS)})"
@@ -155,7 +158,7 @@ class JobValidator:
                 return f"{where}: {error.message.replace(' is a required property', '')} is missing"
         if len(path) == 2:
             key = path[1]
-            value = error.instance
+            value = instance
             if key == "shots" and validator == "maximum":
                 return (
                     f"{where}: {value} shots is above {self.backend.name}'s maximum of "
@@ -179,42 +182,47 @@ class JobValidator:
         self, error: ValidationError, rest: list[Any], instruction: Any
     ) -> str:
         validator = error.validator
+        instance: Any = error.instance
         gate_name = instruction[0] if isinstance(instruction, list) and instruction else None
         gate = self.backend.gates.get(gate_name) if isinstance(gate_name, str) else None
         label = gate_name if gate is not None else "the instruction"
         if not rest:
             return (
                 "an instruction must be [name, [wires], [parameters]], got "
-                f"{describe_value(error.instance, 60)}"
+                f"{describe_value(instance, 60)}"
             )
         part = rest[0]
         if part == 0:
             if validator == "type":
-                return f"the gate name must be a string, got {describe_value(error.instance)}"
+                return f"the gate name must be a string, got {describe_value(instance)}"
             return (
-                f"unknown gate {describe_value(error.instance)}; {self.backend.name} knows "
+                f"unknown gate {describe_value(instance)}; {self.backend.name} knows "
                 f"{', '.join(sorted(self.backend.gates))}"
             )
         if part == 1:
             if len(rest) == 2:
                 if validator == "type":
-                    return f"wires of {label} must be integers, got {describe_value(error.instance)}"
+                    return f"wires of {label} must be integers, got {describe_value(instance)}"
                 if validator in ("maximum", "minimum"):
                     return (
-                        f"wire {error.instance} of {label} is out of range ({self.backend.name} "
+                        f"wire {instance} of {label} is out of range ({self.backend.name} "
                         f"has wires 0 to {self.backend.num_wires - 1})"
                     )
             if validator == "type":
-                return f"the wires of {label} must be a list, got {describe_value(error.instance)}"
-            if gate is not None and gate.wires is not None and validator in ("minItems", "maxItems"):
-                return f"{label} acts on {gate.wires} wire(s), got {len(error.instance)}"
+                return f"the wires of {label} must be a list, got {describe_value(instance)}"
+            if (
+                gate is not None
+                and gate.wires is not None
+                and validator in ("minItems", "maxItems")
+            ):
+                return f"{label} acts on {gate.wires} wire(s), got {len(instance)}"
             if validator == "minItems":
                 return f"{label} needs at least one wire"
             if validator == "maxItems":
-                return f"{label} names {len(error.instance)} wires, more than {self.backend.num_wires}"
+                return f"{label} names {len(instance)} wires, more than {self.backend.num_wires}"
         if part == 2:
             if len(rest) == 2 and gate is not None:
-                value = error.instance
+                value = instance
                 param = gate.params[rest[1]] if rest[1] < len(gate.params) else None
                 if validator == "type":
                     return (
@@ -222,15 +230,20 @@ class JobValidator:
                         f"{_json_type(value)} {describe_value(value)}"
                     )
                 if param is not None and validator == "maximum":
-                    return f"parameter {value} of {label} is above the maximum {_fmt(param.maximum)}"
+                    return (
+                        f"parameter {value} of {label} is above the maximum {_fmt(param.maximum)}"
+                    )
                 if param is not None and validator == "minimum":
-                    return f"parameter {value} of {label} is below the minimum {_fmt(param.minimum)}"
+                    return (
+                        f"parameter {value} of {label} is below the minimum {_fmt(param.minimum)}"
+                    )
                 if param is not None and validator == "multipleOf":
                     return f"parameter {value} of {label} ({param.name}) must be a whole number"
             if validator == "type":
-                return f"the parameters of {label} must be a list, got {describe_value(error.instance)}"
+                got = describe_value(instance)
+                return f"the parameters of {label} must be a list, got {got}"
             if gate is not None and validator in ("minItems", "maxItems", "items"):
-                count = len(error.instance) if isinstance(error.instance, list) else "?"
+                count = len(instance) if isinstance(instance, list) else "?"
                 return f"{label} takes {len(gate.params)} parameter(s), got {count}"
         return _short(error.message)
 
@@ -277,14 +290,15 @@ def _json_type(value: Any) -> str:
 
 
 def _value_problem(error: ValidationError) -> str:
-    value = error.instance
+    value: Any = error.instance
     if error.validator == "type":
         return f"must be {error.validator_value}, got {_json_type(value)} {describe_value(value)}"
     if error.validator == "minimum":
         return f"{describe_value(value)} is below the minimum {error.validator_value}"
     if error.validator == "maximum":
         return f"{describe_value(value)} is above the maximum {error.validator_value}"
-    return f"{describe_value(value)} is not one of {', '.join(map(str, error.validator_value))}"
+    allowed: Any = error.validator_value
+    return f"{describe_value(value)} is not one of {', '.join(map(str, allowed))}"
 
 
 def _short(text: str, limit: int = 200) -> str:

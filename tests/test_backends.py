@@ -25,7 +25,9 @@ def test_schema_is_derived_from_the_gate_table(name: str) -> None:
     assert schema["maxProperties"] == backend.max_experiments
     shots = schema["additionalProperties"]["properties"]["shots"]
     assert shots["maximum"] == backend.max_shots
-    branches = {b["if"]["prefixItems"][0]["const"]: b["then"] for b in instruction["items"]["allOf"]}
+    branches = {
+        b["if"]["prefixItems"][0]["const"]: b["then"] for b in instruction["items"]["allOf"]
+    }
     for gate_name, gate in backend.gates.items():
         params = branches[gate_name]["prefixItems"][2]
         assert params["maxItems"] == len(gate.params)

@@ -86,11 +86,17 @@ def test_symlink_is_refused_and_its_target_untouched(tree: Settings, tmp_path: P
 
 def test_file_over_the_size_cap(tree: Settings) -> None:
     padding = " " * (tree.limits.job_file_max_bytes + 1)
-    drop(tree, "big.json", '{"experiment_0": {"instructions": [], "num_wires": 1, "shots": 1}}' + padding)
+    drop(
+        tree,
+        "big.json",
+        '{"experiment_0": {"instructions": [], "num_wires": 1, "shots": 1}}' + padding,
+    )
     _run_once(tree)
     status = _status(tree, "big")
     assert status["status"] == "ERROR"
-    assert f"more than the limit of {tree.limits.job_file_max_bytes} bytes" in str(status["error_message"])
+    assert f"more than the limit of {tree.limits.job_file_max_bytes} bytes" in str(
+        status["error_message"]
+    )
 
 
 def test_fifo_is_refused_without_blocking(tree: Settings) -> None:
@@ -109,7 +115,9 @@ def test_hard_link_is_refused(tree: Settings, tmp_path: Path) -> None:
     assert "2 hard links" in str(_status(tree, "linked")["error_message"])
 
 
-@pytest.mark.parametrize("name", ["a..b.json", "x y.json", "c...json", "job.txt", "ü.json", "a\nb.json"])
+@pytest.mark.parametrize(
+    "name", ["a..b.json", "x y.json", "c...json", "job.txt", "ü.json", "a\nb.json"]
+)
 def test_names_without_a_valid_id_get_a_labspool_id(tree: Settings, name: str) -> None:
     drop(tree, name, good_job())
     _run_once(tree)

@@ -10,7 +10,11 @@ from spooler.jobid import is_store_id, is_valid_job_id, new_job_id, parse_job_fi
     ("name", "job_id", "user"),
     [
         ("20240301_101500_1a2b3.json", "20240301_101500_1a2b3", None),
-        ("job-20240301_101500-singlequdit-alice-1a2b3.json", "20240301_101500-singlequdit-alice-1a2b3", None),
+        (
+            "job-20240301_101500-singlequdit-alice-1a2b3.json",
+            "20240301_101500-singlequdit-alice-1a2b3",
+            None,
+        ),
         ("file_20240301_101500_1a2b3-alice.json", "20240301_101500_1a2b3", "alice"),
         ("abc.json", "abc", None),
     ],
@@ -22,8 +26,18 @@ def test_ecosystem_file_names(name: str, job_id: str, user: str | None) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["..json", "a..b.json", "a.b.json", "-a.json", "job.json\n", "a b.json", "x" * 101 + ".json",
-     "job.txt", "ä.json", ".json"],
+    [
+        "..json",
+        "a..b.json",
+        "a.b.json",
+        "-a.json",
+        "job.json\n",
+        "a b.json",
+        "x" * 101 + ".json",
+        "job.txt",
+        "ä.json",
+        ".json",
+    ],
 )
 def test_bad_file_names(name: str) -> None:
     with pytest.raises(JobRejected, match="gives no valid job id"):

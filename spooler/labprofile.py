@@ -1,0 +1,157 @@
+"""A sandboxed labscript profile, so that labspool never touches the user's ``~/labscript-suite``.
+
+The labscript suite finds its profile from the user's passwd home, not from ``$HOME``; the
+two module attributes of ``labscript_profile`` that decide it are pointed at the sandbox
+by :func:`activate`, which must run before ``labscript_utils`` is first imported (so it
+runs in a fresh child process). The zlock server the suite insists on is started here,
+on a port of the sandbox's own, and stopped by its process id.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["Ports", "activate", "free_port", "start_zlock", "stop_process", "write_profile"]
+
+
+@dataclass(frozen=True)
+class Ports:
+    BLACS: int
+    lyse: int
+    runmanager: int
+    zlock: int
+    zlog: int
+    zprocess_remote: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(6)))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def labconfig_path(profile: Path) -> Path:
+    return profile / "labconfig" / f"{socket.gethostname()}.ini"
+
+
+def write_profile(profile: Path, ports: Ports, *, apparatus: str = "labspool") -> Path:
+    """Write a complete labscript profile under *profile*; returns its labconfig path."""
+    shared = profile / "shared"
+    for sub in (
+        "labconfig",
+        "logs",
+        "userlib/pythonlib",
+        "userlib/labscriptlib",
+        "app_saved_configs",
+    ):
+        (profile / sub).mkdir(parents=True, exist_ok=True)
+    shared.mkdir(parents=True, exist_ok=True)
+    port_lines = "\n".join(f"{name} = {port}" for name, port in asdict(ports).items())
+    text = f"""[DEFAULT]
+apparatus_name = {apparatus}
+shared_drive = {shared}
+experiment_shot_storage = %(shared_drive)s/Experiments/%(apparatus_name)s
+userlib = {profile}/userlib
+pythonlib = %(userlib)s/pythonlib
+labscriptlib = %(userlib)s/labscriptlib
+analysislib = %(userlib)s/analysislib
+app_saved_configs = {profile}/app_saved_configs
+user_devices = user_devices
+
+[paths]
+connection_table_h5 = %(experiment_shot_storage)s/connection_table.h5
+connection_table_py = %(labscriptlib)s/connection_table.py
+
+[servers]
+zlock = localhost
+runmanager = localhost
+
+[ports]
+{port_lines}
+
+[timeouts]
+communication_timeout = 60
+
+[programs]
+text_editor = true
+text_editor_arguments = {{file}}
+
+[labscript]
+save_hg_info = False
+save_git_info = False
+
+[security]
+allow_insecure = True
+"""
+    path = labconfig_path(profile)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def activate(profile: Path) -> None:
+    """Point the labscript suite at *profile*; call before ``labscript_utils`` is imported."""
+    if "labscript_utils" in sys.modules:
+        raise RuntimeError("activate() must run before labscript_utils is imported")
+    import labscript_profile
+
+    labscript_profile.LABSCRIPT_SUITE_PROFILE = profile
+    labscript_profile.default_labconfig_path = lambda: labconfig_path(profile)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def start_zlock(profile: Path, port: int, *, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:
+    """Start a zlock server for the sandbox and wait until it answers."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zprocess.zlock",
+            "--port",
+            str(port),
+            "--bind-address",
+            "127.0.0.1",
+            "--allow-insecure",
+            "--silent",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    from zprocess.zlock import ZLockClient
+
+    client = ZLockClient("localhost", port)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                client.ping(timeout=0.5)
+                return process
+            except Exception:  # zmq raises its own timeout classes
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the zlock server on port {port} did not start") from None
+    except BaseException:
+        stop_process(process)
+        raise
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after *timeout_s*; waits so that no zombie is left."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,56 @@
+"""A test double of the lab boundary, for unit tests only (never shipped)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from spooler.errors import LabRejected, LabUnavailable
+
+
+class RecordingLab:
+    """Records every call; can be unreachable, or refuse a global, like runmanager would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.reachable = True
+        self.refuse_global: str | None = None
+        self.fail_engage_times = 0
+        self._globals: dict[str, object] = {}
+
+    def unavailable_reason(self) -> str | None:
+        return None if self.reachable else "runmanager at localhost:42523 does not answer"
+
+    def set_globals(self, values: Mapping[str, object]) -> None:
+        if self.refuse_global is not None and self.refuse_global in values:
+            raise LabRejected(f"Global {self.refuse_global} not found in any active group")
+        self._globals = dict(values)
+        self.calls.append(("set_globals", dict(values)))
+
+    def set_labscript_file(self, path: Path) -> None:
+        self.calls.append(("set_labscript_file", path))
+
+    def set_shot_output_folder(self, path: Path) -> None:
+        self.calls.append(("set_shot_output_folder", path))
+
+    def n_shots(self) -> int:
+        shots = self._globals["shots"]
+        assert isinstance(shots, int)
+        return shots
+
+    def engage(self) -> None:
+        if self.fail_engage_times:
+            self.fail_engage_times -= 1
+            raise LabUnavailable("runmanager timed out")
+        self.calls.append(("engage", None))
+
+    def engaged(self) -> list[dict[str, object]]:
+        """The globals of every engaged experiment, in order."""
+        result, current = [], {}
+        for name, arg in self.calls:
+            if name == "set_globals":
+                current = arg
+            elif name == "engage":
+                result.append(current)
+        return result

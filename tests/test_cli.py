@@ -1,0 +1,109 @@
+"""The command line, as the issue's acceptance describes it (run as real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from spooler.settings import Settings
+from tests.conftest import good_job
+
+
+def labspool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "spooler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_init_submit_run_once_status(tmp_path: Path) -> None:
+    init = labspool("init", str(tmp_path / "x"))
+    assert init.returncode == 0, init.stderr
+    config = init.stdout.strip().splitlines()[-1]
+    assert Path(config).is_file()
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(good_job(experiments=2)))
+    bad.write_text(
+        json.dumps(
+            {"experiment_0": {"instructions": [["rlx", [0], [7.1]]], "num_wires": 1, "shots": 3}}
+        )
+    )
+    submitted = [labspool("--config", config, "submit", str(p)) for p in (good, bad)]
+    assert all(s.returncode == 0 for s in submitted)
+    good_id, bad_id = (s.stdout.strip() for s in submitted)
+    run = labspool("--config", config, "run", "--once")
+    assert run.returncode == 0, run.stderr
+    status = labspool("status", "--json", env={"LABSPOOL_CONFIG": config})
+    documents = {d["job_id"]: d for d in json.loads(status.stdout)}
+    assert documents[good_id]["status"] == "QUEUED"
+    assert "Waiting for the lab: no lab is configured" in documents[good_id]["detail"]
+    assert documents[bad_id]["status"] == "ERROR"
+    assert documents[bad_id]["error_message"] == (
+        "experiment_0.instructions[0]: parameter 7.1 of rlx is above the maximum 6.2832"
+    )
+    jobs = Path(config).parent / "jobs" / good_id
+    assert sorted(p.name for p in jobs.iterdir()) == [
+        "experiment_0.py",
+        "experiment_1.py",
+        "job.json",
+    ]
+    table = labspool("--config", config, "status")
+    assert good_id in table.stdout and "QUEUED" in table.stdout and "0/6" in table.stdout
+
+
+def test_paths_json(run_cli: Callable[..., tuple[int, str, str]], tree: Settings) -> None:
+    code, out, _ = run_cli("--config", str(tree.path), "paths", "--json")
+    paths = json.loads(out)
+    assert code == 0
+    for key in ("dump", "status", "results", "shots", "addresses", "sds", "config"):
+        assert Path(paths[key]).exists()
+    assert paths["dump"] == str(tree.folders.dump)
+
+
+def test_validate_exit_codes(
+    run_cli: Callable[..., tuple[int, str, str]], tree: Settings, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(good_job()))
+    assert run_cli("--config", str(tree.path), "validate", str(good))[0] == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"experiment_0": {"instructions": [["rlx",[0],[NaN]]], "num_wires": 1, "shots": 3}}'
+    )
+    code, _, err = run_cli("--config", str(tree.path), "validate", str(bad))
+    assert code == 1 and "NaN is not allowed" in err
+    code, _, err = run_cli("--config", str(tree.path), "validate", str(good), "--id", "../etc")
+    assert code == 1 and "not a valid job id" in err
+    assert not any(tree.folders.dump.iterdir()), "validate never submits"
+
+
+def test_submit_refuses_a_bad_or_used_id(
+    run_cli: Callable[..., tuple[int, str, str]], tree: Settings, tmp_path: Path
+) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(good_job()))
+    assert run_cli("--config", str(tree.path), "submit", str(job), "--id", "../../x")[0] == 2
+    assert (
+        run_cli("--config", str(tree.path), "submit", str(job), "--id", "abc")[1].strip() == "abc"
+    )
+    code, _, err = run_cli("--config", str(tree.path), "submit", str(job), "--id", "abc")
+    assert code == 2 and "already used" in err
+    assert sorted(p.name for p in tree.folders.dump.iterdir()) == ["abc.json"]
+    assert not any(tree.folders.staging.iterdir())
+
+
+def test_missing_config_is_a_clear_error(run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    code, _, err = run_cli("paths")
+    assert code == 2 and "LABSPOOL_CONFIG" in err
+
+
+def test_schema_prints_the_backend_schema(run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    code, out, _ = run_cli("schema", "nali")
+    assert code == 0 and json.loads(out)["maxProperties"] == 3

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from spooler.daemon import Spooler
+from spooler.settings import Settings
+from spooler.states import JobState
+from tests.conftest import drop, good_job
+from tests.fakes import RecordingLab
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def lab() -> RecordingLab:
+    return RecordingLab()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def spooler(tree: Settings, lab: RecordingLab, clock: Clock) -> Iterator[Spooler]:
+    s = Spooler(tree, lab=lab, clock=clock)
+    yield s
+    s.close()
+
+
+def test_engages_each_experiment_in_order_and_runs(
+    spooler: Spooler, tree: Settings, lab: RecordingLab
+) -> None:
+    doc = good_job(shots=4, experiments=2)
+    doc["experiment_1"]["seed"] = 11
+    drop(tree, "j1.json", doc)
+    spooler.run_once()
+    assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0", "experiment_1"]
+    assert lab.engaged()[1] == {
+        "job_id": "j1",
+        "experiment_name": "experiment_1",
+        "shots": 4,
+        "seed": 11,
+    }
+    files = [arg for name, arg in lab.calls if name == "set_labscript_file"]
+    assert files == [
+        tree.folders.jobs / "j1" / "experiment_0.py",
+        tree.folders.jobs / "j1" / "experiment_1.py",
+    ]
+    outputs = [arg for name, arg in lab.calls if name == "set_shot_output_folder"]
+    assert outputs == [
+        tree.folders.shots / "j1" / "experiment_0",
+        tree.folders.shots / "j1" / "experiment_1",
+    ]
+    record = spooler.jobs.read.require("j1")
+    assert record.state is JobState.RUNNING and record.shots_expected == 8
+    experiments = spooler.jobs.read.experiments("j1", 1)
+    assert [
+        (e.shots_expected, e.submitted_at is not None, e.engaged_at is not None)
+        for e in experiments
+    ] == [(4, True, True), (4, True, True)]
+    assert [h.to_state for h in spooler.jobs.read.history("j1")] == [
+        JobState.INITIALIZING,
+        JobState.QUEUED,
+        JobState.RUNNING,
+    ]
+
+
+def test_one_job_at_a_time(spooler: Spooler, tree: Settings, lab: RecordingLab) -> None:
+    drop(tree, "a.json", good_job())
+    spooler.run_once()
+    drop(tree, "b.json", good_job())
+    spooler.run_once()
+    assert [g["job_id"] for g in lab.engaged()] == ["a"]
+    assert spooler.jobs.read.require("b").state is JobState.QUEUED
+    assert spooler.jobs.status_files.read("b")["queue_position"] == 1
+
+
+def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    lab.reachable = False
+    drop(tree, "j.json", good_job())
+    spooler.run_once()
+    status = spooler.jobs.status_files.read("j")
+    assert status["status"] == "QUEUED"
+    assert status["detail"].endswith(
+        "Waiting for the lab: runmanager at localhost:42523 does not answer"
+    )
+    assert spooler.dispatcher.retry_in_s == pytest.approx(tree.lab.retry_interval_s)
+    clock.now += tree.lab.retry_interval_s
+    spooler.step()  # asks again, still down: the wait doubles, the detail does not repeat itself
+    assert spooler.dispatcher.retry_in_s == pytest.approx(2 * tree.lab.retry_interval_s)
+    assert spooler.jobs.read.require("j").detail.count("Waiting for the lab") == 1
+    lab.reachable = True
+    spooler.step()
+    assert spooler.jobs.read.require("j").state is JobState.QUEUED  # not before the back-off ends
+    clock.now += 2 * tree.lab.retry_interval_s
+    spooler.step()
+    assert spooler.jobs.read.require("j").state is JobState.RUNNING
+
+
+def test_a_refused_global_ends_the_job_with_the_labs_message(
+    spooler: Spooler, tree: Settings, lab: RecordingLab
+) -> None:
+    lab.refuse_global = "seed"
+    doc = good_job()
+    doc["experiment_0"]["seed"] = 3
+    drop(tree, "j.json", doc)
+    drop(tree, "k.json", good_job())
+    spooler.run_once()
+    status = spooler.jobs.status_files.read("j")
+    assert status["status"] == "ERROR"
+    assert status["error_message"] == "Global seed not found in any active group"
+    spooler.step()
+    assert spooler.jobs.read.require("k").state is JobState.RUNNING
+
+
+def test_an_engage_that_fails_is_resumed_without_repeating_engaged_experiments(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    drop(tree, "j.json", good_job(shots=2, experiments=3))
+    lab.fail_engage_times = 0
+    original = lab.engage
+    count = {"n": 0}
+
+    def engage() -> None:
+        count["n"] += 1
+        if count["n"] == 2:
+            from spooler.errors import LabUnavailable
+
+            raise LabUnavailable("runmanager timed out")
+        original()
+
+    lab.engage = engage  # type: ignore[method-assign]
+    spooler.run_once()
+    assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0"]
+    clock.now += 100
+    spooler.step()
+    assert [g["experiment_name"] for g in lab.engaged()] == [
+        "experiment_0",
+        "experiment_1",
+        "experiment_2",
+    ]
+    assert spooler.jobs.read.require("j").shots_expected == 6

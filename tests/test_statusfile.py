@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+
+from spooler.jobs import Jobs
+from spooler.settings import Settings
+from spooler.states import JobState
+
+
+def test_status_file_has_the_ecosystem_fields_and_extras(tree: Settings) -> None:
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            tx.add_job(
+                job_id="j1", backend="singlequdit", source_name="j1.json", claim_name="j1.json"
+            )
+        first = json.loads((tree.folders.status / "j1.json").read_text())
+        assert first["status"] == "INITIALIZING" and first["error_message"] == "None"
+        with jobs.change() as tx:
+            tx.transition("j1", JobState.QUEUED, note="Passed json sanity check")
+            tx.set_counts("j1", experiments=2, shots_requested=8)
+        doc = jobs.status_files.read("j1")
+    finally:
+        jobs.close()
+    assert list(doc)[:4] == ["job_id", "status", "detail", "error_message"]
+    assert doc["job_id"] == "j1" and doc["status"] == "QUEUED"
+    assert doc["detail"] == "Got your json.; Passed json sanity check"
+    assert doc["error_message"] == "None"
+    assert doc["queue_position"] == 1 and doc["shots_requested"] == 8 and doc["experiments"] == 2
+    assert [h["status"] for h in doc["history"]] == ["INITIALIZING", "QUEUED"]
+    assert all(h["at"].endswith("+00:00") for h in doc["history"])
+    assert not [p for p in tree.folders.status.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_last_render_shows_the_newest_state_whoever_committed(tree: Settings) -> None:
+    a, b = Jobs(tree.folders), Jobs(tree.folders)  # two handles, as two daemons would have
+    try:
+        with a.change() as tx:
+            tx.add_job(job_id="j", backend="s", source_name="j.json", claim_name="j.json")
+            tx.transition("j", JobState.QUEUED)
+        with b.store.transaction() as tx:  # b commits but has not rendered yet
+            tx.transition("j", JobState.RUNNING)
+        a.publish(["j"])  # a renders late: it must still show b's newer state
+        assert a.status_files.read("j")["status"] == "RUNNING"
+    finally:
+        a.close()
+        b.close()
