@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import JobRejected, LabspoolError
-from .fsutil import fsync_dir, move, read_regular_file, write_atomic
+from .fsutil import Batch, read_regular_file
 from .jobid import parse_job_file_name
 from .jobs import Jobs
 from .logs import for_job
@@ -106,11 +106,13 @@ class Admission:
     # -- the work ---------------------------------------------------------------------
 
     def _decide(self, pending: list[tuple[JobRecord, str | None]]) -> list[JobRecord]:
-        verdicts = [self._check(record, reason) for record, reason in pending]
-        if any(v.job is not None for v in verdicts):
-            fsync_dir(self.folders.jobs)
-        fsync_dir(self.folders.rejected)
-        fsync_dir(self.folders.claimed)
+        batch = Batch()
+        try:
+            verdicts = [self._check(record, reason, batch) for record, reason in pending]
+            batch.commit()  # experiment files and job files durable and in place, then record it
+        except BaseException:
+            batch.abort()
+            raise
         finished: list[JobRecord] = []
         with self.jobs.change() as tx:
             for verdict in verdicts:
@@ -133,12 +135,14 @@ class Admission:
                     tx.add_experiment(
                         record.job_id, record.attempt, experiment.name, experiment.shots
                     )
-                tx.note(record.job_id, "Passed json sanity check")
                 plural = "s" if len(job.experiments) != 1 else ""
                 queued = tx.transition(
                     record.job_id,
                     JobState.QUEUED,
-                    note=f"Rendered {len(job.experiments)} experiment file{plural}; queued",
+                    note=(
+                        f"Passed json sanity check; Rendered {len(job.experiments)} experiment "
+                        f"file{plural}; queued"
+                    ),
                 )
                 finished.append(queued)
                 for_job(log, record.job_id).info(
@@ -146,7 +150,7 @@ class Admission:
                 )
         return finished
 
-    def _check(self, record: JobRecord, reason: str | None) -> Verdict:
+    def _check(self, record: JobRecord, reason: str | None, batch: Batch) -> Verdict:
         """Validate and render one job and file its job file; never raises for bad input."""
         source = self._locate(record)
         if source is None:
@@ -173,9 +177,9 @@ class Admission:
                 for_job(log, record.job_id).exception("internal error while checking the job")
                 reason = f"internal error while checking the job ({type(exc).__name__}); reported"
             else:
-                self._file_accepted(record, source, sources)
+                self._file_accepted(record, source, sources, batch)
                 return Verdict(record, job=job)
-        self._file(source, self.folders.rejected / f"{record.job_id}.json")
+        self._file(source, self.folders.rejected / f"{record.job_id}.json", batch)
         return Verdict(record, error=reason)
 
     def _locate(self, record: JobRecord) -> Path | None:
@@ -190,20 +194,21 @@ class Admission:
                 return place
         return None
 
-    def _file_accepted(self, record: JobRecord, source: Path, sources: dict[str, str]) -> None:
+    def _file_accepted(
+        self, record: JobRecord, source: Path, sources: dict[str, str], batch: Batch
+    ) -> None:
         folder = self.folders.jobs / record.job_id
         folder.mkdir(exist_ok=True)
         for name, text in sources.items():
-            write_atomic(folder / f"{name}.py", text.encode(), sync_dir=False)
-        self._file(source, folder / "job.json")
-        fsync_dir(folder)
+            batch.write(folder / f"{name}.py", text.encode())
+        self._file(source, folder / "job.json", batch)
 
     @staticmethod
-    def _file(source: Path, target: Path) -> None:
+    def _file(source: Path, target: Path, batch: Batch) -> None:
         if source == target:
             return
         candidate, n = target, 1
         while candidate.exists() or candidate.is_symlink():
             candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
             n += 1
-        move(source, candidate, sync_dirs=False)
+        batch.move(source, candidate)

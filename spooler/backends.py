@@ -82,10 +82,7 @@ class Backend:
             ],
             "items": False,
             "allOf": [
-                {
-                    "if": {"prefixItems": [{"const": name}]},
-                    "then": {"prefixItems": [True, _wires_schema(gate), _params_schema(gate)]},
-                }
+                {"if": {"prefixItems": [{"const": name}]}, "then": self.instruction_schema(gate)}
                 for name, gate in sorted(self.gates.items())
             ],
         }
@@ -116,11 +113,19 @@ class Backend:
             "additionalProperties": experiment,
         }
 
+    def instruction_schema(self, gate: Gate) -> dict[str, Any]:
+        """The complete schema of one instruction of *gate* (it implies the generic shape)."""
+        return {
+            "type": "array",
+            "minItems": 3,
+            "prefixItems": [{"const": gate.name}, self._wires_schema(gate), _params_schema(gate)],
+            "items": False,
+        }
 
-def _wires_schema(gate: Gate) -> dict[str, Any]:
-    if gate.wires is None:
-        return {"type": "array"}
-    return {"type": "array", "minItems": gate.wires, "maxItems": gate.wires}
+    def _wires_schema(self, gate: Gate) -> dict[str, Any]:
+        wire = {"type": "integer", "minimum": 0, "maximum": self.num_wires - 1}
+        count = (1, self.num_wires) if gate.wires is None else (gate.wires, gate.wires)
+        return {"type": "array", "items": wire, "minItems": count[0], "maxItems": count[1]}
 
 
 def _params_schema(gate: Gate) -> dict[str, Any]:

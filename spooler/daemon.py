@@ -32,6 +32,9 @@ __all__ = ["Spooler", "StepReport"]
 
 log = logging.getLogger(__name__)
 
+# How often the idle loop lists the dump folder while inotify events lag behind our claims.
+_LOOK_INTERVAL_S = 0.005
+
 
 class StepReport:
     __slots__ = ("admitted", "engaged")
@@ -58,7 +61,7 @@ class Spooler:
         self.validator = JobValidator(backend, settings.limits)
         self.renderer = Renderer(backend, settings.apparatus.header, settings.apparatus.object)
         self.jobs = Jobs(settings.folders, clock=wall_clock)
-        self.dump = DumpFolder(settings.folders.dump, settings.folders.claimed)
+        self.dump = DumpFolder(settings.folders.dump, settings.folders.claimed, clock=clock)
         self.admission = Admission(settings, self.jobs, self.validator, self.renderer)
         self.dispatcher = Dispatcher(
             settings,
@@ -97,10 +100,10 @@ class Spooler:
         if waiting:
             log.info("%d job file(s) waiting in %s", waiting, self.dump.folder)
 
-    def step(self) -> StepReport:
+    def step(self, *, rescan: bool = False) -> StepReport:
         """One pass: admit one batch from the dump folder, then try to engage a job."""
         self.start()
-        if self.clock() >= self._next_rescan or not self.dump.merge_hints():
+        if rescan or self.clock() >= self._next_rescan or not self.dump.merge_hints():
             self._rescan()
         batch = self.dump.take(self.settings.intake.batch_max_jobs)
         claimed = [path for path in map(self.dump.claim, batch) if path is not None]
@@ -139,9 +142,12 @@ class Spooler:
         if on_ready is not None:
             on_ready()
         log.info("watching %s for jobs (backend %s)", self.dump.folder, self.settings.backend)
+        polling = intake.observer == "polling"
+        look = False
         while not stop.is_set():
-            report = self.step()
+            report = self.step(rescan=look)
             if report.admitted or len(self.dump):
+                look = False
                 continue
             self.dump.wake.clear()
             if stop.is_set():
@@ -149,7 +155,12 @@ class Spooler:
             timeout = max(0.0, self._next_rescan - self.clock())
             if self.jobs.read.queue(limit=1):
                 timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
-            self.dump.wake.wait(timeout)
+            # Right after our own claims inotify events are held back (see intake.py):
+            # look at the folder ourselves, briefly, until they flow again.
+            look = not polling and self.dump.events_delayed()
+            if look:
+                timeout = min(timeout, _LOOK_INTERVAL_S)
+            look = not self.dump.wake.wait(timeout) and look
         log.info("stopping: the current step is finished")
 
     def watcher_alive(self) -> bool:

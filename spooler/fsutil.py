@@ -7,6 +7,8 @@ the old or the new content, never a torn one, and a kill -9 at any instant loses
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import stat
 import threading
@@ -15,6 +17,7 @@ from pathlib import Path
 from .errors import JobRejected
 
 __all__ = [
+    "Batch",
     "fsync_dir",
     "is_ignored_name",
     "move",
@@ -80,6 +83,106 @@ def move(src: Path, dst: Path, *, sync_dirs: bool = True) -> None:
         fsync_dir(dst.parent)
         if src.parent != dst.parent:
             fsync_dir(src.parent)
+
+
+def _load_syncfs() -> object | None:
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    except OSError:
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
+def syncfs(folder: Path) -> bool:
+    """Flush the whole filesystem holding *folder* (Linux ``syncfs``); False where unavailable."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _SYNCFS(fd) != 0:  # type: ignore[operator]
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs: {os.strerror(code)}", str(folder))
+    finally:
+        os.close(fd)
+    return True
+
+
+class Batch:
+    """Files published together, as durably as :func:`write_atomic` but with one flush for all.
+
+    :meth:`write` puts each file's data in a temporary name beside its target and :meth:`move`
+    notes a rename; :meth:`commit` makes every temporary durable, renames all of them (and
+    the noted moves) into place, then makes the folders durable. With ``syncfs`` that is two
+    flushes of the filesystem for the whole batch instead of two fsyncs per file. A crash
+    before :meth:`commit` leaves only hidden temporaries, which nothing reads.
+    """
+
+    def __init__(self) -> None:
+        self._files: list[tuple[Path, Path]] = []
+        self._moves: list[tuple[Path, Path]] = []
+        self._folders: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self._files) + len(self._moves)
+
+    def write(self, path: Path, data: bytes, *, mode: int = 0o644) -> None:
+        tmp = temp_name(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        self._files.append((tmp, path))
+        self._folders.add(path.parent)
+
+    def move(self, src: Path, dst: Path) -> None:
+        self._moves.append((src, dst))
+        self._folders.update((src.parent, dst.parent))
+
+    def commit(self) -> None:
+        if not self:
+            return
+        self._flush(data=True)
+        for tmp, path in self._files:
+            os.replace(tmp, path)
+        for src, dst in self._moves:
+            move(src, dst, sync_dirs=False)
+        self._flush(data=False)
+        self._files.clear()
+        self._moves.clear()
+        self._folders.clear()
+
+    def abort(self) -> None:
+        for tmp, _ in self._files:
+            tmp.unlink(missing_ok=True)
+        self._files.clear()
+        self._moves.clear()
+        self._folders.clear()
+
+    def _flush(self, *, data: bool) -> None:
+        filesystems: dict[int, Path] = {}
+        for folder in self._folders:
+            filesystems.setdefault(os.stat(folder).st_dev, folder)
+        try:
+            if all(syncfs(folder) for folder in filesystems.values()):
+                return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSYS, errno.EPERM):
+                raise
+        if data:
+            for tmp, _ in self._files:
+                fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        else:
+            for folder in self._folders:
+                fsync_dir(folder)
 
 
 def read_regular_file(path: Path, max_bytes: int) -> bytes:

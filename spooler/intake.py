@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,24 @@ log = logging.getLogger(__name__)
 _MAX_HINTS = 4096
 
 
+def _move_event_delay_s() -> float:
+    """How long watchdog's inotify emitter holds back an unpaired IN_MOVED_FROM.
+
+    watchdog (7.x, ``InotifyMoveEventGrouper.delay``) keeps a move-out event for 0.5 s in
+    case its IN_MOVED_TO follows, and events queue behind it in order. Every claim renames a
+    file out of the dump folder, so for that long after a claim no event arrives in time and
+    the spooler lists the folder itself (see :meth:`DumpFolder.events_delayed`).
+    """
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # another platform or watchdog version: assume the documented value
+        return 0.5
+    return float(InotifyMoveEventGrouper.delay)
+
+
+MOVE_EVENT_DELAY_S = _move_event_delay_s()
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Candidate:
     arrived_ns: int
@@ -46,8 +65,12 @@ class DumpFolder:
     ``_MAX_HINTS`` event hints; events carry no payload beyond a file name.
     """
 
-    def __init__(self, folder: Path, claimed: Path) -> None:
+    def __init__(
+        self, folder: Path, claimed: Path, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.folder = folder
+        self.clock = clock
+        self._last_claim = float("-inf")
         self.claimed = claimed
         self._heap: list[Candidate] = []
         self._indexed: set[str] = set()
@@ -122,7 +145,12 @@ class DumpFolder:
             os.rename(self.folder / candidate.name, target)
         except FileNotFoundError:
             return None
+        self._last_claim = self.clock()
         return target
+
+    def events_delayed(self) -> bool:
+        """True while the watcher's events may lag behind our own claims (inotify only)."""
+        return self.clock() - self._last_claim < MOVE_EVENT_DELAY_S + 0.05
 
     def _candidate(self, name: str, entry: os.DirEntry[str] | None) -> Candidate | None:
         if is_ignored_name(name):

@@ -3,16 +3,21 @@
 The file is the apparatus header (trusted, from the configuration) followed by one call
 per instruction, ``<object>.<method>([wires], [params])``, and ``<object>.finish()``.
 The method comes from the backend's whitelist table, never from the job's text; wires are
-written as ``int``, parameters as ``repr`` of finite ``float``. The result is parsed back
-with :mod:`ast`: the header must parse to exactly what it parses to alone, and every
-generated statement must have one of the allowed shapes. The spooler never executes it.
+written as ``int``, parameters as ``repr`` of finite ``float``. The generated part is
+parsed back with :mod:`ast` and every statement must have one of the allowed shapes.
+
+The header is checked once, when it is loaded: it must parse on its own as a complete
+module ending in a newline. Appending statements that start in column 0 to a complete
+module cannot change how the module parses (no bracket, string or block of the header is
+left open for them to continue), so the whole file is the header's statements followed by
+the checked ones; :meth:`Renderer.check` verifies exactly that on the whole file, and the
+tests check that both agree. The spooler never executes the file.
 """
 
 from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +47,7 @@ class Renderer:
         self.header_path = header_path
         self.object_name = object_name
         self.methods = {name: gate.method for name, gate in backend.gates.items()}
+        self._allowed = set(self.methods.values())
 
     @cached_property
     def header(self) -> _Header:
@@ -62,13 +68,13 @@ class Renderer:
         return _Header(source, tuple(ast.dump(node) for node in tree.body))
 
     def render(self, experiment: Experiment) -> str:
-        """The experiment file's source, checked by :meth:`check` before it is returned."""
-        lines = [self.header.source, "\n", MARKER, "\n"]
+        """The experiment file's source; its generated part is checked before it is returned."""
+        lines = [MARKER, "\n"]
         lines.extend(f"{self._call(i)}\n" for i in experiment.instructions)
         lines.append(f"{self.object_name}.{FINISH}()\n")
-        source = "".join(lines)
-        self.check(source)
-        return source
+        generated = "".join(lines)
+        self.check_generated(generated)
+        return f"{self.header.source}\n{generated}"
 
     def _call(self, instruction: Instruction) -> str:
         method = self.methods.get(instruction.name) if isinstance(instruction.name, str) else None
@@ -79,7 +85,7 @@ class Renderer:
         return f"{self.object_name}.{method}([{wires}], [{params}])"
 
     def check(self, source: str) -> None:
-        """Refuse *source* unless it is the header followed by allowed statements only."""
+        """Refuse a whole experiment file unless it is the header followed by allowed statements."""
         try:
             tree = ast.parse(source)
         except SyntaxError as exc:
@@ -87,14 +93,25 @@ class Renderer:
         head = len(self.header.statements)
         if tuple(ast.dump(node) for node in tree.body[:head]) != self.header.statements:
             raise RenderError("the rendered experiment changed the apparatus header")
-        body = tree.body[head:]
+        self._check_statements(tree.body[head:])
+
+    def check_generated(self, generated: str) -> None:
+        """Refuse the generated part unless it starts in column 0 with allowed statements only."""
+        if not generated.startswith(MARKER):
+            raise RenderError("the generated part must start with the labspool marker")
+        try:
+            tree = ast.parse(generated)
+        except SyntaxError as exc:
+            raise RenderError(f"the rendered experiment does not parse: {exc.msg}") from None
+        self._check_statements(tree.body)
+
+    def _check_statements(self, body: list[ast.stmt]) -> None:
         if not body or not _is_call(body[-1], self.object_name, {FINISH}, arity=0):
             raise RenderError(
                 f"the rendered experiment must end with {self.object_name}.{FINISH}()"
             )
-        allowed = set(self.methods.values())
         for node in body[:-1]:
-            if not _is_call(node, self.object_name, allowed, arity=2) or not _gate_args(node):
+            if not _is_call(node, self.object_name, self._allowed, arity=2) or not _gate_args(node):
                 raise RenderError(
                     f"line {getattr(node, 'lineno', '?')} of the rendered experiment has a "
                     "shape that is not allowed"
@@ -150,8 +167,3 @@ def _is_float(node: ast.expr) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         node = node.operand
     return _is_const(node, float) and math.isfinite(node.value)  # type: ignore[attr-defined]
-
-
-def render_all(renderer: Renderer, experiments: Iterable[Experiment]) -> dict[str, str]:
-    """Source per experiment name."""
-    return {experiment.name: renderer.render(experiment) for experiment in experiments}

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .fsutil import fsync_dir, write_atomic
+from .fsutil import Batch
 from .store import JobRecord, Reader
 
 __all__ = ["StatusFiles", "iso_time", "status_document"]
@@ -74,17 +74,18 @@ class StatusFiles:
 
     def publish(self, reader: Reader, job_ids: Iterable[str]) -> int:
         """Render the status files of *job_ids* from *reader*; the caller holds :meth:`locked`."""
-        count = 0
-        for job_id in job_ids:
-            record = reader.get(job_id)
-            if record is None:
-                continue
-            document = status_document(reader, record)
-            data = json.dumps(document, indent=1).encode() + b"\n"
-            write_atomic(self.path(job_id), data, sync_dir=False)
-            count += 1
-        if count:
-            fsync_dir(self.folder)
+        batch = Batch()
+        try:
+            for job_id in job_ids:
+                record = reader.get(job_id)
+                if record is not None:
+                    document = status_document(reader, record)
+                    batch.write(self.path(job_id), json.dumps(document, indent=1).encode() + b"\n")
+            count = len(batch)
+            batch.commit()
+        except BaseException:
+            batch.abort()
+            raise
         return count
 
     def read(self, job_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ rendered from it (:mod:`spooler.statusfile`).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -272,14 +273,23 @@ class Transaction(Reader):
                 error_message = None
             if queue_key is None:
                 queue_key = float(record.seq)
+        updated = dataclasses.replace(
+            record,
+            state=new,
+            attempt=attempt,
+            detail=_append(record.detail, note),
+            error_message=error_message if new is not JobState.QUEUED else None,
+            queue_key=queue_key,
+            updated_at=self.now,
+        )
         self._db.execute(
             "UPDATE jobs SET state = ?, attempt = ?, detail = ?, error_message = ?, "
             "queue_key = ?, updated_at = ? WHERE job_id = ?",
             (
                 new.value,
                 attempt,
-                _append(record.detail, note),
-                error_message if new is not JobState.QUEUED else None,
+                updated.detail,
+                updated.error_message,
                 queue_key,
                 self.now,
                 job_id,
@@ -291,7 +301,7 @@ class Transaction(Reader):
             (job_id, attempt, record.state.value, new.value, self.now, note),
         )
         self.touched[job_id] = None
-        return self.require(job_id)
+        return updated
 
     def note(self, job_id: str, note: str, *, unless_last: bool = True) -> None:
         """Append *note* to the detail (not a state change); skipped if it repeats the last note."""

@@ -12,6 +12,8 @@ The job id (from the file name) is checked before all of this, by the intake.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from collections.abc import Sequence
 from functools import cached_property
@@ -49,12 +51,17 @@ class JobValidator:
 
     @cached_property
     def _schema_validator(self) -> jsonschema.Draft202012Validator:
+        """The whole schema in one validator: the reference the fast path is tested against."""
         jsonschema.Draft202012Validator.check_schema(self.schema)
         return jsonschema.Draft202012Validator(self.schema)
 
+    @cached_property
+    def _parts(self) -> _SchemaParts:
+        return _SchemaParts(self.schema)
+
     def prepare(self) -> None:
         """Build (and check) the schema now, so that a broken one stops the daemon at start."""
-        _ = self._schema_validator
+        _ = self._schema_validator, self._parts
 
     def validate_bytes(self, data: bytes) -> Job:
         if len(data) > self.limits.job_file_max_bytes:
@@ -65,10 +72,21 @@ class JobValidator:
         return self.validate_document(loads_strict(data, max_depth=self.limits.json_depth_max))
 
     def validate_document(self, document: Any) -> Job:
-        error = best_match(self._schema_validator.iter_errors(document))
+        """Schema (applied in two parts, see :class:`_SchemaParts`), then semantics."""
+        error = best_match(self._parts.skeleton.iter_errors(document))
         if error is not None:
             raise JobRejected(self._describe(error, document))
+        for name, experiment in document.items():
+            for index, item in enumerate(experiment["instructions"]):
+                error = self._parts.instruction_error(item)
+                if error is not None:
+                    error.path.extendleft(reversed((name, "instructions", index)))
+                    raise JobRejected(self._describe(error, document))
         return self._semantic(document)
+
+    def schema_verdict(self, document: Any) -> bool:
+        """The whole schema's verdict in one pass (the reference for tests)."""
+        return bool(self._schema_validator.is_valid(document))
 
     # -- the checks a schema cannot express -------------------------------------------------
 
@@ -246,6 +264,54 @@ class JobValidator:
                 count = len(instance) if isinstance(instance, list) else "?"
                 return f"{label} takes {len(gate.params)} parameter(s), got {count}"
         return _short(error.message)
+
+
+class _SchemaParts:
+    """The backend's job schema applied in two steps, with exactly the whole schema's verdict.
+
+    The schema checks each instruction with ``base ∧ allOf: [if name == g then S_g, ...]``
+    over all gates g, and jsonschema evaluates every ``if`` for every instruction. Here the
+    job is first validated with the instruction items left open (the skeleton), then each
+    instruction against ``S_g`` for its own gate g (or ``base`` when its name is no gate,
+    which ``base`` refuses). Only g's ``if`` can hold for an array whose first item is g,
+    and ``S_g`` (a complete instruction schema, :meth:`Backend.instruction_schema`) implies
+    ``base``, so the verdict is the same; jsonschema still does all the checking.
+    tests/test_validation_equivalence.py holds it to that. Instructions found valid are
+    remembered by their exact JSON text (bounded), since clients repeat them a lot.
+    """
+
+    _MEMO_MAX = 65536
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        skeleton = copy.deepcopy(schema)
+        instructions = skeleton["additionalProperties"]["properties"]["instructions"]
+        instruction = instructions.pop("items")
+        instructions["items"] = True
+        branches = instruction.pop("allOf")
+        base = instruction
+        cls = jsonschema.Draft202012Validator
+        self.skeleton = cls(skeleton)
+        self.base = cls(base)
+        self.by_gate = {
+            branch["if"]["prefixItems"][0]["const"]: cls(branch["then"]) for branch in branches
+        }
+        self._valid: set[str] = set()
+
+    def for_instruction(self, item: Any) -> jsonschema.Draft202012Validator:
+        if isinstance(item, list) and item and isinstance(item[0], str):
+            return self.by_gate.get(item[0], self.base)
+        return self.base
+
+    def instruction_error(self, item: Any) -> ValidationError | None:
+        key = json.dumps(item)
+        if key in self._valid:
+            return None
+        error: ValidationError | None = best_match(self.for_instruction(item).iter_errors(item))
+        if error is None:
+            if len(self._valid) >= self._MEMO_MAX:
+                self._valid.clear()
+            self._valid.add(key)
+        return error
 
 
 def _experiment_index(name: str) -> tuple[int, str]:
