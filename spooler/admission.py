@@ -121,7 +121,12 @@ class Admission:
                 if verdict.job is None:
                     message = verdict.error or "rejected"
                     finished.append(
-                        tx.transition(record.job_id, JobState.ERROR, error_message=message)
+                        tx.transition(
+                            record.job_id,
+                            JobState.ERROR,
+                            note="Rejected: the job failed a check (see error_message)",
+                            error_message=message,
+                        )
                     )
                     for_job(log, record.job_id).warning("rejected: %s", message)
                     continue

@@ -114,8 +114,10 @@ class Spooler:
     def run_once(self) -> StepReport:
         """Admit everything waiting in the dump folder and try the lab once; then return."""
         total = StepReport()
-        self.start()
-        self._rescan()  # no watcher in this mode: look at the folder itself
+        if self._started:
+            self._rescan()  # no watcher in this mode: look at the folder itself
+        else:
+            self.start()
         while True:
             report = self.step()
             total.admitted += report.admitted
