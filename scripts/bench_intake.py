@@ -194,15 +194,13 @@ def latency(root: Path, n: int, rng: random.Random) -> dict[str, Any]:
         spooler.request_stop()
         thread.join(30)
         spooler.close()
-    result = {
+    spooled, bare_floor = _percentiles(samples), _percentiles(floor)
+    return {
         "jobs": n,
-        "spooler": _percentiles(samples),
-        "baseline_bare_observer": _percentiles(floor),
+        "spooler": spooled,
+        "baseline_bare_observer": bare_floor,
+        "p99_over_baseline_p99": spooled["p99_ms"] / bare_floor["p99_ms"],
     }
-    result["p99_over_baseline_p99"] = (
-        result["spooler"]["p99_ms"] / result["baseline_bare_observer"]["p99_ms"]
-    )
-    return result
 
 
 def main() -> int:
