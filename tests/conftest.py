@@ -76,6 +76,18 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
     return run
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _leave_the_users_labscript_profile_alone() -> Iterator[None]:
+    """Fail the run if anything created a labscript profile in the user's home folder."""
+    import getpass
+
+    profile = Path(f"~{getpass.getuser()}").expanduser() / "labscript-suite"
+    existed = profile.exists()
+    yield
+    if not existed and profile.exists():
+        pytest.fail(f"the tests created {profile}; labscript must only run in a sandbox")
+
+
 @pytest.fixture(autouse=True)
 def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("LABSPOOL_CONFIG", raising=False)
