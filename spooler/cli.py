@@ -231,7 +231,8 @@ def _status(args: argparse.Namespace) -> int:
                 if args.job_id:
                     documents = [status_document(reader, reader.require(args.job_id))]
                 else:
-                    documents = [status_document(reader, r) for r in reader.jobs()]
+                    positions = reader.queue_positions()
+                    documents = [status_document(reader, r, positions) for r in reader.jobs()]
         finally:
             store.close()
     if args.json:

@@ -30,7 +30,12 @@ def iso_time(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
-def status_document(reader: Reader, record: JobRecord) -> dict[str, Any]:
+def status_document(
+    reader: Reader, record: JobRecord, positions: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The status file's content; *positions* (from ``reader.queue_positions``) saves a query."""
+    if positions is None:
+        positions = reader.queue_positions([record.job_id])
     history = reader.history(record.job_id)
     return {
         "job_id": record.job_id,
@@ -40,7 +45,7 @@ def status_document(reader: Reader, record: JobRecord) -> dict[str, Any]:
         "attempt": record.attempt,
         "backend": record.backend,
         "submitted_as": record.source_name,
-        "queue_position": reader.queue_position(record),
+        "queue_position": positions.get(record.job_id),
         "experiments": record.experiments,
         "shots_requested": record.shots_requested,
         "shots_expected": record.shots_expected,
@@ -74,12 +79,14 @@ class StatusFiles:
 
     def publish(self, reader: Reader, job_ids: Iterable[str]) -> int:
         """Render the status files of *job_ids* from *reader*; the caller holds :meth:`locked`."""
+        ids = list(job_ids)
+        positions = reader.queue_positions(ids)
         batch = Batch()
         try:
-            for job_id in job_ids:
+            for job_id in ids:
                 record = reader.get(job_id)
                 if record is not None:
-                    document = status_document(reader, record)
+                    document = status_document(reader, record, positions)
                     batch.write(self.path(job_id), json.dumps(document, indent=1).encode() + b"\n")
             count = len(batch)
             batch.commit()

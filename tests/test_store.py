@@ -68,12 +68,11 @@ def test_rejected_ids_and_queue_positions(store: JobStore) -> None:
                 tx.transition(record.job_id, JobState.ERROR, error_message="bad id")
             else:
                 tx.transition(name, JobState.QUEUED)
-    positions = [store.read.queue_position(r) for r in store.read.queue()]
-    assert [r.job_id for r in store.read.queue()] == ["x", "y", "z"] and positions == [1, 2, 3]
+    assert [r.job_id for r in store.read.queue()] == ["x", "y", "z"]
+    assert store.read.queue_positions() == {"x": 1, "y": 2, "z": 3}
     with store.transaction() as tx:
         tx.transition("x", JobState.RUNNING)
-    assert store.read.queue_position(store.read.require("z")) == 2
-    assert store.read.queue_position(store.read.require("x")) is None
+    assert store.read.queue_positions(["z", "x"]) == {"z": 2}
 
 
 def _writer(path: str, prefix: str, count: int) -> None:
