@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import signal
 import sys
 import time
@@ -22,15 +20,13 @@ from .fsutil import read_regular_file, write_atomic
 from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
 from .logs import setup_logging
 from .render import Renderer
-from .resources import config_dir
+from .scaffold import write_tree
 from .settings import ENV_VAR, Settings, find_config, load_settings
 from .statusfile import status_document
 from .store import JobStore
 from .validation import JobValidator
 
 __all__ = ["main"]
-
-CONFIG_NAME = "labspool.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = command("schema", _schema, "print the JSON schema of a job for a backend")
     p.add_argument("backend", nargs="?", choices=sorted(BACKENDS))
+
+    lab = sub.add_parser("lab", help="the embedded virtual lab and the BLACS plugin")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
+    p = lab_sub.add_parser(
+        "up", help="build and start the virtual lab under DIR; prints its config"
+    )
+    p.add_argument("dir", type=Path)
+    p.add_argument("--max-engaged-jobs", type=int, default=1, metavar="N")
+    p.set_defaults(func=_lab_up)
+    p = lab_sub.add_parser("down", help="stop every process the lab under DIR started")
+    p.add_argument("dir", type=Path)
+    p.set_defaults(func=_lab_down)
+    p = lab_sub.add_parser("install-plugin", help="install labspool's BLACS plugin (address files)")
+    p.add_argument("--labconfig", type=Path, help="add the plugin's lines to this labconfig")
+    p.add_argument("--addresses", type=Path, help="the address folder (default: from --config)")
+    p.set_defaults(func=_lab_install_plugin)
     return parser
 
 
@@ -100,23 +112,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _init(args: argparse.Namespace) -> int:
-    root: Path = args.dir.expanduser().absolute()
-    config_path = root / CONFIG_NAME
-    if config_path.exists():
-        raise ConfigError(f"{config_path} exists already; not overwritten")
-    root.mkdir(parents=True, exist_ok=True)
-    shipped = config_dir()
-    header = shipped / "apparatus" / f"{args.backend}.py"
-    if not header.exists():
-        header = shipped / "apparatus" / "generic.py"
-    (root / "apparatus").mkdir(exist_ok=True)
-    shutil.copyfile(header, root / "apparatus" / "header.py")
-    template = (shipped / CONFIG_NAME).read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^backend: \w+", f"backend: {args.backend}", template, count=1)
-    write_atomic(config_path, text.encode())
-    settings = load_settings(config_path)
-    settings.folders.create()
-    print(config_path)
+    print(write_tree(args.dir, args.backend))
     return 0
 
 
@@ -287,6 +283,43 @@ def _schema(args: argparse.Namespace) -> int:
     print(
         json.dumps(get_backend(name).json_schema(limits.instructions_per_experiment_max), indent=1)
     )
+    return 0
+
+
+# -- lab -----------------------------------------------------------------------------------
+
+
+def _lab_up(args: argparse.Namespace) -> int:
+    from .lab.virtual import lab_up
+
+    config = lab_up(args.dir, max_engaged_jobs=args.max_engaged_jobs)
+    print(f"runmanager and BLACS are up; stop them with: labspool lab down {args.dir}")
+    print(config)
+    return 0
+
+
+def _lab_down(args: argparse.Namespace) -> int:
+    from .lab.virtual import lab_down
+
+    stopped = lab_down(args.dir)
+    print(f"stopped {len(stopped)} process(es): {' '.join(map(str, stopped))}".rstrip(": "))
+    return 0
+
+
+def _lab_install_plugin(args: argparse.Namespace) -> int:
+    from .lab.plugin import configure_labconfig, install_plugin, labconfig_lines
+
+    addresses = args.addresses or _settings(args).folders.addresses
+    print(f"installed {install_plugin()}")
+    if args.labconfig is not None:
+        configure_labconfig(args.labconfig, addresses)
+        print(f"enabled it in {args.labconfig}")
+    else:
+        print("add these lines to your labconfig:")
+        for section, values in labconfig_lines(addresses).items():
+            print(f"[{section}]")
+            for key, value in values.items():
+                print(f"{key} = {value}")
     return 0
 
 

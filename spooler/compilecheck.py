@@ -1,7 +1,7 @@
 """``labspool validate --compile``: compile rendered experiments with the real labscript compiler.
 
 The compilation runs in a child process with a throw-away labscript profile (see
-:mod:`spooler.labprofile`) and a zlock server of its own, which is stopped by its process id
+:mod:`spooler.lab.profile`) and a zlock server of its own, which is stopped by its process id
 afterwards; the user's own profile is never read or written. Needs the ``lab`` extra.
 """
 
@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .labprofile import Ports, activate, start_zlock, stop_process, write_profile
+from .lab.profile import Ports, activate, start_zlock, stop_process, write_profile
 
 __all__ = ["compile_experiments"]
 
@@ -66,29 +66,39 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def compile_one(script: Path, shot: Path, globals_files: list[Path]) -> str | None:
+    """Compile *script* into the shot file *shot* with the real labscript compiler, as
+    runmanager's batch compiler does; returns labscript's message on failure. Runs in a
+    process whose labscript profile is the sandbox's (see :func:`_worker`)."""
+    import labscript
+    import runmanager
+
+    try:
+        runmanager.make_run_file_from_globals_files(
+            str(script), [str(g) for g in globals_files], str(shot)
+        )
+        labscript.labscript_init(str(shot), labscript_file=str(script))
+        namespace = {"__name__": "__main__", "__file__": str(script)}
+        exec(compile(script.read_text(encoding="utf-8"), str(script), "exec"), namespace)
+    except Exception:
+        return "".join(traceback.format_exc(limit=-3))
+    finally:
+        labscript.labscript_cleanup()
+    return None
+
+
 def _worker(profile: Path, output: Path, scripts: list[Path]) -> dict[str, str | None]:
     activate(profile)
-    import labscript
     import runmanager
 
     output.mkdir(parents=True, exist_ok=True)
     globals_file = output / "globals.h5"
     runmanager.new_globals_file(str(globals_file))
     runmanager.new_group(str(globals_file), "labspool")
-    results: dict[str, str | None] = {}
-    for script in scripts:
-        shot = output / f"{script.stem}.h5"
-        try:
-            runmanager.make_run_file_from_globals_files(str(script), [str(globals_file)], str(shot))
-            labscript.labscript_init(str(shot), labscript_file=str(script))
-            namespace = {"__name__": "__main__", "__file__": str(script)}
-            exec(compile(script.read_text(encoding="utf-8"), str(script), "exec"), namespace)
-            results[script.stem] = None
-        except Exception:
-            results[script.stem] = "".join(traceback.format_exc(limit=-3))
-        finally:
-            labscript.labscript_cleanup()
-    return results
+    return {
+        script.stem: compile_one(script, output / f"{script.stem}.h5", [globals_file])
+        for script in scripts
+    }
 
 
 if __name__ == "__main__":

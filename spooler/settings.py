@@ -23,6 +23,7 @@ __all__ = [
     "ENV_VAR",
     "ApparatusSettings",
     "Folders",
+    "GlobalNames",
     "IntakeSettings",
     "LabSettings",
     "Limits",
@@ -94,12 +95,24 @@ class RunmanagerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GlobalNames:
+    """The globals of the apparatus' globals file that labspool sets per experiment."""
+
+    job_id: str = "labspool_job_id"
+    experiment_name: str = "labspool_experiment"
+    shot: str = "labspool_shot"  # set to range(shots); its expansion must be 'outer'
+    seed: str = "labspool_seed"
+
+
+@dataclass(frozen=True, kw_only=True)
 class LabSettings:
     kind: str = "none"
     max_engaged_jobs: int = 1
     retry_interval_s: float = 2.0
     retry_interval_max_s: float = 60.0
+    labscript_profile: Path | None = None
     runmanager: RunmanagerSettings = field(default_factory=RunmanagerSettings)
+    globals: GlobalNames = field(default_factory=GlobalNames)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +181,8 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
     apparatus = raw.get("apparatus", {})
     lab = dict(raw.get("lab", {}))
     runmanager = RunmanagerSettings(**lab.pop("runmanager", {}))
+    global_names = GlobalNames(**lab.pop("globals", {}))
+    profile = lab.pop("labscript_profile", None)
     return Settings(
         path=path,
         backend=raw["backend"],
@@ -178,6 +193,11 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
             header=resolve(apparatus.get("header", "apparatus/header.py")),
             object=apparatus.get("object", "apparatus"),
         ),
-        lab=LabSettings(runmanager=runmanager, **lab),
+        lab=LabSettings(
+            runmanager=runmanager,
+            globals=global_names,
+            labscript_profile=None if profile is None else resolve(profile),
+            **lab,
+        ),
         log_level=raw.get("logging", {}).get("level", "INFO"),
     )

@@ -9,16 +9,25 @@ on a port of the sandbox's own, and stopped by its process id.
 
 from __future__ import annotations
 
+import configparser
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["Ports", "activate", "free_port", "start_zlock", "stop_process", "write_profile"]
+__all__ = [
+    "Ports",
+    "activate",
+    "free_port",
+    "labconfig_path",
+    "start_zlock",
+    "stop_process",
+    "write_profile",
+]
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,14 @@ class Ports:
     BLACS: int
     lyse: int
     runmanager: int
+    runviewer: int
     zlock: int
     zlog: int
     zprocess_remote: int
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 def free_port() -> int:
@@ -45,8 +55,16 @@ def labconfig_path(profile: Path) -> Path:
     return profile / "labconfig" / f"{socket.gethostname()}.ini"
 
 
-def write_profile(profile: Path, ports: Ports, *, apparatus: str = "labspool") -> Path:
-    """Write a complete labscript profile under *profile*; returns its labconfig path."""
+def write_profile(
+    profile: Path,
+    ports: Ports,
+    *,
+    apparatus: str = "labspool",
+    extra: dict[str, dict[str, str]] | None = None,
+) -> Path:
+    """Write a complete labscript profile under *profile*; returns its labconfig path.
+
+    *extra* adds sections or keys to the labconfig (BLACS plugins, paths, ...)."""
     shared = profile / "shared"
     for sub in (
         "labconfig",
@@ -57,45 +75,37 @@ def write_profile(profile: Path, ports: Ports, *, apparatus: str = "labspool") -
     ):
         (profile / sub).mkdir(parents=True, exist_ok=True)
     shared.mkdir(parents=True, exist_ok=True)
-    port_lines = "\n".join(f"{name} = {port}" for name, port in asdict(ports).items())
-    text = f"""[DEFAULT]
-apparatus_name = {apparatus}
-shared_drive = {shared}
-experiment_shot_storage = %(shared_drive)s/Experiments/%(apparatus_name)s
-userlib = {profile}/userlib
-pythonlib = %(userlib)s/pythonlib
-labscriptlib = %(userlib)s/labscriptlib
-analysislib = %(userlib)s/analysislib
-app_saved_configs = {profile}/app_saved_configs
-user_devices = user_devices
-
-[paths]
-connection_table_h5 = %(experiment_shot_storage)s/connection_table.h5
-connection_table_py = %(labscriptlib)s/connection_table.py
-
-[servers]
-zlock = localhost
-runmanager = localhost
-
-[ports]
-{port_lines}
-
-[timeouts]
-communication_timeout = 60
-
-[programs]
-text_editor = true
-text_editor_arguments = {{file}}
-
-[labscript]
-save_hg_info = False
-save_git_info = False
-
-[security]
-allow_insecure = True
-"""
+    sections: dict[str, dict[str, str]] = {
+        "DEFAULT": {
+            "apparatus_name": apparatus,
+            "shared_drive": str(shared),
+            "experiment_shot_storage": "%(shared_drive)s/Experiments/%(apparatus_name)s",
+            "userlib": f"{profile}/userlib",
+            "pythonlib": "%(userlib)s/pythonlib",
+            "labscriptlib": "%(userlib)s/labscriptlib",
+            "analysislib": "%(userlib)s/analysislib",
+            "app_saved_configs": f"{profile}/app_saved_configs",
+            "user_devices": "user_devices",
+        },
+        "paths": {
+            "connection_table_h5": "%(experiment_shot_storage)s/connection_table.h5",
+            "connection_table_py": "%(labscriptlib)s/connection_table.py",
+        },
+        "servers": {"zlock": "localhost", "runmanager": "localhost"},
+        "ports": {name: str(port) for name, port in asdict(ports).items()},
+        "timeouts": {"communication_timeout": "60"},
+        "programs": {"text_editor": "true", "text_editor_arguments": "{file}"},
+        "labscript": {"save_hg_info": "False", "save_git_info": "False"},
+        "security": {"allow_insecure": "True"},
+    }
+    for section, values in (extra or {}).items():
+        sections.setdefault(section, {}).update(values)
+    config = configparser.ConfigParser(interpolation=None)
+    config.optionxform = str  # type: ignore[assignment,method-assign]
+    config.read_dict(sections)
     path = labconfig_path(profile)
-    path.write_text(text, encoding="utf-8")
+    with path.open("w", encoding="utf-8") as out:
+        config.write(out)
     return path
 
 

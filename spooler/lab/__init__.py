@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ConfigError, LabUnavailable
-from .settings import Settings
+from ..errors import ConfigError, LabUnavailable
+from ..settings import Settings
 
 __all__ = ["Lab", "NoLab", "make_lab"]
 
@@ -64,6 +64,15 @@ class NoLab:
 
 
 def make_lab(settings: Settings) -> Lab:
+    """The lab the configuration names (for runmanager, its labscript profile is activated)."""
     if settings.lab.kind == "none":
         return NoLab(settings.path)
+    if settings.lab.kind == "runmanager":
+        if settings.lab.labscript_profile is not None:
+            from .profile import activate
+
+            activate(settings.lab.labscript_profile)
+        from .runmanager import RunmanagerLab
+
+        return RunmanagerLab(settings.lab.runmanager, settings.lab.globals)
     raise ConfigError(f"{settings.path}: lab.kind: {settings.lab.kind!r} is not available")

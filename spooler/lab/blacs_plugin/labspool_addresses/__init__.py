@@ -1,0 +1,154 @@
+"""BLACS plugin of labspool: one address file per finished shot.
+
+On BLACS's ``shot_complete`` callback it writes one file,
+``<address folder>/<job>__<experiment>__<shot>.json``, with the shot's path and what
+labspool's result daemon needs to attribute it (job id, experiment, shot index; read from
+the shot's globals), atomically: a temporary file in the same folder, fsync, a link to the
+final name (never replacing one), fsync of the folder.
+
+Configure it in the labconfig (``labspool lab install-plugin`` prints these lines):
+
+    [BLACS/plugins]
+    labspool_addresses = True
+
+    [labspool]
+    address_folder = /path/to/addresses
+    # optional: ready_file (touched once BLACS is up), and the names of the globals:
+    # job_id_global, experiment_global, shot_global
+
+It deliberately imports nothing from labspool, so that it runs in any BLACS environment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import socket
+from typing import Any
+
+name = "labspool address files"
+module = "labspool_addresses"
+logger = logging.getLogger(f"BLACS.plugin.{module}")
+
+FORMAT = "labspool.address/1"
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+def _safe(text: object, fallback: str) -> str:
+    text = _text(text) or ""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:100]
+    return cleaned.lstrip(".") or fallback
+
+
+def shot_record(h5_path: str, names: dict[str, str]) -> dict[str, Any]:
+    """What an address file says about a shot (read from the shot's globals)."""
+    import h5py
+
+    with h5py.File(h5_path, "r") as shot:
+        shot_globals = dict(shot["globals"].attrs) if "globals" in shot else {}
+        run_number = shot.attrs.get("run number")
+    index = shot_globals.get(names["shot"])
+    return {
+        "format": FORMAT,
+        "shot": os.path.abspath(h5_path),
+        "job_id": _text(shot_globals.get(names["job_id"])),
+        "experiment": _text(shot_globals.get(names["experiment"])),
+        "shot_index": None if index is None else int(index),
+        "run_number": None if run_number is None else int(run_number),
+        "completed_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "host": socket.gethostname(),
+    }
+
+
+def write_address_file(folder: str, record: dict[str, Any]) -> str:
+    """Publish *record* as a new address file in *folder*; returns its path."""
+    index = record["shot_index"]
+    job, experiment = _safe(record["job_id"], "nojob"), _safe(record["experiment"], "noexperiment")
+    stem = f"{job}__{experiment}__{'noshot' if index is None else f'{index:05d}'}"
+    data = (json.dumps(record, indent=1) + "\n").encode()
+    tmp = os.path.join(folder, f".{stem}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        attempt = 0
+        while True:
+            suffix = "" if attempt == 0 else f"_rep{attempt}"
+            final = os.path.join(folder, f"{stem}{suffix}.json")
+            try:
+                os.link(tmp, final)  # never replaces an address file already there
+                break
+            except FileExistsError:
+                attempt += 1
+    finally:
+        os.unlink(tmp)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return final
+
+
+class Plugin:
+    def __init__(self, initial_settings: dict[str, Any]) -> None:
+        from labscript_utils.labconfig import LabConfig
+
+        config = LabConfig()
+        self.folder = config.get("labspool", "address_folder")
+        self.ready_file = config.get("labspool", "ready_file", fallback=None)
+        self.names = {
+            "job_id": config.get("labspool", "job_id_global", fallback="labspool_job_id"),
+            "experiment": config.get(
+                "labspool", "experiment_global", fallback="labspool_experiment"
+            ),
+            "shot": config.get("labspool", "shot_global", fallback="labspool_shot"),
+        }
+        os.makedirs(self.folder, exist_ok=True)
+
+    def on_shot_complete(self, h5_path: str) -> None:
+        try:
+            path = write_address_file(self.folder, shot_record(h5_path, self.names))
+            logger.info("address file %s for %s", path, h5_path)
+        except Exception:
+            # BLACS goes on; the shot stays where it is and a rescan can find it.
+            logger.exception("could not write the address file for %s", h5_path)
+
+    def get_callbacks(self) -> dict[str, Any]:
+        return {"shot_complete": self.on_shot_complete}
+
+    def plugin_setup_complete(self, blacs_data: object = None) -> None:
+        if self.ready_file:
+            with open(self.ready_file, "w") as ready:
+                ready.write(f"{os.getpid()}\n")
+
+    def get_menu_class(self) -> None:
+        return None
+
+    def get_notification_classes(self) -> list[Any]:
+        return []
+
+    def get_setting_classes(self) -> list[Any]:
+        return []
+
+    def set_menu_instance(self, menu: object) -> None:
+        pass
+
+    def set_notification_instances(self, notifications: object) -> None:
+        pass
+
+    def get_save_data(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass

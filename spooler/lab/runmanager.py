@@ -1,0 +1,89 @@
+"""The lab as runmanager's remote API: globals, experiment file, output folder, engage.
+
+runmanager compiles the shots of an experiment and sends them to BLACS. Its remote API
+answers when the shots are queued for compilation, not when they are compiled or run: it
+has no call that reports a compile error (those go to its window's output box only). A
+shot that never compiles is noticed by the shots that never arrive.
+
+Errors: no answer within the timeout (or no server) is :class:`LabUnavailable` (the job
+waits QUEUED and labspool asks again later); anything runmanager raises back, such as
+"Global x not found in any active group", is :class:`LabRejected` with runmanager's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import LabRejected, LabUnavailable
+from ..settings import GlobalNames, RunmanagerSettings
+
+__all__ = ["RunmanagerLab"]
+
+
+class RunmanagerLab:
+    def __init__(self, settings: RunmanagerSettings, names: GlobalNames) -> None:
+        # Imported here: runmanager.remote reads the labconfig at import, so the caller
+        # activates the right labscript profile first (spooler.lab.make_lab does).
+        import zprocess.utils
+        from runmanager.remote import Client
+
+        self.settings = settings
+        self.names = names
+        self.where = f"runmanager at {settings.host}:{settings.port}"
+        self._client = Client(host=settings.host, port=settings.port, timeout=settings.timeout_s)
+        self._timeout_error: type[BaseException] = zprocess.utils.TimeoutError
+
+    def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._client, command)(*args, **kwargs)
+        except self._timeout_error as exc:
+            raise LabUnavailable(
+                f"{self.where} did not answer within {self.settings.timeout_s:g} s"
+            ) from exc
+        except OSError as exc:  # zmq errors derive from it
+            raise LabUnavailable(f"{self.where}: {exc}") from exc
+        except Exception as exc:
+            raise LabRejected(f"runmanager: {_message(exc)}") from exc
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            self._call("say_hello")
+        except LabUnavailable as exc:
+            return str(exc)
+        return None
+
+    def set_globals(self, values: Mapping[str, object]) -> None:
+        existing = set(self._call("get_globals", raw=True))
+        shots = int(values["shots"])  # type: ignore[call-overload]
+        if self.names.shot not in existing:
+            raise LabRejected(
+                f"the apparatus' globals have no {self.names.shot!r}, so runmanager cannot be "
+                f"told to make {shots} shot(s); add it to an active group with expansion 'outer'"
+            )
+        wanted = {
+            self.names.job_id: repr(values["job_id"]),
+            self.names.experiment_name: repr(values["experiment_name"]),
+            self.names.shot: f"range({shots})",
+            self.names.seed: repr(values.get("seed")),
+        }
+        self._call("set_globals", {k: v for k, v in wanted.items() if k in existing}, raw=True)
+
+    def set_labscript_file(self, path: Path) -> None:
+        self._call("set_labscript_file", str(path))
+
+    def set_shot_output_folder(self, path: Path) -> None:
+        self._call("set_shot_output_folder", str(path))
+
+    def n_shots(self) -> int:
+        return int(self._call("n_shots"))
+
+    def engage(self) -> None:
+        self._call("engage")
+
+
+def _message(exc: BaseException) -> str:
+    """runmanager sends the server's traceback along; keep the message a person reads."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__

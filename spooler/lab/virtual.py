@@ -1,0 +1,415 @@
+"""The embedded virtual lab: the genuine runmanager and BLACS, offscreen, on dummy devices.
+
+``labspool lab up DIR`` builds a labscript profile of its own under ``DIR/lab`` (labconfig
+with free ports, shared drive, globals file, the connection table compiled from the
+singlequdit apparatus header), installs and enables labspool's BLACS plugin, starts a zlock
+and (if none runs) a zlog server, runmanager and BLACS with ``QT_QPA_PLATFORM=offscreen``,
+waits until both answer, and writes ``DIR/labspool.yaml`` pointing at them. Every process it
+starts is recorded in ``DIR/lab/processes.json``; ``labspool lab down DIR`` stops them and
+their children by process id. The user's own ``~/labscript-suite`` is never touched: every
+child process imports a ``sitecustomize`` that points the suite at the lab's profile.
+
+Limits of the suite that shape this: zlog's port is fixed (7340), so one zlog serves every
+lab on a machine (labspool starts it only when none answers, and stops only its own);
+runmanager reads its globals files and active groups only at start-up (from the autoload
+file written here), not through its remote API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LabspoolError
+from ..fsutil import write_atomic
+from ..scaffold import write_tree
+from ..settings import GlobalNames, load_settings
+from .plugin import install_plugin, labconfig_lines
+from .profile import Ports, activate, write_profile
+
+__all__ = ["LabProcesses", "lab_down", "lab_up"]
+
+GROUP = "labspool"
+ZLOG_PORT = 7340  # hard-coded in labscript_utils.ls_zprocess
+START_TIMEOUT_S = 180.0
+
+
+@dataclass
+class LabLayout:
+    root: Path
+
+    @property
+    def lab(self) -> Path:
+        return self.root / "lab"
+
+    @property
+    def profile(self) -> Path:
+        return self.lab / "profile"
+
+    @property
+    def site(self) -> Path:
+        return self.lab / "site"
+
+    @property
+    def logs(self) -> Path:
+        return self.lab / "logs"
+
+    @property
+    def processes(self) -> Path:
+        return self.lab / "processes.json"
+
+    @property
+    def globals_file(self) -> Path:
+        return self.lab / "globals.h5"
+
+    @property
+    def ready_file(self) -> Path:
+        return self.lab / "blacs.ready"
+
+    @property
+    def connection_table_py(self) -> Path:
+        return self.profile / "userlib" / "labscriptlib" / "connection_table.py"
+
+    @property
+    def connection_table_h5(self) -> Path:
+        return self.profile / "shared" / "Experiments" / "labspool" / "connection_table.h5"
+
+    @property
+    def runmanager_ini(self) -> Path:
+        return self.profile / "app_saved_configs" / "runmanager" / "runmanager.ini"
+
+
+class LabProcesses:
+    """The processes a lab started, by role, kept in ``processes.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pids: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+
+    def add(self, role: str, pid: int) -> None:
+        self.pids[role] = pid
+        write_atomic(self.path, json.dumps(self.pids, indent=1).encode())
+
+    def alive(self) -> dict[str, int]:
+        return {role: pid for role, pid in self.pids.items() if _alive(pid)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line names *text* (servers the suite spawned for this lab)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace"
+                ):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _terminate(pids: list[int], timeout_s: float = 20.0) -> list[int]:
+    """SIGTERM, wait, SIGKILL what is left; returns the pids that were running."""
+    running = [pid for pid in dict.fromkeys(pids) if _alive(pid)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for pid in running:
+        while _alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.05)  # no event to wait on for a process that is not our child
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                _reap(pid)
+                time.sleep(0.01)
+        _reap(pid)
+    return running
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _env(layout: LabLayout) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(layout.site), env.get("PYTHONPATH")]))
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    env.pop("READTHEDOCS", None)
+    return env
+
+
+def _spawn(layout: LabLayout, role: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    log = (layout.logs / f"{role}.log").open("ab")
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=layout.lab,
+            env=_env(layout),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def lab_up(root: Path, *, max_engaged_jobs: int = 1) -> Path:
+    """Build and start the virtual lab under *root*; returns the labspool configuration path."""
+    layout = LabLayout(root.expanduser().absolute())
+    if layout.processes.exists() and LabProcesses(layout.processes).alive():
+        raise LabspoolError(f"the lab in {layout.root} is up already (labspool lab down first)")
+    ports = Ports.free()
+    runmanager_port = ports.runmanager
+    config = _write_config(layout, runmanager_port, max_engaged_jobs)
+    settings = load_settings(config)
+    for folder in (layout.lab, layout.logs, layout.site):
+        folder.mkdir(parents=True, exist_ok=True)
+    extra = labconfig_lines(settings.folders.addresses, layout.ready_file)
+    extra["runmanager"] = {"autoload_config_file": str(layout.runmanager_ini)}
+    extra["paths"] = {
+        "connection_table_h5": str(layout.connection_table_h5),
+        "connection_table_py": str(layout.connection_table_py),
+    }
+    names = settings.lab.globals
+    extra["labspool"].update(
+        job_id_global=names.job_id, experiment_global=names.experiment_name, shot_global=names.shot
+    )
+    write_profile(layout.profile, ports, extra=extra)
+    (layout.site / "sitecustomize.py").write_text(
+        "# Written by labspool: points the labscript suite at this lab's own profile.\n"
+        "from pathlib import Path\n\n"
+        "from spooler.lab.profile import activate\n\n"
+        f"activate(Path({str(layout.profile)!r}))\n"
+    )
+    layout.ready_file.unlink(missing_ok=True)
+    install_plugin()
+    processes = LabProcesses(layout.processes)
+    try:
+        zlock = _spawn(
+            layout,
+            "zlock",
+            [
+                sys.executable,
+                "-m",
+                "zprocess.zlock",
+                "--port",
+                str(ports.zlock),
+                "--bind-address",
+                "127.0.0.1",
+                "--allow-insecure",
+                "--silent",
+            ],
+        )
+        processes.add("zlock", zlock.pid)
+        if not _port_answers(ZLOG_PORT):
+            zlog = _spawn(
+                layout,
+                "zlog",
+                [
+                    sys.executable,
+                    "-m",
+                    "zprocess.zlog",
+                    "--port",
+                    str(ZLOG_PORT),
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--allow-insecure",
+                    "--server-log-dir",
+                    str(layout.logs),
+                ],
+            )
+            processes.add("zlog", zlog.pid)
+        setup = subprocess.run(
+            [sys.executable, "-m", "spooler.lab.virtual", str(layout.root)],
+            cwd=layout.lab,
+            env=_env(layout),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if setup.returncode != 0:
+            raise LabspoolError(f"preparing the virtual lab failed:\n{setup.stderr[-3000:]}")
+        runmanager = _spawn(layout, "runmanager", [sys.executable, "-m", "runmanager"])
+        processes.add("runmanager", runmanager.pid)
+        blacs = _spawn(layout, "blacs", [sys.executable, "-m", "blacs"])
+        processes.add("blacs", blacs.pid)
+        _wait_until_up(layout, runmanager_port, {"runmanager": runmanager, "blacs": blacs})
+    except BaseException:
+        lab_down(layout.root)
+        raise
+    return config
+
+
+def _write_config(layout: LabLayout, runmanager_port: int, max_engaged_jobs: int) -> Path:
+    config = layout.root / "labspool.yaml"
+    if config.exists():
+        config.unlink()  # a lab's configuration is the lab's; it is rewritten with new ports
+    lab_section = f"""lab:
+  kind: runmanager            # the virtual lab's runmanager (labspool lab up)
+  max_engaged_jobs: {max_engaged_jobs}
+  retry_interval_s: 1.0
+  retry_interval_max_s: 10.0
+  labscript_profile: lab/profile
+  runmanager:
+    host: localhost
+    port: {runmanager_port}
+    timeout_s: 15.0
+"""
+    return write_tree(layout.root, "singlequdit", lab_section=lab_section)
+
+
+def _port_answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_until_up(
+    layout: LabLayout, runmanager_port: int, started: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    activate(layout.profile)
+    from runmanager.remote import Client
+
+    client = Client(host="localhost", port=runmanager_port, timeout=1.0)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    runmanager_up = False
+    while True:
+        for role, process in started.items():
+            if process.poll() is not None:
+                log = (layout.logs / f"{role}.log").read_text(errors="replace")[-3000:]
+                raise LabspoolError(
+                    f"{role} exited with code {process.returncode} while starting:\n{log}"
+                )
+        if not runmanager_up:
+            try:
+                client.say_hello()  # waits up to 1 s for an answer
+                runmanager_up = True
+            except Exception:
+                pass
+        if runmanager_up and layout.ready_file.exists():
+            return
+        if time.monotonic() > deadline:
+            raise LabspoolError(f"the virtual lab did not come up within {START_TIMEOUT_S:.0f} s")
+        if runmanager_up:
+            time.sleep(0.1)  # BLACS signals readiness by a file its plugin writes
+
+
+def lab_down(root: Path) -> list[int]:
+    """Stop every process the lab in *root* started, with their children; returns their pids."""
+    layout = LabLayout(root.expanduser().absolute())
+    processes = LabProcesses(layout.processes)
+    order = ["blacs", "runmanager", "zlog", "zlock"]
+    pids: list[int] = []
+    for role in sorted(processes.pids, key=lambda r: order.index(r) if r in order else -1):
+        pid = processes.pids[role]
+        pids.extend(_descendants(pid))
+        pids.append(pid)
+    # Servers the suite may have spawned for this lab on its own (they name the profile).
+    pids.extend(_processes_mentioning(str(layout.profile)))
+    stopped = _terminate(pids)
+    if layout.processes.exists():
+        layout.processes.unlink()
+    return stopped
+
+
+# -- run in a child process with the lab's profile (python -m spooler.lab.virtual ROOT) -----
+
+
+def _prepare(root: Path) -> None:
+    """Globals file, runmanager's autoload file and the compiled connection table."""
+    layout = LabLayout(root)
+    settings = load_settings(root / "labspool.yaml")
+    import runmanager
+    from labscript_utils.labconfig import save_appconfig
+
+    from ..compilecheck import compile_one
+
+    names: GlobalNames = settings.lab.globals
+    globals_file = str(layout.globals_file)
+    if layout.globals_file.exists():
+        layout.globals_file.unlink()
+    runmanager.new_globals_file(globals_file)
+    runmanager.new_group(globals_file, GROUP)
+    initial: dict[str, str] = {
+        names.job_id: "''",
+        names.experiment_name: "''",
+        names.shot: "range(1)",
+        names.seed: "None",
+    }
+    for name, value in initial.items():
+        runmanager.new_global(globals_file, GROUP, name)
+        runmanager.set_value(globals_file, GROUP, name, value)
+    runmanager.set_expansion(globals_file, GROUP, names.shot, "outer")
+
+    header = settings.apparatus.header.read_text(encoding="utf-8")
+    layout.connection_table_py.parent.mkdir(parents=True, exist_ok=True)
+    layout.connection_table_py.write_text(header + "\napparatus.finish()\n", encoding="utf-8")
+    layout.connection_table_h5.parent.mkdir(parents=True, exist_ok=True)
+    failure = compile_one(
+        layout.connection_table_py, layout.connection_table_h5, [layout.globals_file]
+    )
+    if failure is not None:
+        raise SystemExit(f"the connection table does not compile:\n{failure}")
+
+    state: dict[str, Any] = {
+        "h5_files_open": [globals_file],
+        "active_groups": [(globals_file, GROUP)],
+        "groups_open": [],
+        "current_labscript_file": str(layout.connection_table_py),
+        "shot_output_folder": str(settings.folders.shots),
+        "is_using_default_shot_output_folder": False,
+        "send_to_runviewer": False,
+        "send_to_blacs": True,
+        "shuffle": False,
+    }
+    layout.runmanager_ini.parent.mkdir(parents=True, exist_ok=True)
+    save_appconfig(str(layout.runmanager_ini), {"runmanager_state": state})
+
+
+if __name__ == "__main__":
+    _prepare(Path(sys.argv[1]))
