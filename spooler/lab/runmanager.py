@@ -19,7 +19,9 @@ from typing import Any
 from ..errors import LabRejected, LabUnavailable
 from ..settings import GlobalNames, RunmanagerSettings
 
-__all__ = ["RunmanagerLab"]
+__all__ = ["PROBE_TIMEOUT_S", "RunmanagerLab"]
+
+PROBE_TIMEOUT_S = 2.0
 
 
 class RunmanagerLab:
@@ -33,15 +35,19 @@ class RunmanagerLab:
         self.names = names
         self.where = f"runmanager at {settings.host}:{settings.port}"
         self._client = Client(host=settings.host, port=settings.port, timeout=settings.timeout_s)
+        # Asking whether runmanager is there must not block the spooler for the full timeout.
+        self._probe = Client(
+            host=settings.host, port=settings.port, timeout=min(settings.timeout_s, PROBE_TIMEOUT_S)
+        )
         self._timeout_error: type[BaseException] = zprocess.utils.TimeoutError
 
-    def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, command: str, *args: Any, probe: bool = False, **kwargs: Any) -> Any:
+        client = self._probe if probe else self._client
         try:
-            return getattr(self._client, command)(*args, **kwargs)
+            return getattr(client, command)(*args, **kwargs)
         except self._timeout_error as exc:
-            raise LabUnavailable(
-                f"{self.where} did not answer within {self.settings.timeout_s:g} s"
-            ) from exc
+            answer = f"{self.where} did not answer within {client.timeout:g} s"
+            raise LabUnavailable(answer) from exc
         except OSError as exc:  # zmq errors derive from it
             raise LabUnavailable(f"{self.where}: {exc}") from exc
         except Exception as exc:
@@ -49,7 +55,7 @@ class RunmanagerLab:
 
     def unavailable_reason(self) -> str | None:
         try:
-            self._call("say_hello")
+            self._call("say_hello", probe=True)
         except LabUnavailable as exc:
             return str(exc)
         return None
@@ -57,6 +63,9 @@ class RunmanagerLab:
     def set_globals(self, values: Mapping[str, object]) -> None:
         existing = set(self._call("get_globals", raw=True))
         shots = int(values["shots"])  # type: ignore[call-overload]
+        if not existing:
+            # runmanager answers before it has opened its globals files at start-up.
+            raise LabUnavailable(f"{self.where} has no active globals yet (still starting?)")
         if self.names.shot not in existing:
             raise LabRejected(
                 f"the apparatus' globals have no {self.names.shot!r}, so runmanager cannot be "

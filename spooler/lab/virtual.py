@@ -35,7 +35,7 @@ from ..settings import GlobalNames, load_settings
 from .plugin import install_plugin, labconfig_lines
 from .profile import Ports, activate, write_profile
 
-__all__ = ["LabProcesses", "lab_down", "lab_up"]
+__all__ = ["LabProcesses", "lab_down", "lab_environment", "lab_up", "start_role", "stop_role"]
 
 GROUP = "labspool"
 ZLOG_PORT = 7340  # hard-coded in labscript_utils.ls_zprocess
@@ -172,6 +172,11 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def lab_environment(root: Path) -> dict[str, str]:
+    """The environment in which a process works with the lab under *root* (its profile)."""
+    return _env(LabLayout(root.expanduser().absolute()))
+
+
 def _env(layout: LabLayout) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(layout.site), env.get("PYTHONPATH")]))
@@ -272,15 +277,42 @@ def lab_up(root: Path, *, max_engaged_jobs: int = 1) -> Path:
         )
         if setup.returncode != 0:
             raise LabspoolError(f"preparing the virtual lab failed:\n{setup.stderr[-3000:]}")
-        runmanager = _spawn(layout, "runmanager", [sys.executable, "-m", "runmanager"])
-        processes.add("runmanager", runmanager.pid)
-        blacs = _spawn(layout, "blacs", [sys.executable, "-m", "blacs"])
-        processes.add("blacs", blacs.pid)
-        _wait_until_up(layout, runmanager_port, {"runmanager": runmanager, "blacs": blacs})
+        started = {role: _start(layout, processes, role) for role in ("runmanager", "blacs")}
+        _wait_until_up(layout, runmanager_port, started)
     except BaseException:
         lab_down(layout.root)
         raise
     return config
+
+
+def _start(layout: LabLayout, processes: LabProcesses, role: str) -> subprocess.Popen[bytes]:
+    process = _spawn(layout, role, [sys.executable, "-m", role])
+    processes.add(role, process.pid)
+    return process
+
+
+def stop_role(root: Path, role: str) -> list[int]:
+    """Stop one of the lab's programs ("runmanager" or "blacs") and its children."""
+    layout = LabLayout(root.expanduser().absolute())
+    pid = LabProcesses(layout.processes).pids[role]
+    return _terminate([*_descendants(pid), pid])
+
+
+def start_role(root: Path, role: str) -> int:
+    """Start one of the lab's programs again (after :func:`stop_role`); returns its pid once up."""
+    layout = LabLayout(root.expanduser().absolute())
+    processes = LabProcesses(layout.processes)
+    if role in processes.alive():
+        raise LabspoolError(f"{role} of the lab in {layout.root} runs already")
+    if role == "blacs":
+        layout.ready_file.unlink(missing_ok=True)
+    process = _start(layout, processes, role)
+    settings = load_settings(layout.root / "labspool.yaml")
+    if role == "runmanager":
+        _wait_until_up(layout, settings.lab.runmanager.port, {role: process}, blacs=False)
+    else:
+        _wait_until_up(layout, settings.lab.runmanager.port, {role: process})
+    return process.pid
 
 
 def _write_config(layout: LabLayout, runmanager_port: int, max_engaged_jobs: int) -> Path:
@@ -310,12 +342,18 @@ def _port_answers(port: int) -> bool:
 
 
 def _wait_until_up(
-    layout: LabLayout, runmanager_port: int, started: dict[str, subprocess.Popen[bytes]]
+    layout: LabLayout,
+    runmanager_port: int,
+    started: dict[str, subprocess.Popen[bytes]],
+    *,
+    blacs: bool = True,
 ) -> None:
-    activate(layout.profile)
+    if "labscript_utils" not in sys.modules:
+        activate(layout.profile)
     from runmanager.remote import Client
 
     client = Client(host="localhost", port=runmanager_port, timeout=1.0)
+    names = load_settings(layout.root / "labspool.yaml").lab.globals
     deadline = time.monotonic() + START_TIMEOUT_S
     runmanager_up = False
     while True:
@@ -326,12 +364,10 @@ def _wait_until_up(
                     f"{role} exited with code {process.returncode} while starting:\n{log}"
                 )
         if not runmanager_up:
-            try:
-                client.say_hello()  # waits up to 1 s for an answer
-                runmanager_up = True
-            except Exception:
-                pass
-        if runmanager_up and layout.ready_file.exists():
+            # Up means: answering, and its globals files opened (it answers earlier).
+            with contextlib.suppress(Exception):  # no answer within 1 s: ask again
+                runmanager_up = names.shot in client.get_globals(raw=True)
+        if runmanager_up and (not blacs or layout.ready_file.exists()):
             return
         if time.monotonic() > deadline:
             raise LabspoolError(f"the virtual lab did not come up within {START_TIMEOUT_S:.0f} s")

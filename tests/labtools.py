@@ -1,0 +1,181 @@
+"""Helpers for the tests that run the genuine labscript suite (no fakes here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from spooler.settings import Settings, load_settings
+
+# find_spec, not import: importing the suite here would start servers in the test process.
+needs_suite = pytest.mark.skipif(
+    find_spec("blacs") is None or find_spec("runmanager") is None,
+    reason="the lab extra (labscript suite) is not installed",
+)
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "spooler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def in_lab(root: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python *code* in a child process with the lab's labscript profile."""
+    from spooler.lab.virtual import lab_environment
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=lab_environment(root),
+        cwd=root,
+    )
+
+
+def lab_role(root: Path, action: str, role: str) -> subprocess.CompletedProcess[str]:
+    """Stop or start one program of the lab (in a child: it needs the lab's profile)."""
+    return in_lab(
+        root,
+        f"from pathlib import Path\nfrom spooler.lab.virtual import {action}_role\n"
+        f"{action}_role(Path({str(root)!r}), {role!r})\n",
+    )
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    from spooler.lab.virtual import _descendants
+
+    return _descendants(pid)
+
+
+class _Changed(FileSystemEventHandler):
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.event.set()
+
+
+def wait_until(folder: Path, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Wait for *condition*, re-checking whenever something changes in *folder*."""
+    changed = threading.Event()
+    observer = Observer()
+    observer.schedule(_Changed(changed), str(folder), recursive=True)
+    observer.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            changed.wait(min(remaining, 5.0))  # the 5 s cap re-checks in case an event was lost
+            changed.clear()
+    finally:
+        observer.stop()
+        observer.join()
+
+
+@dataclass
+class VirtualLab:
+    root: Path
+    config: Path
+    settings: Settings
+    pids: dict[str, int]
+    spooler: subprocess.Popen[bytes] | None = None
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        path = self.settings.folders.status / f"{job_id}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def submit(self, job_id: str, job: dict[str, Any], tmp: Path) -> None:
+        source = tmp / f"{job_id}.json"
+        source.write_text(json.dumps(job))
+        result = cli("--config", str(self.config), "submit", str(source), "--id", job_id)
+        assert result.returncode == 0, result.stderr
+
+    def addresses(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        records = [
+            json.loads(p.read_text())
+            for p in sorted(self.settings.folders.addresses.glob("*.json"))
+        ]
+        return [r for r in records if job_id is None or r["job_id"] == job_id]
+
+    def wait_for_addresses(
+        self, job_id: str, count: int, timeout_s: float = 300
+    ) -> list[dict[str, Any]]:
+        wait_until(
+            self.settings.folders.addresses,
+            lambda: len(self.addresses(job_id)) >= count,
+            timeout_s,
+            f"{count} address files of {job_id}",
+        )
+        return self.addresses(job_id)
+
+    def wait_for_status(
+        self, job_id: str, condition: Callable[[dict[str, Any]], bool], timeout_s: float = 120
+    ) -> dict[str, Any]:
+        wait_until(
+            self.settings.folders.status,
+            lambda: condition(self.status(job_id)),
+            timeout_s,
+            f"the status of {job_id}",
+        )
+        return self.status(job_id)
+
+
+@contextmanager
+def virtual_lab(root: Path) -> Iterator[VirtualLab]:
+    """`labspool lab up`, a spooler process, and on the way out both stopped by pid."""
+    up = cli("lab", "up", str(root), "--max-engaged-jobs", "100")
+    assert up.returncode == 0, up.stderr + up.stdout
+    config = Path(up.stdout.strip().splitlines()[-1])
+    pids = json.loads((root / "lab" / "processes.json").read_text())
+    lab = VirtualLab(root, config, load_settings(config), pids)
+    log = (root / "spooler.log").open("ab")
+    lab.spooler = subprocess.Popen(
+        [sys.executable, "-m", "spooler.cli", "--config", str(config), "run"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log.close()
+    try:
+        yield lab
+    finally:
+        lab.spooler.send_signal(signal.SIGTERM)
+        try:
+            lab.spooler.wait(30)
+        except subprocess.TimeoutExpired:
+            lab.spooler.kill()
+            lab.spooler.wait()
+        cli("lab", "down", str(root))
