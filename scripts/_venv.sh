@@ -12,8 +12,10 @@ if [ ! -x "$labspool_venv/bin/python" ]; then
 fi
 stamp="$labspool_venv/.installed-$1"
 if [ ! -e "$stamp" ] || [ "$labspool_root/pyproject.toml" -nt "$stamp" ]; then
-    "$labspool_venv/bin/python" -m pip install --quiet --upgrade pip
-    "$labspool_venv/bin/python" -m pip install --quiet -e "$labspool_root[$1]"
+    # (grep drops pip's warnings about index locations some machines configure but lack)
+    "$labspool_venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
+    "$labspool_venv/bin/python" -m pip install --quiet -e "$labspool_root[$1]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+    "$labspool_venv/bin/python" -c "import spooler" || { echo "installing labspool failed" >&2; exit 1; }
     touch "$stamp"
 fi
 export PATH="$labspool_venv/bin:$PATH"

@@ -16,7 +16,7 @@ from typing import Any
 from . import __version__
 from .backends import BACKENDS, get_backend
 from .errors import ConfigError, JobRejected, LabspoolError
-from .fsutil import read_regular_file, write_atomic
+from .fsutil import read_regular_file, temp_name, write_atomic
 from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
 from .logs import setup_logging
 from .render import Renderer
@@ -170,7 +170,7 @@ def _submit(args: argparse.Namespace) -> int:
     target = folders.dump / f"{job_id}.json"
     if target.exists() or (folders.status / f"{job_id}.json").exists():
         raise LabspoolError(f"the job id {job_id} is already used")
-    staged = folders.staging / f"{job_id}.json"
+    staged = temp_name(folders.staging / f"{job_id}.json")  # hidden, never the source itself
     write_atomic(staged, data)
     os.rename(staged, target)  # same filesystem: the spooler never sees a partial file
     print(job_id)

@@ -107,3 +107,13 @@ def test_missing_config_is_a_clear_error(run_cli: Callable[..., tuple[int, str, 
 def test_schema_prints_the_backend_schema(run_cli: Callable[..., tuple[int, str, str]]) -> None:
     code, out, _ = run_cli("schema", "nali")
     assert code == 0 and json.loads(out)["maxProperties"] == 3
+
+
+def test_submit_of_a_file_in_the_staging_folder_keeps_it(
+    run_cli: Callable[..., tuple[int, str, str]], tree: Settings
+) -> None:
+    source = tree.folders.staging / "mine.json"
+    source.write_text(json.dumps(good_job()))
+    assert run_cli("--config", str(tree.path), "submit", str(source), "--id", "mine")[0] == 0
+    assert source.exists()
+    assert (tree.folders.dump / "mine.json").read_text() == source.read_text()
