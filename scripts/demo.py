@@ -131,9 +131,8 @@ def main() -> int:
             '{"experiment_0": {"instructions": [["load",[0],[50]], ["rlx",[0],[7.1]]], '
             '"num_wires": 1, "shots": 3}}'
         )
-        print(
-            f"   rlx 7.1 (> 2 pi)  -> job {labspool('--config', config, 'submit', str(broken), '--id', 'broken').strip()}"
-        )
+        broken_id = labspool("--config", config, "submit", str(broken), "--id", "broken").strip()
+        print(f"   rlx 7.1 (> 2 pi)  -> job {broken_id}")
         broken.unlink()
 
         step("waiting for BLACS to run every shot (one address file each)")
@@ -160,12 +159,11 @@ def main() -> int:
         rabi = json.loads((REPO / "config" / "examples" / "rabi.json").read_text())
         for name, body in sorted(rabi.items()):
             angle = body["instructions"][1][2][0]
-            counts = [atoms(p) for p in sorted((root / "shots" / "rabi" / name).glob("*.h5"))]
+            counts = [atoms(p) or 0 for p in sorted((root / "shots" / "rabi" / name).glob("*.h5"))]
+            mean = sum(counts) / len(counts)
             theory = 50 * math.sin(angle / 2) ** 2
-            print(
-                f"   {name}: rlx {angle:.3f}  atoms {counts}  (mean {sum(counts) / len(counts):.1f}, "
-                f"exact expectation {theory:.1f})"
-            )
+            print(f"   {name}: rlx {angle:.3f}  atoms {counts}")
+            print(f"      mean {mean:.1f} atoms; the exact expectation is {theory:.1f}")
     finally:
         step("shutting down")
         if spooler is not None:
