@@ -87,7 +87,7 @@ def atoms(shot: Path) -> int | None:
 
 
 def main() -> int:
-    logging.getLogger("watchdog").setLevel(logging.ERROR)  # its shutdown chatter is not news
+    logging.getLogger("watchdog").setLevel(logging.CRITICAL)  # its stop() races and logs it
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "demo").absolute()
     if root.exists():
         if not (root / MARKER).exists():
