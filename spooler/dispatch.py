@@ -110,14 +110,21 @@ class Dispatcher:
 
     def _engage(self, record: JobRecord) -> None:
         job = self._load(record)
-        done = {
-            e.name
-            for e in self.jobs.read.experiments(record.job_id, record.attempt)
-            if e.engaged_at
-        }
+        known = {e.name: e for e in self.jobs.read.experiments(record.job_id, record.attempt)}
         for experiment in job.experiments:
-            if experiment.name not in done:
-                self._engage_experiment(record, experiment)
+            earlier = known.get(experiment.name)
+            if earlier is not None and earlier.engaged_at is not None:
+                continue
+            if earlier is not None and earlier.submitted_at is not None:
+                # Submitted, but engage() never confirmed (a crash or a time-out): runmanager
+                # may or may not have its shots. Say so before submitting it again.
+                with self.jobs.change() as tx:
+                    tx.note(
+                        record.job_id,
+                        f"{experiment.name} was submitted before without confirmation; "
+                        "submitting it again (its shots may come twice)",
+                    )
+            self._engage_experiment(record, experiment)
 
     def _load(self, record: JobRecord) -> Job:
         path = self.settings.folders.jobs / record.job_id / "job.json"
@@ -143,6 +150,17 @@ class Dispatcher:
             tx.experiment_submitted(record.job_id, record.attempt, experiment.name, shots)
             current = tx.require(record.job_id)
             note = f"Submitting {experiment.name}: {shots} shot(s)"
+            if shots != experiment.shots:
+                note += (
+                    f" (the job asks for {experiment.shots}: another global of the apparatus "
+                    "changes the number of shots)"
+                )
+                jlog.warning(
+                    "%s: runmanager makes %d shots, the job asks for %d",
+                    experiment.name,
+                    shots,
+                    experiment.shots,
+                )
             if current.state is JobState.QUEUED:
                 tx.transition(record.job_id, JobState.RUNNING, note=note)
             else:

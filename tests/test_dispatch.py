@@ -151,3 +151,28 @@ def test_an_engage_that_fails_is_resumed_without_repeating_engaged_experiments(
         "experiment_2",
     ]
     assert spooler.jobs.read.require("j").shots_expected == 6
+
+
+def test_a_shot_count_other_than_asked_is_said(
+    spooler: Spooler, tree: Settings, lab: RecordingLab
+) -> None:
+    lab.n_shots = lambda: 7  # type: ignore[method-assign]
+    drop(tree, "j.json", good_job(shots=3))
+    spooler.run_once()
+    record = spooler.jobs.read.require("j")
+    assert record.shots_expected == 7
+    assert "Submitting experiment_0: 7 shot(s) (the job asks for 3" in record.detail
+
+
+def test_resubmitting_an_unconfirmed_experiment_is_recorded(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    drop(tree, "j.json", good_job(shots=2, experiments=2))
+    lab.fail_engage_times = 1  # the first engage times out: submitted, never confirmed
+    spooler.run_once()
+    assert lab.engaged() == []
+    clock.now += 100
+    spooler.step()
+    assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0", "experiment_1"]
+    detail = spooler.jobs.read.require("j").detail
+    assert "experiment_0 was submitted before without confirmation" in detail
