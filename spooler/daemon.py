@@ -9,18 +9,16 @@ sleeps on an event that the folder watcher, the stop request and the timers wake
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from .admission import Admission
 from .backends import get_backend
 from .dispatch import Dispatcher
-from .errors import SpoolerBusy
+from .fsutil import exclusive_lock
 from .intake import DumpFolder, DumpWatcher
 from .jobs import Jobs
 from .lab import Lab, make_lab
@@ -56,7 +54,7 @@ class Spooler:
         self.settings = settings
         self.clock = clock
         settings.folders.create()
-        self._lock_fd = _lock(settings.folders.state / "spooler.lock")
+        self._lock_fd = exclusive_lock(settings.folders.state / "spooler.lock", "spooler")
         backend = get_backend(settings.backend)
         self.validator = JobValidator(backend, settings.limits)
         self.renderer = Renderer(backend, settings.apparatus.header, settings.apparatus.object)
@@ -167,16 +165,3 @@ class Spooler:
 
     def watcher_alive(self) -> bool:
         return self.watcher is not None and self.watcher.alive()
-
-
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise SpoolerBusy(f"another spooler (pid {holder}) already serves {path.parent}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import stat
 import threading
 from pathlib import Path
 
-from .errors import JobRejected
+from .errors import JobRejected, SpoolerBusy
 
 __all__ = [
     "Batch",
+    "exclusive_lock",
     "fsync_dir",
     "is_ignored_name",
     "move",
@@ -226,3 +228,20 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def exclusive_lock(path: Path, who: str) -> int:
+    """Hold an exclusive lock on *path* for the life of the process (one *who* per tree).
+
+    Returns the file descriptor (close it to release); raises :class:`SpoolerBusy` naming
+    the holder's pid when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SpoolerBusy(f"another {who} (pid {holder}) already serves {path.parent}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

@@ -27,6 +27,7 @@ __all__ = [
     "IntakeSettings",
     "LabSettings",
     "Limits",
+    "ResultSettings",
     "RunmanagerSettings",
     "Settings",
     "find_config",
@@ -47,6 +48,7 @@ class Folders:
     state: Path
     shots: Path
     addresses: Path
+    processed: Path
     sds: Path
 
     @property
@@ -116,6 +118,16 @@ class LabSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResultSettings:
+    routines: tuple[str, ...] = ("result.routines.singlequdit:count_atoms",)
+    memory_routine: str | None = None
+    shots_timeout_s: float = 600.0
+    archive_retry_interval_s: float = 2.0
+    archive_retry_interval_max_s: float = 60.0
+    batch_max_shots: int = 64
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     path: Path
     backend: str
@@ -124,6 +136,7 @@ class Settings:
     intake: IntakeSettings
     apparatus: ApparatusSettings
     lab: LabSettings
+    result: ResultSettings = field(default_factory=ResultSettings)
     log_level: str = "INFO"
 
 
@@ -170,6 +183,13 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     return _build(path, raw)
 
 
+def _result_settings(raw: dict[str, Any]) -> ResultSettings:
+    values = dict(raw)
+    if "routines" in values:
+        values["routines"] = tuple(values["routines"])
+    return ResultSettings(**values)
+
+
 def _build(path: Path, raw: dict[str, Any]) -> Settings:
     base = path.parent
 
@@ -199,5 +219,6 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
             labscript_profile=None if profile is None else resolve(profile),
             **lab,
         ),
+        result=_result_settings(raw.get("result", {})),
         log_level=raw.get("logging", {}).get("level", "INFO"),
     )

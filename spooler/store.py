@@ -131,6 +131,10 @@ class Reader:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
 
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run SQL of another table in this store (the result daemon's ledger) in this view."""
+        return self._db.execute(sql, parameters)
+
     def get(self, job_id: str) -> JobRecord | None:
         row = self._db.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
@@ -405,6 +409,10 @@ class JobStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def ensure_table(self, ddl: str) -> None:
+        """Create another component's tables (idempotent DDL) in this store."""
+        self._db.executescript(ddl)
 
     @property
     def read(self) -> Reader:

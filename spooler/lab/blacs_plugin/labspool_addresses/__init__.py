@@ -3,8 +3,9 @@
 On BLACS's ``shot_complete`` callback it writes one file,
 ``<address folder>/<job>__<experiment>__<shot>.json``, with the shot's path and what
 labspool's result daemon needs to attribute it (job id, experiment, shot index; read from
-the shot's globals), atomically: a temporary file in the same folder, fsync, a link to the
-final name (never replacing one), fsync of the folder.
+the shot's globals), atomically: a temporary file in the same folder, fsync, a rename to the
+final name (never over an existing one: BLACS calls the plugin for one shot at a time), fsync
+of the folder.
 
 Configure it in the labconfig (``labspool lab install-plugin`` prints these lines):
 
@@ -85,13 +86,14 @@ def write_address_file(folder: str, record: dict[str, Any]) -> str:
         while True:
             suffix = "" if attempt == 0 else f"_rep{attempt}"
             final = os.path.join(folder, f"{stem}{suffix}.json")
-            try:
-                os.link(tmp, final)  # never replaces an address file already there
+            if not os.path.exists(final):
                 break
-            except FileExistsError:
-                attempt += 1
-    finally:
-        os.unlink(tmp)
+            attempt += 1
+        os.rename(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)

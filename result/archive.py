@@ -1,0 +1,84 @@
+"""Moving a shot to the network store (SDS) so that it is never lost.
+
+A move across filesystems is not atomic, so a shot goes to the store in steps, each safe to
+be interrupted: copy to a hidden temporary name on the store (computing its SHA-256 on the
+way), fsync it, read it back and verify size and checksum, rename it to its final name, fsync
+the store's folder. Only after that, and after the ledger has recorded it, does the caller
+delete the local copy. Repeating :func:`archive` after a crash at any point finishes the job:
+a final file that is already there and verified is kept; a stale temporary one is replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from spooler.fsutil import fsync_dir, temp_name
+
+__all__ = ["Archived", "StoreUnavailable", "archive", "checksum"]
+
+_CHUNK = 1 << 20
+
+
+class StoreUnavailable(OSError):
+    """The store cannot take the shot now (unreachable, read-only, full); try again later."""
+
+
+@dataclass(frozen=True)
+class Archived:
+    path: Path
+    size: int
+    sha256: str
+
+
+def checksum(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def archive(local: Path, target: Path) -> Archived:
+    """Put a verified copy of *local* at *target*; the local file is left for the caller."""
+    size, digest = checksum(local)
+    try:
+        if target.exists():
+            if checksum(target) == (size, digest):
+                return Archived(target, size, digest)  # done before a crash
+            raise StoreUnavailable(f"{target} exists on the store with other content; not replaced")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(target)
+        try:
+            copied = _copy(local, tmp)
+            if copied != (size, digest) or checksum(tmp) != (size, digest):
+                raise StoreUnavailable(f"the copy of {local.name} on the store does not verify")
+            os.rename(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(target.parent)
+    except StoreUnavailable:
+        raise
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot write to the store: {exc.strerror or exc} ({target.parent})"
+        ) from exc
+    return Archived(target, size, digest)
+
+
+def _copy(source: Path, destination: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with source.open("rb") as src, destination.open("wb") as dst:
+        while chunk := src.read(_CHUNK):
+            dst.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return size, digest.hexdigest()

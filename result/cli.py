@@ -1,0 +1,56 @@
+"""The ``labspool-result`` command line: the result daemon."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from spooler.errors import LabspoolError
+from spooler.logs import setup_logging
+from spooler.settings import ENV_VAR, find_config, load_settings
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="labspool-result", description="Analyse and archive finished shots; write results."
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help=f"the configuration file (default: ${ENV_VAR})"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the result daemon (SIGTERM finishes the current step)")
+    run.add_argument("--once", action="store_true", help="process what is waiting, then exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(find_config(args.config))
+        setup_logging(settings.log_level, journal="JOURNAL_STREAM" in os.environ)
+        from .daemon import ResultDaemon
+
+        daemon = ResultDaemon(settings)
+    except LabspoolError as exc:
+        print(f"labspool-result: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.once:
+            print(f"finished {daemon.run_once()} shot(s)")
+            return 0
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            daemon.request_stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        daemon.run()
+        return 0
+    finally:
+        daemon.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""The result daemon: address files to analysed, archived shots and a result per job.
+
+``ResultDaemon.step()`` does one pass: finish shots left half-done (a crash, a store that was
+away), take a batch of address files (oldest first, claimed by rename like the spooler's
+jobs), and for each shot: analyse it (results into the shot file, lyse-style), archive it to
+the store, record it in the ledger, remove the local copy and move its address file to the
+``processed`` folder, in that order. Then every running job is checked: complete (every
+expected shot archived) means CSVs, the result JSON and ``DONE``; no new shot for
+``result.shots_timeout_s`` means ``ERROR`` with what is missing. A store that is unreachable
+or full makes the daemon wait and retry with back-off, keeping everything local.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from spooler.backends import get_backend
+from spooler.errors import LabspoolError
+from spooler.fsutil import exclusive_lock, fsync_dir, read_regular_file
+from spooler.intake import DumpFolder, DumpWatcher
+from spooler.jobid import is_store_id
+from spooler.jobs import Jobs
+from spooler.logs import for_job
+from spooler.settings import Settings
+from spooler.states import JobState
+from spooler.store import JobRecord
+
+from .analysis import AnalysisError, analyse, load_routines
+from .archive import Archived, StoreUnavailable, archive, checksum
+from .ledger import Ledger, ShotRow
+from .outputs import experiment_frame, result_document, shot_frame, write_csv, write_result
+
+__all__ = ["ResultDaemon"]
+
+log = logging.getLogger(__name__)
+
+_ADDRESS_MAX_BYTES = 64 * 1024
+_EXPERIMENT = re.compile(r"experiment_(0|[1-9][0-9]*)")
+
+
+class BadAddress(LabspoolError):
+    pass
+
+
+@dataclass(frozen=True)
+class Address:
+    shot: Path
+    job_id: str | None
+    experiment: str | None
+    shot_index: int | None
+
+
+def read_address(path: Path) -> Address:
+    """An address file's content, checked (it names a file this daemon will move)."""
+    try:
+        data = json.loads(read_regular_file(path, _ADDRESS_MAX_BYTES))
+    except (OSError, ValueError, LabspoolError) as exc:
+        raise BadAddress(f"unreadable address file {path.name}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("shot"), str):
+        raise BadAddress(f"address file {path.name} names no shot")
+    shot = Path(data["shot"])
+    if not shot.is_absolute() or shot.suffix != ".h5":
+        raise BadAddress(f"address file {path.name}: {data['shot']!r} is not an absolute .h5 path")
+    job_id = data.get("job_id")
+    experiment = data.get("experiment")
+    index = data.get("shot_index")
+    return Address(
+        shot=shot,
+        job_id=job_id if isinstance(job_id, str) and is_store_id(job_id) else None,
+        experiment=experiment
+        if isinstance(experiment, str) and _EXPERIMENT.fullmatch(experiment)
+        else None,
+        shot_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+    )
+
+
+class ResultDaemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.wall_clock = wall_clock
+        folders = settings.folders
+        folders.create()
+        self.claimed = folders.state / "result-claimed"
+        self.claimed.mkdir(exist_ok=True)
+        self._lock_fd = exclusive_lock(folders.state / "result.lock", "result daemon")
+        if settings.lab.labscript_profile is not None:
+            import sys
+
+            if "labscript_utils" not in sys.modules:
+                from spooler.lab.profile import activate
+
+                activate(settings.lab.labscript_profile)
+        self.jobs = Jobs(folders, clock=wall_clock)
+        self.ledger = Ledger(self.jobs.store)
+        self.addresses = DumpFolder(folders.addresses, self.claimed, clock=clock)
+        self.routines = load_routines(settings.result.routines)
+        self.memory_routine = settings.result.memory_routine or (
+            self.routines[-1].name if self.routines else None
+        )
+        self.backend = get_backend(settings.backend)
+        self.watcher: DumpWatcher | None = None
+        self._stop = threading.Event()
+        self._retry_at = float("-inf")
+        self._delay_s = settings.result.archive_retry_interval_s
+        self._next_rescan = float("-inf")
+        self._reported: set[str] = set()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self.jobs.close()
+        os.close(self._lock_fd)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def step(self) -> int:
+        """One pass; returns the number of shots finished."""
+        if self.clock() < self._retry_at:
+            return 0
+        done = 0
+        try:
+            for row in Ledger.unfinished(self.jobs.read):
+                if (self.claimed / row.address).exists():
+                    done += self._process(self.claimed / row.address)
+            for name in sorted(set(os.listdir(self.claimed)) - self._known()):
+                done += self._process(self.claimed / name)  # claimed before a crash
+            if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
+                self.addresses.rescan()
+                self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
+            for candidate in self.addresses.take(self.settings.result.batch_max_shots):
+                path = self.addresses.claim(candidate)
+                if path is not None:
+                    done += self._process(path)
+        except StoreUnavailable as exc:
+            log.warning("the store is unavailable (next try in %.1f s): %s", self._delay_s, exc)
+            self._retry_at = self.clock() + self._delay_s
+            self._delay_s = min(
+                2 * self._delay_s, self.settings.result.archive_retry_interval_max_s
+            )
+            return done
+        self._delay_s = self.settings.result.archive_retry_interval_s
+        self._check_jobs()
+        return done
+
+    def run_once(self) -> int:
+        """Process everything waiting, then return (a store that is away ends the pass)."""
+        total = 0
+        self._next_rescan = float("-inf")
+        while True:
+            done = self.step()
+            total += done
+            if done == 0:
+                return total
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self.addresses.wake.set()
+
+    def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
+        intake = self.settings.intake
+        self.watcher = DumpWatcher(
+            self.addresses,
+            polling=intake.observer == "polling",
+            polling_interval_s=intake.polling_interval_s,
+        )
+        self.watcher.start()
+        if on_ready is not None:
+            on_ready()
+        log.info("watching %s for finished shots", self.addresses.folder)
+        polling = intake.observer == "polling"
+        while not self._stop.is_set():
+            if self.step() or len(self.addresses):
+                continue
+            self.addresses.wake.clear()
+            if self._stop.is_set():
+                break
+            timeout = max(0.0, self._next_rescan - self.clock())
+            if self._retry_at > self.clock():
+                timeout = min(timeout, self._retry_at - self.clock())
+            # Right after our own claims inotify events lag (see spooler/intake.py): look
+            # at the folder ourselves, briefly, until they flow again.
+            look = not polling and self.addresses.events_delayed()
+            if look:
+                timeout = min(timeout, 0.005)
+            if not self.addresses.wake.wait(timeout) and look:
+                self._next_rescan = self.clock()
+        log.info("stopping: the current step is finished")
+
+    def watcher_alive(self) -> bool:
+        return self.watcher is not None and self.watcher.alive()
+
+    # -- one shot -------------------------------------------------------------------------
+
+    def _known(self) -> set[str]:
+        return {row.address for row in Ledger.unfinished(self.jobs.read)}
+
+    def _process(self, address_path: Path) -> int:
+        name = address_path.name
+        row = Ledger.get(self.jobs.read, name)
+        if row is None:
+            try:
+                address = read_address(address_path)
+            except BadAddress as exc:
+                # Never filed away unread: it stays claimed and is tried again each pass.
+                if name not in self._reported:
+                    log.error("%s; it stays in %s", exc, self.claimed)
+                    self._reported.add(name)
+                return 0
+            job = self.jobs.read.get(address.job_id) if address.job_id else None
+            with self.jobs.change() as tx:
+                Ledger.claim(
+                    tx,
+                    name,
+                    job_id=address.job_id,
+                    attempt=None if job is None else job.attempt,
+                    experiment=address.experiment,
+                    shot_index=address.shot_index,
+                    local_path=str(address.shot),
+                )
+            row = Ledger.get(self.jobs.read, name)
+            assert row is not None
+        jlog = for_job(log, row.job_id or "-")
+        local = Path(row.local_path)
+        target = self._target(row)
+        if row.state == "claimed":
+            self._analyse(row, local)
+            row = Ledger.get(self.jobs.read, name)
+            assert row is not None
+        if row.state == "analysed":
+            if local.exists():
+                archived = archive(local, target)
+            elif target.exists():
+                archived = Archived(target, *checksum(target))
+            else:
+                jlog.error("shot %s is gone and not on the store; its address file is kept", local)
+                self._file_address(address_path, suffix=".missing")
+                return 0
+            frame = shot_frame(archived.path)
+            with self.jobs.change() as tx:
+                Ledger.archived(
+                    tx,
+                    name,
+                    sds_path=str(archived.path),
+                    size=archived.size,
+                    sha256=archived.sha256,
+                    frame=frame,
+                )
+                job = tx.get(row.job_id) if row.job_id else None
+                if job is not None and job.attempt == row.attempt:
+                    tx.set_counts(
+                        job.job_id, shots_done=Ledger.archived_count(tx, job.job_id, job.attempt)
+                    )
+            if job is None or job.attempt != row.attempt or job.state is not JobState.RUNNING:
+                jlog.warning(
+                    "shot %s belongs to no running job; archived at %s", local.name, archived.path
+                )
+        if local.exists():
+            local.unlink()
+            fsync_dir(local.parent)
+        self._file_address(address_path)
+        return 1
+
+    def _analyse(self, row: ShotRow, local: Path) -> None:
+        memory: str | None = None
+        error: str | None = None
+        if not local.exists():
+            error = f"the shot file {local} is missing"
+        else:
+            try:
+                results = analyse(local, self.routines)
+            except AnalysisError as exc:
+                error = str(exc)
+            else:
+                value = results.get(self.memory_routine or "", {}).get("memory", "")
+                memory = "" if value is None else str(value)
+        with self.jobs.change() as tx:
+            Ledger.analysed(tx, row.address, memory=memory, error=error)
+            job = tx.get(row.job_id) if row.job_id else None
+            if (
+                error
+                and job is not None
+                and job.state is JobState.RUNNING
+                and job.attempt == row.attempt
+            ):
+                tx.transition(
+                    job.job_id, JobState.ERROR, note="Analysis failed", error_message=error
+                )
+        if error:
+            for_job(log, row.job_id or "-").error("%s", error)
+
+    def _target(self, row: ShotRow) -> Path:
+        job = row.job_id or "unattributed"
+        experiment = row.experiment or "unknown"
+        return self.settings.folders.sds / job / experiment / Path(row.local_path).name
+
+    def _file_address(self, path: Path, suffix: str = "") -> None:
+        if not path.exists():
+            return
+        target = self.settings.folders.processed / (path.name + suffix)
+        n = 1
+        while target.exists():
+            target = self.settings.folders.processed / f"{path.name}{suffix}.{n}"
+            n += 1
+        os.rename(path, target)
+        fsync_dir(target.parent)
+        fsync_dir(path.parent)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def _check_jobs(self) -> None:
+        for job in self.jobs.read.jobs(JobState.RUNNING):
+            experiments = self.jobs.read.experiments(job.job_id, job.attempt)
+            if not experiments or any(e.engaged_at is None for e in experiments):
+                continue
+            rows = Ledger.of_job(self.jobs.read, job.job_id, job.attempt)
+            archived: dict[str, int] = {}
+            for row in rows:
+                if row.state == "archived" and row.experiment:
+                    archived[row.experiment] = archived.get(row.experiment, 0) + 1
+            missing = {
+                e.name: (e.shots_expected or 0) - archived.get(e.name, 0)
+                for e in experiments
+                if archived.get(e.name, 0) < (e.shots_expected or 0)
+            }
+            if not missing:
+                self._finish(job, rows)
+                continue
+            last = Ledger.last_received(self.jobs.read, job.job_id, job.attempt)
+            engaged = max(e.engaged_at or 0.0 for e in experiments)
+            quiet_s = self.wall_clock() - max(last or 0.0, engaged)
+            if quiet_s > self.settings.result.shots_timeout_s:
+                what = ", ".join(f"{n} of {name}" for name, n in missing.items())
+                with self.jobs.change() as tx:
+                    tx.transition(
+                        job.job_id,
+                        JobState.ERROR,
+                        note="Shots stopped arriving",
+                        error_message=f"no shot arrived for {quiet_s:.0f} s; missing: {what}",
+                    )
+                for_job(log, job.job_id).error("shots stopped arriving; missing %s", what)
+
+    def _finish(self, job: JobRecord, rows: list[ShotRow]) -> None:
+        experiments = self.jobs.read.experiments(job.job_id, job.attempt)
+        archived = [r for r in rows if r.state == "archived"]
+        store = self.settings.folders.sds / job.job_id
+        for experiment in experiments:
+            shots = [r for r in archived if r.experiment == experiment.name]
+            shots.sort(key=lambda r: (r.shot_index if r.shot_index is not None else -1, r.address))
+            write_csv(experiment_frame(shots), store / f"{experiment.name}.csv")
+        result_path = self.settings.folders.results / f"{job.job_id}.json"
+        write_result(result_document(self.backend, job.job_id, experiments, archived), result_path)
+        with self.jobs.change() as tx:
+            tx.transition(
+                job.job_id,
+                JobState.DONE,
+                expect=JobState.RUNNING,
+                note=(
+                    f"Done: {len(archived)} shot(s) analysed; result in {result_path}, "
+                    f"shots and CSVs in {store}"
+                ),
+            )
+        for_job(log, job.job_id).info("done: %d shot(s), result %s", len(archived), result_path)

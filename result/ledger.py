@@ -1,0 +1,146 @@
+"""The ledger: every shot the result daemon has taken, where it is now, and its results.
+
+A table in the job store (the same SQLite database as the job states), so that after a
+restart the daemon knows exactly what is left, a shot's progress and its job's state change
+in one transaction, and ``labspool-result reprocess JOB`` can find every archived shot.
+
+A shot's row moves through ``claimed`` (its address file taken), ``analysed`` (results saved
+in the shot file) and ``archived`` (a verified copy on the store, the local copy removable).
+``frame`` holds the shot's row of lyse's DataFrame, read from the archived copy, so that a
+job's DataFrame is built from the ledger without opening every shot again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from spooler.store import JobStore, Reader
+
+__all__ = ["Ledger", "ShotRow"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shots (
+    address      TEXT PRIMARY KEY,
+    job_id       TEXT,
+    attempt      INTEGER,
+    experiment   TEXT,
+    shot_index   INTEGER,
+    local_path   TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    sds_path     TEXT,
+    size         INTEGER,
+    sha256       TEXT,
+    memory       TEXT,
+    frame        BLOB,
+    error        TEXT,
+    received_at  REAL NOT NULL,
+    archived_at  REAL
+);
+CREATE INDEX IF NOT EXISTS shots_by_job ON shots (job_id, attempt, experiment, shot_index);
+CREATE INDEX IF NOT EXISTS shots_by_state ON shots (state);
+"""
+
+_COLUMNS = (
+    "address, job_id, attempt, experiment, shot_index, local_path, state, sds_path, size, "
+    "sha256, memory, frame, error, received_at, archived_at"
+)
+
+
+@dataclass(frozen=True)
+class ShotRow:
+    address: str
+    job_id: str | None
+    attempt: int | None
+    experiment: str | None
+    shot_index: int | None
+    local_path: str
+    state: str
+    sds_path: str | None
+    size: int | None
+    sha256: str | None
+    memory: str | None
+    frame: bytes | None
+    error: str | None
+    received_at: float
+    archived_at: float | None
+
+
+class Ledger:
+    def __init__(self, store: JobStore) -> None:
+        store.ensure_table(_SCHEMA)
+
+    @staticmethod
+    def get(view: Reader, address: str) -> ShotRow | None:
+        row = view.execute(f"SELECT {_COLUMNS} FROM shots WHERE address = ?", (address,)).fetchone()
+        return None if row is None else ShotRow(*row)
+
+    @staticmethod
+    def claim(
+        view: Reader,
+        address: str,
+        *,
+        job_id: str | None,
+        attempt: int | None,
+        experiment: str | None,
+        shot_index: int | None,
+        local_path: str,
+    ) -> None:
+        view.execute(
+            "INSERT OR IGNORE INTO shots (address, job_id, attempt, experiment, shot_index, "
+            "local_path, state, received_at) VALUES (?, ?, ?, ?, ?, ?, 'claimed', ?)",
+            (address, job_id, attempt, experiment, shot_index, local_path, time.time()),
+        )
+
+    @staticmethod
+    def analysed(view: Reader, address: str, *, memory: str | None, error: str | None) -> None:
+        view.execute(
+            "UPDATE shots SET state = 'analysed', memory = ?, error = ? WHERE address = ?",
+            (memory, error, address),
+        )
+
+    @staticmethod
+    def archived(
+        view: Reader, address: str, *, sds_path: str, size: int, sha256: str, frame: bytes
+    ) -> None:
+        view.execute(
+            "UPDATE shots SET state = 'archived', sds_path = ?, size = ?, sha256 = ?, frame = ?, "
+            "archived_at = ? WHERE address = ?",
+            (sds_path, size, sha256, frame, time.time(), address),
+        )
+
+    @staticmethod
+    def unfinished(view: Reader) -> list[ShotRow]:
+        rows = view.execute(
+            f"SELECT {_COLUMNS} FROM shots WHERE state != 'archived' ORDER BY received_at"
+        )
+        return [ShotRow(*r) for r in rows]
+
+    @staticmethod
+    def of_job(view: Reader, job_id: str, attempt: int) -> list[ShotRow]:
+        rows = view.execute(
+            f"SELECT {_COLUMNS} FROM shots WHERE job_id = ? AND attempt = ? "
+            "ORDER BY experiment, shot_index, address",
+            (job_id, attempt),
+        )
+        return [ShotRow(*r) for r in rows]
+
+    @staticmethod
+    def archived_count(view: Reader, job_id: str, attempt: int) -> int:
+        (count,) = view.execute(
+            "SELECT COUNT(*) FROM shots WHERE job_id = ? AND attempt = ? AND state = 'archived'",
+            (job_id, attempt),
+        ).fetchone()
+        return int(count)
+
+    @staticmethod
+    def last_received(view: Reader, job_id: str, attempt: int) -> float | None:
+        (last,) = view.execute(
+            "SELECT MAX(received_at) FROM shots WHERE job_id = ? AND attempt = ?", (job_id, attempt)
+        ).fetchone()
+        return None if last is None else float(last)
+
+    @staticmethod
+    def summary(view: Reader) -> dict[str, Any]:
+        return dict(view.execute("SELECT state, COUNT(*) FROM shots GROUP BY state").fetchall())

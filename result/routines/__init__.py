@@ -1,0 +1,1 @@
+"""Single-shot analysis routines shipped with labspool."""
