@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spooler.fsutil import fsync_dir, temp_name
 
-__all__ = ["Archived", "StoreUnavailable", "archive", "checksum"]
+__all__ = ["Archived", "StoreUnavailable", "archive", "checksum", "copy_durably", "flush_file"]
 
 _CHUNK = 1 << 20
 
@@ -52,6 +52,8 @@ def archive(local: Path, target: Path) -> Archived:
                 return Archived(target, size, digest)  # done before a crash
             raise StoreUnavailable(f"{target} exists on the store with other content; not replaced")
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a copy a crash cut short
         tmp = temp_name(target)
         try:
             copied = _copy(local, tmp)
@@ -82,3 +84,23 @@ def _copy(source: Path, destination: Path) -> tuple[int, str]:
         dst.flush()
         os.fsync(dst.fileno())
     return size, digest.hexdigest()
+
+
+def copy_durably(source: Path, destination: Path) -> None:
+    """Copy *source* to *destination* on the same machine: temporary name, fsync, rename."""
+    tmp = temp_name(destination)
+    try:
+        _copy(source, tmp)
+        os.rename(tmp, destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(destination.parent)
+
+
+def flush_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

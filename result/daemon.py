@@ -34,7 +34,7 @@ from spooler.states import JobState
 from spooler.store import JobRecord
 
 from .analysis import AnalysisError, analyse, load_routines
-from .archive import Archived, StoreUnavailable, archive, checksum
+from .archive import Archived, StoreUnavailable, archive, checksum, copy_durably, flush_file
 from .ledger import Ledger, ShotRow
 from .outputs import experiment_frame, result_document, shot_frame, write_csv, write_result
 
@@ -97,6 +97,10 @@ class ResultDaemon:
         folders.create()
         self.claimed = folders.state / "result-claimed"
         self.claimed.mkdir(exist_ok=True)
+        self.work = folders.state / "result-work"  # analysed copies, on their way to the store
+        self.work.mkdir(exist_ok=True)
+        for stale in self.work.glob(".*.tmp"):
+            stale.unlink()  # a copy a crash cut short; its shot is still where it came from
         self._lock_fd = exclusive_lock(folders.state / "result.lock", "result daemon")
         if settings.lab.labscript_profile is not None:
             import sys
@@ -237,16 +241,22 @@ class ResultDaemon:
             assert row is not None
         jlog = for_job(log, row.job_id or "-")
         local = Path(row.local_path)
+        work = self.work / f"{name}.h5"
         target = self._target(row)
         if row.state == "claimed":
-            self._analyse(row, local)
+            # lyse writes into the file it analyses, and an HDF5 file cut off mid-write is
+            # broken: so the analysis works on a copy, and the shot stays untouched until
+            # the analysed copy is safe on the store.
+            self._analyse(row, local, work)
             row = Ledger.get(self.jobs.read, name)
             assert row is not None
         if row.state == "analysed":
-            if local.exists():
-                archived = archive(local, target)
+            if work.exists():
+                archived = archive(work, target)
             elif target.exists():
-                archived = Archived(target, *checksum(target))
+                archived = Archived(target, *checksum(target))  # archived before a crash
+            elif local.exists():
+                archived = archive(local, target)  # its analysis failed: keep the shot as it came
             else:
                 jlog.error("shot %s is gone and not on the store; its address file is kept", local)
                 self._file_address(address_path, suffix=".missing")
@@ -270,23 +280,28 @@ class ResultDaemon:
                 jlog.warning(
                     "shot %s belongs to no running job; archived at %s", local.name, archived.path
                 )
-        if local.exists():
-            local.unlink()
-            fsync_dir(local.parent)
+        for leftover in (work, local):
+            if leftover.exists():
+                leftover.unlink()
+                fsync_dir(leftover.parent)
         self._file_address(address_path)
         return 1
 
-    def _analyse(self, row: ShotRow, local: Path) -> None:
+    def _analyse(self, row: ShotRow, local: Path, work: Path) -> None:
         memory: str | None = None
         error: str | None = None
+        work.unlink(missing_ok=True)  # a copy a crash left half analysed
         if not local.exists():
             error = f"the shot file {local} is missing"
         else:
+            copy_durably(local, work)
             try:
-                results = analyse(local, self.routines)
+                results = analyse(work, self.routines)
             except AnalysisError as exc:
                 error = str(exc)
+                work.unlink()  # archive the shot as it came, not a half-analysed copy
             else:
+                flush_file(work)
                 value = results.get(self.memory_routine or "", {}).get("memory", "")
                 memory = "" if value is None else str(value)
         with self.jobs.change() as tx:

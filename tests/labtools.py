@@ -112,6 +112,28 @@ class VirtualLab:
     settings: Settings
     pids: dict[str, int]
     spooler: subprocess.Popen[bytes] | None = None
+    result: subprocess.Popen[bytes] | None = None
+
+    def start_result_daemon(self) -> subprocess.Popen[bytes]:
+        log = (self.root / "result.log").open("ab")
+        self.result = subprocess.Popen(
+            [sys.executable, "-m", "result.cli", "--config", str(self.config), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        return self.result
+
+    def stop_result_daemon(self, sig: int = signal.SIGTERM) -> None:
+        if self.result is not None and self.result.poll() is None:
+            self.result.send_signal(sig)
+            try:
+                self.result.wait(30)
+            except subprocess.TimeoutExpired:
+                self.result.kill()
+                self.result.wait()
+        self.result = None
 
     def status(self, job_id: str) -> dict[str, Any]:
         path = self.settings.folders.status / f"{job_id}.json"
@@ -154,13 +176,25 @@ class VirtualLab:
 
 
 @contextmanager
-def virtual_lab(root: Path) -> Iterator[VirtualLab]:
-    """`labspool lab up`, a spooler process, and on the way out both stopped by pid."""
-    up = cli("lab", "up", str(root), "--max-engaged-jobs", "100")
+def virtual_lab(
+    root: Path,
+    *,
+    max_engaged_jobs: int = 100,
+    result_daemon: bool = False,
+    prepare: Callable[[Path], None] | None = None,
+) -> Iterator[VirtualLab]:
+    """`labspool lab up`, a spooler process (and a result daemon), all stopped by pid after.
+
+    *prepare* may change the lab's configuration file before the daemons start."""
+    up = cli("lab", "up", str(root), "--max-engaged-jobs", str(max_engaged_jobs))
     assert up.returncode == 0, up.stderr + up.stdout
     config = Path(up.stdout.strip().splitlines()[-1])
     pids = json.loads((root / "lab" / "processes.json").read_text())
+    if prepare is not None:
+        prepare(config)
     lab = VirtualLab(root, config, load_settings(config), pids)
+    if result_daemon:
+        lab.start_result_daemon()
     log = (root / "spooler.log").open("ab")
     lab.spooler = subprocess.Popen(
         [sys.executable, "-m", "spooler.cli", "--config", str(config), "run"],
@@ -172,6 +206,7 @@ def virtual_lab(root: Path) -> Iterator[VirtualLab]:
     try:
         yield lab
     finally:
+        lab.stop_result_daemon()
         lab.spooler.send_signal(signal.SIGTERM)
         try:
             lab.spooler.wait(30)

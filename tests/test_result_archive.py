@@ -39,9 +39,8 @@ def test_archive_again_after_a_crash_after_the_rename_is_a_no_op(
 def test_a_stale_temporary_copy_from_a_crash_is_replaced(shot: Path, tmp_path: Path) -> None:
     target = tmp_path / "sds" / "shot.h5"
     target.parent.mkdir()
-    from spooler.fsutil import temp_name
 
-    temp_name(target).write_bytes(b"half a shot")
+    (target.parent / f".{target.name}.12345.6789.tmp").write_bytes(b"half a shot")
     archive(shot, target)
     assert target.read_bytes() == shot.read_bytes()
 
@@ -75,3 +74,12 @@ def test_a_store_that_is_a_file_is_unavailable(shot: Path, tmp_path: Path) -> No
     with pytest.raises(StoreUnavailable, match="cannot write to the store"):
         archive(shot, store / "job" / "shot.h5")
     assert shot.exists()
+
+
+def test_stale_temporaries_of_a_killed_copy_are_cleared(shot: Path, tmp_path: Path) -> None:
+    target = tmp_path / "sds" / "shot.h5"
+    target.parent.mkdir()
+    stale = target.parent / ".shot.h5.99999.1.tmp"
+    stale.write_bytes(b"cut short")
+    archive(shot, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["shot.h5"]
