@@ -2,9 +2,10 @@
 """The main job: the example jobs of config/examples through labspool and the virtual lab.
 
 Brings up the embedded virtual lab (the genuine runmanager and BLACS, offscreen), starts the
-spooler, compiles and submits the examples with one deliberately broken job, waits until
-BLACS has run every shot and its plugin has written the address files, prints what happened
-and shuts everything down by process id. The folder is left to inspect.
+spooler and the result daemon, compiles and submits the examples with one deliberately broken
+job, waits until every job has finished (its shots run by BLACS, analysed, archived to the
+store, its result file written), prints what happened and shuts everything down by process
+id. The folder is left to inspect.
 
     python scripts/demo.py [DIR]      (scripts/demo installs labspool first, then runs this)
 """
@@ -21,8 +22,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import h5py
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -36,6 +37,10 @@ def step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def indent(text: str) -> str:
+    return "   " + text.strip().replace("\n", "\n   ")
+
+
 def labspool(*args: str, check: bool = True) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "spooler.cli", *args], capture_output=True, text=True
@@ -43,6 +48,16 @@ def labspool(*args: str, check: bool = True) -> str:
     if check and result.returncode != 0:
         sys.exit(f"labspool {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout + result.stderr
+
+
+def start(root: Path, name: str, module: str, config: str) -> subprocess.Popen[bytes]:
+    log = (root / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--config", config, "run"], stdout=log, stderr=log
+    )
+    log.close()
+    print(f"   pid {process.pid}, log {root / f'{name}.log'}")
+    return process
 
 
 class _Wake(FileSystemEventHandler):
@@ -53,37 +68,38 @@ class _Wake(FileSystemEventHandler):
         self.event.set()
 
 
-def wait_for_shots(addresses: Path, expected: int) -> float:
-    """Wait until *expected* address files exist, woken by the folder's events."""
+def wait_until_finished(root: Path, job_ids: list[str], shots: int) -> None:
+    """Wait until every job is DONE or ERROR, woken by changes of the status files."""
     wake = _Wake()
     observer = Observer()
-    observer.schedule(wake, str(addresses))
+    observer.schedule(wake, str(root / "status"))
     observer.start()
-    start = time.monotonic()
+    begun = time.monotonic()
     shown = -1
     try:
-        while (done := len(list(addresses.glob("*.json")))) < expected:
-            if time.monotonic() - start > TIMEOUT_S:
-                sys.exit(f"only {done} of {expected} shots were run within {TIMEOUT_S:.0f} s")
+        while True:
+            states = [json.loads((root / "status" / f"{job}.json").read_text()) for job in job_ids]
+            done = sum(int(s["shots_done"] or 0) for s in states)
+            if all(s["status"] in ("DONE", "ERROR") for s in states):
+                break
+            if time.monotonic() - begun > TIMEOUT_S:
+                sys.exit(f"only {done} of {shots} shots were finished in {TIMEOUT_S:.0f} s")
             if done // 10 != shown // 10:
-                print(f"   {done}/{expected} shots run", flush=True)
+                print(f"   {done}/{shots} shots run, analysed and archived", flush=True)
                 shown = done
-            wake.event.wait(5.0)  # woken by the next address file; 5 s in case an event is lost
+            wake.event.wait(5.0)  # woken by the next status change; 5 s if one is lost
             wake.event.clear()
     finally:
         observer.stop()
         observer.join()
-    elapsed = time.monotonic() - start
-    print(f"   {expected}/{expected} shots run in {elapsed:.1f} s", flush=True)
-    return elapsed
+    print(f"   all {len(job_ids)} jobs finished in {time.monotonic() - begun:.1f} s")
 
 
-def atoms(shot: Path) -> int | None:
-    with h5py.File(shot, "r") as f:
-        if "images/top/fluorescence/atoms" not in f:
-            return None
-        image = f["images/top/fluorescence/atoms"]
-        return round(float(image[()].sum()) / float(image.attrs["signal_per_atom"]))
+def stop(process: subprocess.Popen[bytes] | None, name: str) -> None:
+    if process is not None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        print(f"   {name} (pid {process.pid}) stopped")
 
 
 def main() -> int:
@@ -98,26 +114,18 @@ def main() -> int:
     (root / MARKER).touch()
 
     step(f"labspool lab up {root}   (runmanager and BLACS, offscreen, on dummy devices)")
-    # Until the result daemon marks jobs DONE, a job stays engaged after its shots ran: let
-    # all the examples be engaged at once (the configuration's lab.max_engaged_jobs).
-    engaged = str(len(EXAMPLES))
-    config = (
-        labspool("lab", "up", str(root), "--max-engaged-jobs", engaged).strip().splitlines()[-1]
-    )
+    config = labspool("lab", "up", str(root)).strip().splitlines()[-1]
     print(f"   configuration: {config}")
-    spooler = None
+    spooler = results = None
     try:
         for job in EXAMPLES:
             step(f"labspool validate {job.relative_to(REPO)} --compile")
-            print("   " + labspool("--config", config, "validate", str(job), "--compile").strip())
+            print(indent(labspool("--config", config, "validate", str(job), "--compile")))
 
         step("labspool run   (the spooler, in the background)")
-        log = (root / "spooler.log").open("ab")
-        spooler = subprocess.Popen(
-            [sys.executable, "-m", "spooler.cli", "--config", config, "run"], stdout=log, stderr=log
-        )
-        log.close()
-        print(f"   pid {spooler.pid}, log {root / 'spooler.log'}")
+        spooler = start(root, "spooler", "spooler.cli", config)
+        step("labspool-result run   (the result daemon, in the background)")
+        results = start(root, "result", "result.cli", config)
 
         step("labspool submit: the examples and one broken job")
         expected = 0
@@ -135,46 +143,45 @@ def main() -> int:
         print(f"   rlx 7.1 (> 2 pi)  -> job {broken_id}")
         broken.unlink()
 
-        step("waiting for BLACS to run every shot (one address file each)")
-        wait_for_shots(root / "addresses", expected)
+        step("waiting until every job has finished (one engaged at a time)")
+        wait_until_finished(root, [job.stem for job in EXAMPLES], expected)
 
         step("labspool status")
-        print(labspool("--config", config, "status").rstrip())
-        print(
-            "\n   broken: "
-            + json.loads((root / "status" / "broken.json").read_text())["error_message"]
-        )
+        print(indent(labspool("--config", config, "status")))
+        broken_status = json.loads((root / "status" / "broken.json").read_text())
+        print(f"\n   broken: {broken_status['error_message']}")
 
-        step("shot files and address files")
+        step("on the store: archived shots and a CSV per experiment (lyse's DataFrame)")
         for job in EXAMPLES:
-            shots = sorted((root / "shots" / job.stem).glob("*/*.h5"))
-            print(
-                f"   shots/{job.stem}/: {len(shots)} shot files, e.g. {shots[0].relative_to(root)}"
-            )
-        first = sorted((root / "addresses").glob("*.json"))[0]
-        print(f"   addresses/{first.name}:")
-        print("   " + first.read_text().strip().replace("\n", "\n   "))
+            store = root / "sds" / job.stem
+            csvs = ", ".join(sorted(p.name for p in store.glob("*.csv")))
+            print(f"   sds/{job.stem}/: {len(list(store.glob('*/*.h5')))} shots; {csvs}")
+        first = sorted((root / "processed").glob("*.json"))[0]
+        print(f"\n   processed/{first.name} (an address file from the BLACS plugin):")
+        print(indent(first.read_text()))
 
-        step("the physics: a Rabi flop on 50 atoms (rabi.json), measured atoms per shot")
+        step("results/squeezing.json (the Qiskit result format the clients read)")
+        print(indent((root / "results" / "squeezing.json").read_text()))
+
+        step("the physics: a Rabi flop on 50 atoms (results/rabi.json)")
         rabi = json.loads((REPO / "config" / "examples" / "rabi.json").read_text())
+        measured: dict[str, Any] = {
+            r["header"]["name"]: r["data"]["memory"]
+            for r in json.loads((root / "results" / "rabi.json").read_text())["results"]
+        }
         for name, body in sorted(rabi.items()):
             angle = body["instructions"][1][2][0]
-            counts = [atoms(p) or 0 for p in sorted((root / "shots" / "rabi" / name).glob("*.h5"))]
+            counts = [int(m) for m in measured[name]]
             mean = sum(counts) / len(counts)
-            theory = 50 * math.sin(angle / 2) ** 2
+            exact = 50 * math.sin(angle / 2) ** 2
             print(f"   {name}: rlx {angle:.3f}  atoms {counts}")
-            print(f"      mean {mean:.1f} atoms; the exact expectation is {theory:.1f}")
+            print(f"      mean {mean:.1f} atoms; the exact expectation is {exact:.1f}")
     finally:
         step("shutting down")
-        if spooler is not None:
-            spooler.send_signal(signal.SIGTERM)
-            spooler.wait(30)
-            print(f"   spooler (pid {spooler.pid}) stopped")
-        print("   " + labspool("lab", "down", str(root), check=False).strip())
-    print(
-        f"\nJobs stay RUNNING until the result daemon (next stage) analyses their shots.\n"
-        f"Everything is left in {root} to inspect."
-    )
+        stop(results, "result daemon")
+        stop(spooler, "spooler")
+        print(indent(labspool("lab", "down", str(root), check=False)))
+    print(f"\nEverything is left in {root} to inspect.")
     return 0
 
 
