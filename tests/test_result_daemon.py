@@ -1,0 +1,124 @@
+"""The result daemon's decisions that need no shot analysis (lyse runs in the lab tests)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from result.daemon import BadAddress, ResultDaemon, read_address
+from spooler.jobs import Jobs
+from spooler.settings import Settings
+from spooler.states import JobState
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def running_job(settings: Settings, job_id: str, shots: dict[str, int], at: float) -> None:
+    jobs = Jobs(settings.folders, clock=lambda: at)
+    try:
+        with jobs.change() as tx:
+            tx.add_job(
+                job_id=job_id, backend="singlequdit", source_name=f"{job_id}.json", claim_name="x"
+            )
+            tx.transition(job_id, JobState.QUEUED)
+            for name, count in shots.items():
+                tx.add_experiment(job_id, 1, name, count)
+                tx.experiment_submitted(job_id, 1, name, count)
+                tx.experiment_engaged(job_id, 1, name)
+            tx.transition(job_id, JobState.RUNNING)
+    finally:
+        jobs.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(1_000_000.0)
+
+
+@pytest.fixture
+def daemon(tree: Settings, clock: Clock) -> Iterator[ResultDaemon]:
+    d = ResultDaemon(tree, wall_clock=clock)
+    yield d
+    d.close()
+
+
+def test_shots_that_never_come_end_the_job_with_what_is_missing(
+    tree: Settings, daemon: ResultDaemon, clock: Clock
+) -> None:
+    running_job(tree, "j", {"experiment_0": 3, "experiment_1": 2}, at=clock.now)
+    clock.now += tree.result.shots_timeout_s - 1
+    daemon.step()
+    assert daemon.jobs.read.require("j").state is JobState.RUNNING
+    clock.now += 2
+    daemon.step()
+    record = daemon.jobs.read.require("j")
+    assert record.state is JobState.ERROR
+    assert "missing: 3 of experiment_0, 2 of experiment_1" in str(record.error_message)
+    assert daemon.jobs.status_files.read("j")["status"] == "ERROR"
+
+
+def test_a_second_result_daemon_on_the_same_tree_is_refused(
+    tree: Settings, daemon: ResultDaemon
+) -> None:
+    from spooler.errors import SpoolerBusy
+
+    with pytest.raises(SpoolerBusy, match="another result daemon"):
+        ResultDaemon(tree)
+
+
+def _address(tmp_path: Path, content: object) -> Path:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def test_an_address_is_checked(tmp_path: Path) -> None:
+    good = read_address(
+        _address(
+            tmp_path,
+            {
+                "shot": "/data/shots/j/experiment_1/x.h5",
+                "job_id": "j",
+                "experiment": "experiment_1",
+                "shot_index": 4,
+            },
+        )
+    )
+    assert (good.job_id, good.experiment, good.shot_index) == ("j", "experiment_1", 4)
+    odd = read_address(
+        _address(
+            tmp_path,
+            {
+                "shot": "/x.h5",
+                "job_id": "../../etc",
+                "experiment": "experiment_1/../..",
+                "shot_index": True,
+            },
+        )
+    )
+    assert (odd.job_id, odd.experiment, odd.shot_index) == (None, None, None)  # unattributed
+
+
+@pytest.mark.parametrize(
+    "content",
+    [[], {"shot": 5}, {"shot": "relative/x.h5"}, {"shot": "/x.txt"}, "text"],
+)
+def test_bad_addresses_are_refused(tmp_path: Path, content: object) -> None:
+    with pytest.raises(BadAddress):
+        read_address(_address(tmp_path, content))
+
+
+def test_an_unreadable_address_stays_claimed(tree: Settings, daemon: ResultDaemon) -> None:
+    (tree.folders.addresses / "bad.json").write_text("{not json")
+    daemon.run_once()
+    assert (daemon.claimed / "bad.json").exists()
+    assert not list(tree.folders.processed.iterdir())
