@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Benchmark of the result daemon, with baselines measured in the same run.
+
+1. Throughput: N shots of about 1 MB (runmanager run files with a camera image, as the
+   virtual apparatus leaves them) go through the daemon: analysis, verified archiving to the
+   store, ledger, local deletion, and the job's completion. Baseline: a plain copy of the same
+   files to the same store.
+2. Finishing a job of M shots: the daemon's completion step (CSVs built from the ledger, the
+   result JSON, DONE) against lyse's ``get_dataframe_from_shots`` on the same archived shots.
+
+Runs in a throw-away labscript profile with a zlock server of its own (stopped by pid).
+
+    python scripts/bench_result.py [--shots 200] [--shot-mb 1.0] [--big-job 500] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from spooler.lab.profile import Ports, activate, start_zlock, stop_process, write_profile
+from spooler.scaffold import write_tree
+from spooler.settings import Settings, load_settings
+
+
+def make_shots(settings: Settings, job_id: str, count: int, shot_mb: float) -> list[Path]:
+    import h5py
+    import numpy as np
+    import runmanager
+
+    from spooler.lab.blacs_plugin.labspool_addresses import shot_record, write_address_file
+
+    side = max(8, int((shot_mb * 2**20 / 4) ** 0.5))
+    rng = np.random.default_rng(1)
+    folder = settings.folders.shots / job_id / "experiment_0"
+    sequence = {
+        "script_basename": "experiment_0",
+        "sequence_date": "2026-11-22T00:00:00",
+        "sequence_index": 1,
+        "sequence_id": "20261122T000000_experiment_0",
+    }
+    paths = []
+    for i in range(count):
+        path = folder / f"20261122T000000_experiment_0_{i:04d}.h5"
+        runmanager.make_single_run_file(
+            str(path),
+            None,
+            {
+                "labspool_job_id": job_id,
+                "labspool_experiment": "experiment_0",
+                "labspool_shot": i,
+                "labspool_seed": 1,
+            },
+            sequence,
+            i,
+            count,
+        )
+        atoms = int(rng.binomial(100, 0.5))
+        image = rng.normal(0.0, 0.3, (side, side)).astype(np.float32)
+        image[side // 2, side // 2] += atoms * 50.0
+        with h5py.File(path, "r+") as shot:
+            shot.attrs["run time"] = "20261122T000001"
+            shot.create_group("data")
+            dataset = shot.require_group("images/top/fluorescence").create_dataset(
+                "atoms", data=image
+            )
+            dataset.attrs["signal_per_atom"] = 50.0
+        names = {
+            "job_id": "labspool_job_id",
+            "experiment": "labspool_experiment",
+            "shot": "labspool_shot",
+        }
+        write_address_file(str(settings.folders.addresses), shot_record(str(path), names))
+        paths.append(path)
+    return paths
+
+
+def running_job(settings: Settings, job_id: str, shots: int) -> None:
+    from spooler.jobs import Jobs
+    from spooler.states import JobState
+
+    jobs = Jobs(settings.folders)
+    try:
+        with jobs.change() as tx:
+            tx.add_job(
+                job_id=job_id,
+                backend="singlequdit",
+                source_name=f"{job_id}.json",
+                claim_name=job_id,
+            )
+            tx.transition(job_id, JobState.QUEUED)
+            tx.add_experiment(job_id, 1, "experiment_0", shots)
+            tx.experiment_submitted(job_id, 1, "experiment_0", shots)
+            tx.experiment_engaged(job_id, 1, "experiment_0")
+            tx.transition(job_id, JobState.RUNNING)
+    finally:
+        jobs.close()
+
+
+def throughput(root: Path, shots: int, shot_mb: float) -> dict[str, Any]:
+    from result.daemon import ResultDaemon
+
+    settings = load_settings(write_tree(root / "throughput", "singlequdit"))
+    running_job(settings, "bench", shots)
+    files = make_shots(settings, "bench", shots, shot_mb)
+    size_mb = sum(p.stat().st_size for p in files) / shots / 2**20
+    plain = settings.folders.sds / "plain-copy"
+    plain.mkdir(parents=True)
+    start = time.perf_counter()
+    for path in files:
+        shutil.copyfile(path, plain / path.name)
+    copy_s = time.perf_counter() - start
+    daemon = ResultDaemon(settings)
+    try:
+        start = time.perf_counter()
+        done = daemon.run_once()
+        daemon_s = time.perf_counter() - start
+        state = daemon.jobs.read.require("bench").state.value
+    finally:
+        daemon.close()
+    assert done == shots and state == "DONE", (done, state)
+    return {
+        "shots": shots,
+        "shot_mb": round(size_mb, 2),
+        "daemon_shots_per_s": shots / daemon_s,
+        "plain_copy_shots_per_s": shots / copy_s,
+        "daemon_over_plain_copy": copy_s / daemon_s,
+    }
+
+
+def finishing(root: Path, shots: int) -> dict[str, Any]:
+    from lyse.dataframe_utilities import get_dataframe_from_shots
+
+    from result.daemon import ResultDaemon
+
+    settings = load_settings(write_tree(root / "finishing", "singlequdit"))
+    running_job(settings, "big", shots)
+    make_shots(settings, "big", shots, 0.05)
+    daemon = ResultDaemon(settings)
+    timings: list[float] = []
+    finish = daemon._finish
+
+    def timed_finish(*args: Any, **kwargs: Any) -> None:
+        start = time.perf_counter()
+        finish(*args, **kwargs)
+        timings.append(time.perf_counter() - start)
+
+    daemon._finish = timed_finish  # type: ignore[method-assign]
+    try:
+        daemon.run_once()
+    finally:
+        daemon.close()
+    archived = sorted(str(p) for p in (settings.folders.sds / "big").glob("*/*.h5"))
+    start = time.perf_counter()
+    frame = get_dataframe_from_shots(archived)
+    lyse_s = time.perf_counter() - start
+    assert len(frame) == shots and len(timings) == 1
+    return {
+        "shots": shots,
+        "finish_from_ledger_s": timings[0],
+        "lyse_get_dataframe_from_shots_s": lyse_s,
+        "lyse_over_ledger": lyse_s / timings[0],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shots", type=int, default=200)
+    parser.add_argument("--shot-mb", type=float, default=1.0)
+    parser.add_argument("--big-job", type=int, default=500)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="labspool-bench-result-") as tmp:
+        root = Path(tmp)
+        profile, ports = root / "profile", Ports.free()
+        write_profile(profile, ports)
+        zlock = start_zlock(profile, ports.zlock)
+        try:
+            activate(profile)
+            import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
+
+            results = {
+                "throughput": throughput(root, args.shots, args.shot_mb),
+                "finishing": finishing(root, args.big_job),
+            }
+        finally:
+            stop_process(zlock)
+    t, f = results["throughput"], results["finishing"]
+    print(
+        f"{t['shots']} shots of {t['shot_mb']} MB: daemon {t['daemon_shots_per_s']:.1f} shots/s "
+        "(analysed, archived, verified, recorded); "
+        f"plain copy {t['plain_copy_shots_per_s']:.1f} shots/s; "
+        f"ratio {t['daemon_over_plain_copy']:.3f}"
+    )
+    print(
+        f"finishing a {f['shots']}-shot job: {f['finish_from_ledger_s']:.2f} s from the ledger; "
+        "lyse get_dataframe_from_shots on the same shots "
+        f"{f['lyse_get_dataframe_from_shots_s']:.2f} s ({f['lyse_over_ledger']:.1f}x)"
+    )
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
