@@ -43,14 +43,20 @@ def checksum(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def archive(local: Path, target: Path) -> Archived:
-    """Put a verified copy of *local* at *target*; the local file is left for the caller."""
+def archive(local: Path, target: Path, *, replace: bool = False) -> Archived:
+    """Put a verified copy of *local* at *target*; the local file is left for the caller.
+
+    An existing *target* with other content is an error, unless *replace* (reprocessing),
+    in which case it is replaced atomically by the verified copy."""
     size, digest = checksum(local)
     try:
         if target.exists():
             if checksum(target) == (size, digest):
                 return Archived(target, size, digest)  # done before a crash
-            raise StoreUnavailable(f"{target} exists on the store with other content; not replaced")
+            if not replace:
+                raise StoreUnavailable(
+                    f"{target} exists on the store with other content; not replaced"
+                )
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob(f".{target.name}.*.tmp"):
             stale.unlink(missing_ok=True)  # left by a copy a crash cut short
@@ -59,7 +65,7 @@ def archive(local: Path, target: Path) -> Archived:
             copied = _copy(local, tmp)
             if copied != (size, digest) or checksum(tmp) != (size, digest):
                 raise StoreUnavailable(f"the copy of {local.name} on the store does not verify")
-            os.rename(tmp, target)
+            os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

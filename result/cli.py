@@ -26,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the result daemon (SIGTERM finishes the current step)")
     run.add_argument("--once", action="store_true", help="process what is waiting, then exit")
+    again = sub.add_parser(
+        "reprocess", help="run the analysis again on a job's archived shots (daemon stopped)"
+    )
+    again.add_argument("job_id", metavar="JOB")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(find_config(args.config))
@@ -37,6 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labspool-result: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.command == "reprocess":
+            try:
+                done, errors = daemon.reprocess(args.job_id)
+            except LabspoolError as exc:
+                print(f"labspool-result: {exc}", file=sys.stderr)
+                return 2
+            print(f"reprocessed {done} shot(s) of {args.job_id}")
+            for error in errors:
+                print(f"failed: {error}", file=sys.stderr)
+            return 1 if errors else 0
         if args.once:
             print(f"finished {daemon.run_once()} shot(s)")
             return 0

@@ -217,6 +217,16 @@ class ResultDaemon:
     def _process(self, address_path: Path) -> int:
         name = address_path.name
         row = Ledger.get(self.jobs.read, name)
+        if row is not None and row.state == "archived":
+            # Archived before: the same address again (a crash before it was filed), or a
+            # new shot whose address has an old one's name (a requeued job, a late repeat).
+            try:
+                shot = str(read_address(address_path).shot)
+            except BadAddress:
+                shot = row.local_path
+            if shot != row.local_path:
+                address_path = self._rename_claimed(address_path)
+                name, row = address_path.name, None
         if row is None:
             try:
                 address = read_address(address_path)
@@ -286,6 +296,17 @@ class ResultDaemon:
                 fsync_dir(leftover.parent)
         self._file_address(address_path)
         return 1
+
+    def _rename_claimed(self, address_path: Path) -> Path:
+        """A claimed address file under a name the ledger has not seen."""
+        n = 1
+        while True:
+            candidate = address_path.with_name(f"{address_path.stem}.{n}{address_path.suffix}")
+            if not candidate.exists() and Ledger.get(self.jobs.read, candidate.name) is None:
+                os.rename(address_path, candidate)
+                fsync_dir(candidate.parent)
+                return candidate
+            n += 1
 
     def _analyse(self, row: ShotRow, local: Path, work: Path) -> None:
         memory: str | None = None
@@ -371,6 +392,21 @@ class ResultDaemon:
                 for_job(log, job.job_id).error("shots stopped arriving; missing %s", what)
 
     def _finish(self, job: JobRecord, rows: list[ShotRow]) -> None:
+        result_path, store, count = self._write_outputs(job, rows)
+        with self.jobs.change() as tx:
+            tx.transition(
+                job.job_id,
+                JobState.DONE,
+                expect=JobState.RUNNING,
+                note=(
+                    f"Done: {count} shot(s) analysed; result in {result_path}, "
+                    f"shots and CSVs in {store}"
+                ),
+            )
+        for_job(log, job.job_id).info("done: %d shot(s), result %s", count, result_path)
+
+    def _write_outputs(self, job: JobRecord, rows: list[ShotRow]) -> tuple[Path, Path, int]:
+        """The CSV per experiment and the result JSON, from the ledger's archived rows."""
         experiments = self.jobs.read.experiments(job.job_id, job.attempt)
         archived = [r for r in rows if r.state == "archived"]
         store = self.settings.folders.sds / job.job_id
@@ -380,14 +416,55 @@ class ResultDaemon:
             write_csv(experiment_frame(shots), store / f"{experiment.name}.csv")
         result_path = self.settings.folders.results / f"{job.job_id}.json"
         write_result(result_document(self.backend, job.job_id, experiments, archived), result_path)
+        return result_path, store, len(archived)
+
+    # -- reprocessing -----------------------------------------------------------------------
+
+    def reprocess(self, job_id: str) -> tuple[int, list[str]]:
+        """Run the analysis again on a job's archived shots; returns (shots done, errors).
+
+        Each archived shot is copied, analysed, verified and put back atomically in place of
+        the old one; the ledger gets the new results and checksums, and a finished job its
+        CSVs and result file anew."""
+        job = self.jobs.read.require(job_id)
+        rows = [
+            r
+            for r in Ledger.of_job(self.jobs.read, job_id, job.attempt)
+            if r.state == "archived" and r.sds_path
+        ]
+        errors: list[str] = []
+        done = 0
+        for row in rows:
+            archived_path = Path(str(row.sds_path))
+            work = self.work / f"{row.address}.h5"
+            work.unlink(missing_ok=True)
+            copy_durably(archived_path, work)
+            try:
+                results = analyse(work, self.routines)
+            except AnalysisError as exc:
+                errors.append(str(exc))
+                work.unlink()
+                continue
+            flush_file(work)
+            replaced = archive(work, archived_path, replace=True)
+            value = results.get(self.memory_routine or "", {}).get("memory", "")
+            with self.jobs.change() as tx:
+                Ledger.reanalysed(
+                    tx,
+                    row.address,
+                    memory="" if value is None else str(value),
+                    size=replaced.size,
+                    sha256=replaced.sha256,
+                    frame=shot_frame(archived_path),
+                )
+            work.unlink()
+            done += 1
+        if job.state is JobState.DONE:
+            self._write_outputs(job, Ledger.of_job(self.jobs.read, job_id, job.attempt))
+        note = f"Reprocessed {done} of {len(rows)} archived shot(s)"
+        if errors:
+            note += f"; {len(errors)} failed, the first: {errors[0]}"
         with self.jobs.change() as tx:
-            tx.transition(
-                job.job_id,
-                JobState.DONE,
-                expect=JobState.RUNNING,
-                note=(
-                    f"Done: {len(archived)} shot(s) analysed; result in {result_path}, "
-                    f"shots and CSVs in {store}"
-                ),
-            )
-        for_job(log, job.job_id).info("done: %d shot(s), result %s", len(archived), result_path)
+            tx.note(job_id, note, unless_last=False)
+        for_job(log, job_id).info("%s", note)
+        return done, errors

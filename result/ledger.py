@@ -111,6 +111,16 @@ class Ledger:
         )
 
     @staticmethod
+    def reanalysed(
+        view: Reader, address: str, *, memory: str, size: int, sha256: str, frame: bytes
+    ) -> None:
+        view.execute(
+            "UPDATE shots SET memory = ?, size = ?, sha256 = ?, frame = ?, error = NULL "
+            "WHERE address = ?",
+            (memory, size, sha256, frame, address),
+        )
+
+    @staticmethod
     def unfinished(view: Reader) -> list[ShotRow]:
         rows = view.execute(
             f"SELECT {_COLUMNS} FROM shots WHERE state != 'archived' ORDER BY received_at"

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 from scipy import stats
 
-from tests.labtools import VirtualLab, in_lab, needs_suite, virtual_lab
+from tests.labtools import VirtualLab, in_lab, needs_suite, virtual_lab, wait_until
 from tests.test_virtual_lab import experiment
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, needs_suite]
@@ -24,6 +29,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLab]:
     root = tmp_path_factory.mktemp("results") / "lab"
     with virtual_lab(root, max_engaged_jobs=1, result_daemon=True) as running:
         yield running
+
+
+def cli_result(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "result.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def done(lab: VirtualLab, job_id: str, timeout_s: float = 300) -> dict[str, Any]:
@@ -121,3 +132,67 @@ sys.stdout.write(get_dataframe_from_shots([str(p) for p in shots]).to_csv())
         assert ours == lyse.stdout
         header = ours.splitlines()[0]
         assert "count_atoms" in ours and "labspool_shot" in header
+
+
+def test_a_late_shot_with_an_old_name_is_archived_not_lost(lab: VirtualLab, tmp_path: Path) -> None:
+    from spooler.lab.blacs_plugin.labspool_addresses import write_address_file
+
+    lab.submit("late", {"experiment_0": experiment(math.pi, 2, seed=4)}, tmp_path)
+    before = done(lab, "late")
+    archived = sorted((lab.settings.folders.sds / "late" / "experiment_0").glob("*.h5"))
+    # The same shot comes again, as a new file, addressed with shot index 0 again.
+    late = lab.settings.folders.shots / "late" / "experiment_0" / "late_again.h5"
+    late.parent.mkdir(parents=True, exist_ok=True)
+    late.write_bytes(archived[0].read_bytes())
+    record = {
+        "format": "labspool.address/1",
+        "shot": str(late),
+        "job_id": "late",
+        "experiment": "experiment_0",
+        "shot_index": 0,
+        "run_number": 0,
+    }
+    write_address_file(str(lab.settings.folders.addresses), record)
+    target = lab.settings.folders.sds / "late" / "experiment_0" / "late_again.h5"
+    wait_until(
+        lab.settings.folders.shots,
+        lambda: target.exists() and not late.exists(),
+        60,
+        "the late shot archived and its local copy removed",
+    )
+    with h5py.File(target, "r") as new, h5py.File(archived[0], "r") as old:
+        image = "images/top/fluorescence/atoms"
+        assert np.array_equal(new[image][()], old[image][()])  # its data intact
+        assert new["results/count_atoms"].attrs["atoms"] == 50  # and analysed
+    assert not late.exists()
+    assert lab.status("late")["status"] == "DONE"
+    assert json.loads((lab.settings.folders.results / "late.json").read_text()) == before
+    assert "belongs to no running job" in (lab.root / "result.log").read_text()
+
+
+def test_reprocess_runs_the_analysis_again_on_the_archived_shots(
+    lab: VirtualLab, tmp_path: Path
+) -> None:
+    lab.submit("again", {"experiment_0": experiment(math.pi, 3, seed=8)}, tmp_path)
+    before = done(lab, "again")
+    lab.stop_result_daemon()
+    try:
+        busy_free = cli_result("--config", str(lab.config), "reprocess", "again")
+        assert busy_free.returncode == 0, busy_free.stderr
+        assert "reprocessed 3 shot(s)" in busy_free.stdout
+        assert cli_result("--config", str(lab.config), "reprocess", "nosuchjob").returncode == 2
+    finally:
+        lab.start_result_daemon()
+    assert json.loads((lab.settings.folders.results / "again.json").read_text()) == before
+    status = lab.status("again")
+    assert status["status"] == "DONE" and "Reprocessed 3 of 3 archived shot(s)" in status["detail"]
+    with sqlite3.connect(f"file:{lab.settings.folders.database}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT sds_path, sha256 FROM shots WHERE job_id = 'again'").fetchall()
+    assert len(rows) == 3
+    for path, sha in rows:
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
+
+
+def test_reprocess_is_refused_while_the_daemon_runs(lab: VirtualLab) -> None:
+    refused = cli_result("--config", str(lab.config), "reprocess", "flop")
+    assert refused.returncode == 2 and "another result daemon" in refused.stderr
