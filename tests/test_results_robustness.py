@@ -133,3 +133,34 @@ def test_an_unwritable_store_is_waited_for_and_nothing_is_lost(tmp_path: Path) -
         status = lab.wait_for_status("outage", lambda s: s.get("status") in ("DONE", "ERROR"), 180)
         assert status["status"] == "DONE", status
         assert_every_shot_once_on_the_store(lab, "outage", 30)
+
+
+def test_a_routine_that_raises_ends_the_job_error_and_the_shot_is_still_archived(
+    tmp_path: Path,
+) -> None:
+    def add_failing_routine(config: Path) -> None:
+        text = config.read_text()
+        shipped = "    - result.routines.singlequdit:count_atoms\n"
+        assert shipped in text
+        config.write_text(
+            text.replace(shipped, shipped + "    - tests.routines_for_tests:explode\n")
+        )
+
+    with virtual_lab(
+        tmp_path / "lab", max_engaged_jobs=1, result_daemon=True, prepare=add_failing_routine
+    ) as lab:
+        lab.submit("broken", {"experiment_0": experiment(1.0, 2, seed=1)}, tmp_path)
+        status = lab.wait_for_status("broken", lambda s: s.get("status") == "ERROR", 120)
+        assert "tests.routines_for_tests:explode failed" in status["error_message"]
+        assert "RuntimeError: the camera saw nothing" in status["error_message"]
+        store = lab.settings.folders.sds / "broken" / "experiment_0"
+        wait_until(
+            lab.settings.folders.shots,
+            lambda: (
+                len(list(store.glob("*.h5"))) == 2
+                and not list(lab.settings.folders.shots.glob("broken/*/*.h5"))
+            ),
+            120,
+            "both shots archived",
+        )
+        assert not (lab.settings.folders.results / "broken.json").exists()
