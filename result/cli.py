@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 
 from spooler.errors import LabspoolError
 from spooler.logs import setup_logging
 from spooler.settings import ENV_VAR, find_config, load_settings
+from spooler.signals import stop_on_signals
 
 __all__ = ["main"]
 
@@ -54,12 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             print(f"finished {daemon.run_once()} shot(s)")
             return 0
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            daemon.request_stop()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stop_on_signals(daemon.request_stop)
         daemon.run()
         return 0
     finally:

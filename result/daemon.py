@@ -197,13 +197,8 @@ class ResultDaemon:
             timeout = max(0.0, self._next_rescan - self.clock())
             if self._retry_at > self.clock():
                 timeout = min(timeout, self._retry_at - self.clock())
-            # Right after our own claims inotify events lag (see spooler/intake.py): look
-            # at the folder ourselves, briefly, until they flow again.
-            look = not polling and self.addresses.events_delayed()
-            if look:
-                timeout = min(timeout, 0.005)
-            if not self.addresses.wake.wait(timeout) and look:
-                self._next_rescan = self.clock()
+            if self.addresses.idle(timeout, polling=polling):
+                self._next_rescan = self.clock()  # list the folder ourselves now
         log.info("stopping: the current step is finished")
 
     def watcher_alive(self) -> bool:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from . import __version__
@@ -22,6 +20,7 @@ from .logs import setup_logging
 from .render import Renderer
 from .scaffold import write_tree
 from .settings import ENV_VAR, Settings, find_config, load_settings
+from .signals import stop_on_signals
 from .statusfile import status_document
 from .store import JobStore
 from .validation import JobValidator
@@ -143,12 +142,7 @@ def _run(args: argparse.Namespace) -> int:
             report = spooler.run_once()
             print(f"admitted {report.admitted} job(s), engaged {report.engaged}")
             return 0
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            spooler.request_stop()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        stop_on_signals(spooler.request_stop)
         spooler.run()
         return 0
     finally:

@@ -30,9 +30,6 @@ __all__ = ["Spooler", "StepReport"]
 
 log = logging.getLogger(__name__)
 
-# How often the idle loop lists the dump folder while inotify events lag behind our claims.
-_LOOK_INTERVAL_S = 0.005
-
 
 class StepReport:
     __slots__ = ("admitted", "engaged")
@@ -155,12 +152,7 @@ class Spooler:
             timeout = max(0.0, self._next_rescan - self.clock())
             if self.jobs.read.queue(limit=1):
                 timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
-            # Right after our own claims inotify events are held back (see intake.py):
-            # look at the folder ourselves, briefly, until they flow again.
-            look = not polling and self.dump.events_delayed()
-            if look:
-                timeout = min(timeout, _LOOK_INTERVAL_S)
-            look = not self.dump.wake.wait(timeout) and look
+            look = self.dump.idle(timeout, polling=polling)
         log.info("stopping: the current step is finished")
 
     def watcher_alive(self) -> bool:

@@ -50,6 +50,8 @@ def _move_event_delay_s() -> float:
 
 
 MOVE_EVENT_DELAY_S = _move_event_delay_s()
+# How often an idle loop lists the folder itself while events lag behind its own claims.
+LOOK_INTERVAL_S = 0.005
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -151,6 +153,15 @@ class DumpFolder:
     def events_delayed(self) -> bool:
         """True while the watcher's events may lag behind our own claims (inotify only)."""
         return self.clock() - self._last_claim < MOVE_EVENT_DELAY_S + 0.05
+
+    def idle(self, timeout_s: float, *, polling: bool) -> bool:
+        """Sleep until an event, :attr:`wake`, or *timeout_s*; the caller clears :attr:`wake`.
+
+        Returns True when the folder should be listed now because events may have been held
+        back (right after our own claims, on inotify): then the sleep is kept short."""
+        look = not polling and self.events_delayed()
+        woken = self.wake.wait(min(timeout_s, LOOK_INTERVAL_S) if look else timeout_s)
+        return look and not woken
 
     def _candidate(self, name: str, entry: os.DirEntry[str] | None) -> Candidate | None:
         if is_ignored_name(name):

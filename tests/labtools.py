@@ -55,6 +55,20 @@ def in_lab(root: Path, code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def binomial_p_value(counts: Any, atoms: int, p_up: float) -> float:
+    """Chi-square goodness of fit of *counts* to Binomial(atoms, p_up), in ~8 bins."""
+    import numpy as np
+    from scipy import stats
+
+    edges = np.unique(stats.binom.ppf(np.linspace(0, 1, 9)[1:-1], atoms, p_up))
+    bins = np.concatenate(([-0.5], edges + 0.5, [atoms + 0.5]))
+    observed = np.histogram(counts, bins)[0]
+    cdf = stats.binom.cdf(bins[1:] - 0.5, atoms, p_up) - stats.binom.cdf(
+        bins[:-1] - 0.5, atoms, p_up
+    )
+    return float(stats.chisquare(observed, cdf / cdf.sum() * len(counts)).pvalue)
+
+
 def lab_role(root: Path, action: str, role: str) -> subprocess.CompletedProcess[str]:
     """Stop or start one program of the lab (in a child: it needs the lab's profile)."""
     return in_lab(

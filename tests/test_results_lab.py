@@ -16,9 +16,15 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from scipy import stats
 
-from tests.labtools import VirtualLab, in_lab, needs_suite, virtual_lab, wait_until
+from tests.labtools import (
+    VirtualLab,
+    binomial_p_value,
+    in_lab,
+    needs_suite,
+    virtual_lab,
+    wait_until,
+)
 from tests.test_virtual_lab import experiment
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, needs_suite]
@@ -41,16 +47,6 @@ def done(lab: VirtualLab, job_id: str, timeout_s: float = 300) -> dict[str, Any]
     status = lab.wait_for_status(job_id, lambda s: s.get("status") in ("DONE", "ERROR"), timeout_s)
     assert status["status"] == "DONE", status
     return json.loads((lab.settings.folders.results / f"{job_id}.json").read_text())  # type: ignore[no-any-return]
-
-
-def binomial_p_value(counts: np.ndarray, atoms: int, p_up: float) -> float:
-    edges = np.unique(stats.binom.ppf(np.linspace(0, 1, 9)[1:-1], atoms, p_up))
-    bins = np.concatenate(([-0.5], edges + 0.5, [atoms + 0.5]))
-    observed = np.histogram(counts, bins)[0]
-    cdf = stats.binom.cdf(bins[1:] - 0.5, atoms, p_up) - stats.binom.cdf(
-        bins[:-1] - 0.5, atoms, p_up
-    )
-    return float(stats.chisquare(observed, cdf / cdf.sum() * len(counts)).pvalue)
 
 
 def test_jobs_end_done_with_a_result_per_shot(lab: VirtualLab, tmp_path: Path) -> None:

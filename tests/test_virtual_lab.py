@@ -13,10 +13,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from scipy import stats
 
 from tests.labtools import (
     VirtualLab,
+    binomial_p_value,
     cli,
     descendants,
     in_lab,
@@ -121,14 +121,7 @@ def test_measured_atom_numbers_follow_the_binomial_law(lab: VirtualLab, tmp_path
     counts = np.array([atoms_measured(Path(a["shot"])) for a in addresses])
 
     def p_value(p_up: float) -> float:
-        # Chi-square goodness of fit over bins of the binomial with at least 5 expected each.
-        edges = np.unique(stats.binom.ppf(np.linspace(0, 1, 9)[1:-1], atoms, p_up))
-        bins = np.concatenate(([-0.5], edges + 0.5, [atoms + 0.5]))
-        observed = np.histogram(counts, bins)[0]
-        cdf = stats.binom.cdf(bins[1:] - 0.5, atoms, p_up) - stats.binom.cdf(
-            bins[:-1] - 0.5, atoms, p_up
-        )
-        return float(stats.chisquare(observed, cdf / cdf.sum() * len(counts)).pvalue)
+        return binomial_p_value(counts, atoms, p_up)
 
     right = math.sin(theta / 2) ** 2
     assert p_value(right) > 1e-3, (counts.mean(), atoms * right)
