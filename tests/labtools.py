@@ -128,7 +128,8 @@ class VirtualLab:
     spooler: subprocess.Popen[bytes] | None = None
     result: subprocess.Popen[bytes] | None = None
 
-    def start_result_daemon(self) -> subprocess.Popen[bytes]:
+    def start_result_daemon(self, *, wait: bool = True) -> subprocess.Popen[bytes]:
+        """Start `labspool-result run`; with *wait*, return once it holds its lock."""
         log = (self.root / "result.log").open("ab")
         self.result = subprocess.Popen(
             [sys.executable, "-m", "result.cli", "--config", str(self.config), "run"],
@@ -137,6 +138,15 @@ class VirtualLab:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
+        if wait:
+            lock = self.settings.folders.state / "result.lock"
+            pid = str(self.result.pid)
+            wait_until(
+                lock.parent,
+                lambda: lock.exists() and lock.read_text().strip() == pid,
+                60,
+                "the result daemon to hold its lock",
+            )
         return self.result
 
     def stop_result_daemon(self, sig: int = signal.SIGTERM) -> None:

@@ -68,7 +68,7 @@ def test_kill_minus_nine_at_random_moments_loses_nothing(tmp_path: Path) -> None
         )
         kills = 0
         while kills < 20 or shots_announced(lab) < total:
-            daemon = lab.start_result_daemon()
+            daemon = lab.start_result_daemon(wait=False)  # killed at any moment, start-up too
             time.sleep(rng.uniform(0.5, 2.5))  # a random moment: there is no event to wait for
             daemon.send_signal(signal.SIGKILL)
             daemon.wait()
