@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from spooler.errors import LabspoolError
 from spooler.logs import setup_logging
+from spooler.notify import Notifier
 from spooler.settings import ENV_VAR, find_config, load_settings
 from spooler.signals import stop_on_signals
 
@@ -54,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"finished {daemon.run_once()} shot(s)")
             return 0
         stop_on_signals(daemon.request_stop)
-        daemon.run()
+        notifier = Notifier.from_environment()
+        try:
+            daemon.run(notifier=notifier)
+        finally:
+            notifier.close()
         return 0
     finally:
         daemon.close()

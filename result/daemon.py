@@ -29,6 +29,7 @@ from spooler.intake import DumpFolder, DumpWatcher
 from spooler.jobid import is_store_id
 from spooler.jobs import Jobs
 from spooler.logs import for_job
+from spooler.notify import Heartbeat, Notifier
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.store import JobRecord
@@ -176,7 +177,12 @@ class ResultDaemon:
         self._stop.set()
         self.addresses.wake.set()
 
-    def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
+    def run(
+        self, *, on_ready: Callable[[], None] | None = None, notifier: Notifier | None = None
+    ) -> None:
+        """Run until :meth:`request_stop` (systemd notifications as the spooler's run)."""
+        notifier = notifier or Notifier(None)
+        heartbeat = Heartbeat(notifier, self.watcher_alive, self.clock)
         intake = self.settings.intake
         self.watcher = DumpWatcher(
             self.addresses,
@@ -186,9 +192,11 @@ class ResultDaemon:
         self.watcher.start()
         if on_ready is not None:
             on_ready()
+        notifier.ready(f"watching {self.addresses.folder}")
         log.info("watching %s for finished shots", self.addresses.folder)
         polling = intake.observer == "polling"
         while not self._stop.is_set():
+            heartbeat.beat()
             if self.step() or len(self.addresses):
                 continue
             self.addresses.wake.clear()
@@ -197,8 +205,9 @@ class ResultDaemon:
             timeout = max(0.0, self._next_rescan - self.clock())
             if self._retry_at > self.clock():
                 timeout = min(timeout, self._retry_at - self.clock())
-            if self.addresses.idle(timeout, polling=polling):
+            if self.addresses.idle(min(timeout, heartbeat.seconds_left()), polling=polling):
                 self._next_rescan = self.clock()  # list the folder ourselves now
+        notifier.stopping()
         log.info("stopping: the current step is finished")
 
     def watcher_alive(self) -> bool:

@@ -17,6 +17,7 @@ from .errors import ConfigError, JobRejected, LabspoolError
 from .fsutil import read_regular_file, temp_name, write_atomic
 from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
 from .logs import setup_logging
+from .notify import Notifier
 from .render import Renderer
 from .scaffold import write_tree
 from .settings import ENV_VAR, Settings, find_config, load_settings
@@ -143,7 +144,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"admitted {report.admitted} job(s), engaged {report.engaged}")
             return 0
         stop_on_signals(spooler.request_stop)
-        spooler.run()
+        notifier = Notifier.from_environment()
+        try:
+            spooler.run(notifier=notifier)
+        finally:
+            notifier.close()
         return 0
     finally:
         spooler.close()

@@ -22,6 +22,7 @@ from .fsutil import exclusive_lock
 from .intake import DumpFolder, DumpWatcher
 from .jobs import Jobs
 from .lab import Lab, make_lab
+from .notify import Heartbeat, Notifier
 from .render import Renderer
 from .settings import Settings
 from .validation import JobValidator
@@ -125,8 +126,15 @@ class Spooler:
         self._stop.set()
         self.dump.wake.set()
 
-    def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
-        """Run until :meth:`request_stop`; *on_ready* is called once the folder is watched."""
+    def run(
+        self, *, on_ready: Callable[[], None] | None = None, notifier: Notifier | None = None
+    ) -> None:
+        """Run until :meth:`request_stop`; *on_ready* is called once the folder is watched.
+
+        With a *notifier* (systemd), READY=1 follows, WATCHDOG=1 pings while the observer
+        threads live, and STOPPING=1 precedes the return."""
+        notifier = notifier or Notifier(None)
+        heartbeat = Heartbeat(notifier, self.watcher_alive, self.clock)
         stop = self._stop
         intake = self.settings.intake
         self.watcher = DumpWatcher(
@@ -138,10 +146,12 @@ class Spooler:
         self.start()
         if on_ready is not None:
             on_ready()
+        notifier.ready(f"watching {self.dump.folder}")
         log.info("watching %s for jobs (backend %s)", self.dump.folder, self.settings.backend)
         polling = intake.observer == "polling"
         look = False
         while not stop.is_set():
+            heartbeat.beat()
             report = self.step(rescan=look)
             if report.admitted or len(self.dump):
                 look = False
@@ -152,7 +162,8 @@ class Spooler:
             timeout = max(0.0, self._next_rescan - self.clock())
             if self.jobs.read.queue(limit=1):
                 timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
-            look = self.dump.idle(timeout, polling=polling)
+            look = self.dump.idle(min(timeout, heartbeat.seconds_left()), polling=polling)
+        notifier.stopping()
         log.info("stopping: the current step is finished")
 
     def watcher_alive(self) -> bool:
