@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["config_dir", "schema_path"]
+__all__ = ["config_dir", "schema_path", "systemd_template"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -28,3 +28,8 @@ def schema_path(name: str) -> Path:
 def config_dir() -> Path:
     """The shipped ``config/`` folder: example configuration, apparatus header, example jobs."""
     return _data_dir("config")
+
+
+def systemd_template() -> Path:
+    """The shipped unit template (``systemd/labspool.service.in``)."""
+    return _data_dir("systemd") / "labspool.service.in"

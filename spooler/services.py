@@ -1,0 +1,73 @@
+"""systemd units for both daemons, rendered from ``systemd/labspool.service.in``.
+
+One template serves both: the spooler (``labspool run``) and the result daemon
+(``labspool-result run``). The network is closed to everything but localhost and the
+addresses given (runmanager's host, resolved when the units are written), which is what
+``IPAddressDeny=any`` needs to be told.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from pathlib import Path
+
+from .resources import systemd_template
+from .settings import Settings
+
+__all__ = ["ROLES", "render_unit", "unit_name"]
+
+ROLES = {
+    "spooler": ("labspool", "job files to experiment runs on the labscript machine"),
+    "result": ("labspool-result", "finished shots to analysed, archived shots and results"),
+}
+
+
+def unit_name(role: str) -> str:
+    return f"labspool-{role}.service"
+
+
+def render_unit(
+    role: str,
+    settings: Settings,
+    *,
+    bin_dir: Path,
+    user: str,
+    group: str | None = None,
+    allow: tuple[str, ...] = (),
+) -> str:
+    command, description = ROLES[role]
+    folders = settings.folders
+    profile = settings.lab.labscript_profile or _home(user) / "labscript-suite"
+    addresses = list(allow)
+    host = settings.lab.runmanager.host
+    if settings.lab.kind == "runmanager" and host not in ("localhost", "127.0.0.1", "::1"):
+        addresses.append(socket.gethostbyname(host))
+    fields = {
+        "ROLE": role,
+        "DESCRIPTION": description,
+        "EXEC": str(bin_dir / command),
+        "CONFIG": str(settings.path),
+        "TREE": str(settings.path.parent),
+        "SDS": str(folders.sds),
+        "PROFILE": str(profile),
+        "USER": user,
+        "GROUP": group or user,
+        "ALLOW": " ".join(addresses),
+    }
+    text = systemd_template().read_text(encoding="utf-8")
+    for key, value in fields.items():
+        text = text.replace(f"@{key}@", value)
+    return text.replace("IPAddressAllow=localhost \n", "IPAddressAllow=localhost\n")
+
+
+def _home(user: str) -> Path:
+    """The user's home (the labscript profile lives there); the usual place if not yet made."""
+    try:
+        return Path(f"~{user}").expanduser()
+    except RuntimeError:
+        return Path("/home") / user
+
+
+def default_user() -> str:
+    return getpass.getuser()
