@@ -150,7 +150,3 @@ class Ledger:
             "SELECT MAX(received_at) FROM shots WHERE job_id = ? AND attempt = ?", (job_id, attempt)
         ).fetchone()
         return None if last is None else float(last)
-
-    @staticmethod
-    def summary(view: Reader) -> dict[str, Any]:
-        return dict(view.execute("SELECT state, COUNT(*) FROM shots GROUP BY state").fetchall())

@@ -202,17 +202,6 @@ class Reader:
         ).fetchone()
         return int(total)
 
-    def count_by_state(self) -> dict[JobState, int]:
-        rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
-        return {JobState(s): n for s, n in rows}
-
-    def find_initializing(self, claim_name: str) -> JobRecord | None:
-        row = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'INITIALIZING' AND claim_name = ?",
-            (claim_name,),
-        ).fetchone()
-        return None if row is None else JobRecord.from_row(row)
-
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
