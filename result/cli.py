@@ -9,9 +9,8 @@ from collections.abc import Sequence
 
 from spooler.errors import LabspoolError
 from spooler.logs import setup_logging
-from spooler.notify import Notifier
+from spooler.serve import serve
 from spooler.settings import ENV_VAR, find_config, load_settings
-from spooler.signals import stop_on_signals
 
 __all__ = ["main"]
 
@@ -54,12 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             print(f"finished {daemon.run_once()} shot(s)")
             return 0
-        stop_on_signals(daemon.request_stop)
-        notifier = Notifier.from_environment()
-        try:
-            daemon.run(notifier=notifier)
-        finally:
-            notifier.close()
+        serve(daemon)
         return 0
     finally:
         daemon.close()

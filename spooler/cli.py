@@ -17,11 +17,10 @@ from .errors import ConfigError, JobRejected, LabspoolError
 from .fsutil import read_regular_file, temp_name, write_atomic
 from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
 from .logs import setup_logging
-from .notify import Notifier
 from .render import Renderer
 from .scaffold import write_tree
+from .serve import serve
 from .settings import ENV_VAR, Settings, find_config, load_settings
-from .signals import stop_on_signals
 from .statusfile import status_document
 from .store import JobStore
 from .validation import JobValidator
@@ -143,12 +142,7 @@ def _run(args: argparse.Namespace) -> int:
             report = spooler.run_once()
             print(f"admitted {report.admitted} job(s), engaged {report.engaged}")
             return 0
-        stop_on_signals(spooler.request_stop)
-        notifier = Notifier.from_environment()
-        try:
-            spooler.run(notifier=notifier)
-        finally:
-            notifier.close()
+        serve(spooler)
         return 0
     finally:
         spooler.close()

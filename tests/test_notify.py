@@ -48,13 +48,14 @@ def test_a_missing_socket_is_an_error_not_silence(tmp_path: Path) -> None:
         notifier.close()
 
 
-def test_the_spooler_process_says_ready_pings_and_stopping(
-    tree: Settings, notify_socket: tuple[str, socket.socket]
+@pytest.mark.parametrize("module", ["spooler.cli", "result.cli"])
+def test_each_daemon_process_says_ready_pings_and_stopping(
+    tree: Settings, notify_socket: tuple[str, socket.socket], module: str
 ) -> None:
     path, sock = notify_socket
     env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "500000"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "spooler.cli", "--config", str(tree.path), "run"],
+        [sys.executable, "-m", module, "--config", str(tree.path), "run"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
