@@ -197,14 +197,15 @@ class ResultDaemon:
         polling = intake.observer == "polling"
         while not self._stop.is_set():
             heartbeat.beat()
-            if self.step() or len(self.addresses):
+            if self.step() or (len(self.addresses) and self.clock() >= self._retry_at):
                 continue
             self.addresses.wake.clear()
             if self._stop.is_set():
                 break
-            timeout = max(0.0, self._next_rescan - self.clock())
-            if self._retry_at > self.clock():
-                timeout = min(timeout, self._retry_at - self.clock())
+            if self.clock() < self._retry_at:
+                timeout = self._retry_at - self.clock()  # the store is away: wait for the retry
+            else:
+                timeout = max(0.0, self._next_rescan - self.clock())
             if self.addresses.idle(min(timeout, heartbeat.seconds_left()), polling=polling):
                 self._next_rescan = self.clock()  # list the folder ourselves now
         notifier.stopping()

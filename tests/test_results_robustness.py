@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -26,6 +27,11 @@ def shots_announced(lab: VirtualLab) -> int:
         len(list(folder.glob("*.json")))
         for folder in (folders.addresses, folders.processed, folders.state / "result-claimed")
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ledger(lab: VirtualLab) -> dict[str, tuple[str, str | None]]:
@@ -128,6 +134,10 @@ def test_an_unwritable_store_is_waited_for_and_nothing_is_lost(tmp_path: Path) -
             assert lab.status("outage")["status"] == "RUNNING"
             waiting = list(lab.settings.folders.shots.glob("outage/*/*.h5"))
             assert waiting, "shots wait locally while the store is away"
+            assert lab.result is not None
+            before = cpu_seconds(lab.result.pid)
+            time.sleep(3.0)  # a window to measure: waiting must not burn the CPU
+            assert cpu_seconds(lab.result.pid) - before < 1.0
         finally:
             _immutable(store, False)
         status = lab.wait_for_status("outage", lambda s: s.get("status") in ("DONE", "ERROR"), 180)
