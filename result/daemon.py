@@ -140,11 +140,10 @@ class ResultDaemon:
             return 0
         done = 0
         try:
-            for row in Ledger.unfinished(self.jobs.read):
-                if (self.claimed / row.address).exists():
-                    done += self._process(self.claimed / row.address)
-            for name in sorted(set(os.listdir(self.claimed)) - self._known()):
-                done += self._process(self.claimed / name)  # claimed before a crash
+            # Addresses claimed but not finished: a crash, a store that was away, or one
+            # unreadable; _process takes each from wherever its ledger row says it got.
+            for name in sorted(os.listdir(self.claimed)):
+                done += self._process(self.claimed / name)
             if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
                 self.addresses.rescan()
                 self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
@@ -215,9 +214,6 @@ class ResultDaemon:
         return self.watcher is not None and self.watcher.alive()
 
     # -- one shot -------------------------------------------------------------------------
-
-    def _known(self) -> set[str]:
-        return {row.address for row in Ledger.unfinished(self.jobs.read)}
 
     def _process(self, address_path: Path) -> int:
         name = address_path.name

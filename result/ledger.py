@@ -120,13 +120,6 @@ class Ledger:
         )
 
     @staticmethod
-    def unfinished(view: Reader) -> list[ShotRow]:
-        rows = view.execute(
-            f"SELECT {_COLUMNS} FROM shots WHERE state != 'archived' ORDER BY received_at"
-        )
-        return [ShotRow(*r) for r in rows]
-
-    @staticmethod
     def of_job(view: Reader, job_id: str, attempt: int) -> list[ShotRow]:
         rows = view.execute(
             f"SELECT {_COLUMNS} FROM shots WHERE job_id = ? AND attempt = ? "

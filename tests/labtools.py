@@ -78,20 +78,6 @@ def lab_role(root: Path, action: str, role: str) -> subprocess.CompletedProcess[
     )
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def descendants(pid: int) -> list[int]:
-    from spooler.lab.virtual import _descendants
-
-    return _descendants(pid)
-
-
 class _Changed(FileSystemEventHandler):
     def __init__(self, event: threading.Event) -> None:
         self.event = event

@@ -14,15 +14,14 @@ import h5py
 import numpy as np
 import pytest
 
+from spooler.lab.virtual import descendants, process_alive
 from tests.labtools import (
     VirtualLab,
     binomial_p_value,
     cli,
-    descendants,
     in_lab,
     lab_role,
     needs_suite,
-    process_alive,
     virtual_lab,
 )
 

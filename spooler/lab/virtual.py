@@ -35,7 +35,16 @@ from ..settings import GlobalNames, load_settings
 from .plugin import install_plugin, labconfig_lines
 from .profile import Ports, activate, write_profile
 
-__all__ = ["LabProcesses", "lab_down", "lab_environment", "lab_up", "start_role", "stop_role"]
+__all__ = [
+    "LabProcesses",
+    "descendants",
+    "lab_down",
+    "lab_environment",
+    "lab_up",
+    "process_alive",
+    "start_role",
+    "stop_role",
+]
 
 GROUP = "labspool"
 ZLOG_PORT = 7340  # hard-coded in labscript_utils.ls_zprocess
@@ -99,10 +108,10 @@ class LabProcesses:
         write_atomic(self.path, json.dumps(self.pids, indent=1).encode())
 
     def alive(self) -> dict[str, int]:
-        return {role: pid for role, pid in self.pids.items() if _alive(pid)}
+        return {role: pid for role, pid in self.pids.items() if process_alive(pid)}
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError, IndexError):
@@ -122,7 +131,7 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     tree, found, todo = _children(), [], [pid]
     while todo:
         for child in tree.get(todo.pop(), []):
@@ -148,19 +157,19 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def _terminate(pids: list[int], timeout_s: float = 20.0) -> list[int]:
     """SIGTERM, wait, SIGKILL what is left; returns the pids that were running."""
-    running = [pid for pid in dict.fromkeys(pids) if _alive(pid)]
+    running = [pid for pid in dict.fromkeys(pids) if process_alive(pid)]
     for pid in running:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     for pid in running:
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.05)  # no event to wait on for a process that is not our child
-        if _alive(pid):
+        if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while process_alive(pid):
                 _reap(pid)
                 time.sleep(0.01)
         _reap(pid)
@@ -295,7 +304,7 @@ def stop_role(root: Path, role: str) -> list[int]:
     """Stop one of the lab's programs ("runmanager" or "blacs") and its children."""
     layout = LabLayout(root.expanduser().absolute())
     pid = LabProcesses(layout.processes).pids[role]
-    return _terminate([*_descendants(pid), pid])
+    return _terminate([*descendants(pid), pid])
 
 
 def start_role(root: Path, role: str) -> int:
@@ -383,7 +392,7 @@ def lab_down(root: Path) -> list[int]:
     pids: list[int] = []
     for role in sorted(processes.pids, key=lambda r: order.index(r) if r in order else -1):
         pid = processes.pids[role]
-        pids.extend(_descendants(pid))
+        pids.extend(descendants(pid))
         pids.append(pid)
     # Servers the suite may have spawned for this lab on its own (they name the profile).
     pids.extend(_processes_mentioning(str(layout.profile)))
