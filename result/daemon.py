@@ -57,6 +57,7 @@ class Address:
     job_id: str | None
     experiment: str | None
     shot_index: int | None
+    attempt: int | None = None  # from the shot's globals (None: the job's current attempt)
 
 
 def read_address(path: Path) -> Address:
@@ -73,6 +74,7 @@ def read_address(path: Path) -> Address:
     job_id = data.get("job_id")
     experiment = data.get("experiment")
     index = data.get("shot_index")
+    attempt = data.get("attempt")
     return Address(
         shot=shot,
         job_id=job_id if isinstance(job_id, str) and is_store_id(job_id) else None,
@@ -80,6 +82,7 @@ def read_address(path: Path) -> Address:
         if isinstance(experiment, str) and _EXPERIMENT.fullmatch(experiment)
         else None,
         shot_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+        attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None,
     )
 
 
@@ -243,7 +246,9 @@ class ResultDaemon:
                     tx,
                     name,
                     job_id=address.job_id,
-                    attempt=None if job is None else job.attempt,
+                    attempt=address.attempt
+                    if address.attempt is not None
+                    else (None if job is None else job.attempt),
                     experiment=address.experiment,
                     shot_index=address.shot_index,
                     local_path=str(address.shot),

@@ -302,14 +302,18 @@ def _lab_down(args: argparse.Namespace) -> int:
 def _lab_install_plugin(args: argparse.Namespace) -> int:
     from .lab.plugin import configure_labconfig, install_plugin, labconfig_lines
 
-    addresses = args.addresses or _settings(args).folders.addresses
+    if args.addresses:
+        addresses, control = args.addresses, None
+    else:
+        folders = _settings(args).folders
+        addresses, control = folders.addresses, folders.control
     print(f"installed {install_plugin()}")
     if args.labconfig is not None:
-        configure_labconfig(args.labconfig, addresses)
+        configure_labconfig(args.labconfig, addresses, control)
         print(f"enabled it in {args.labconfig}")
     else:
         print("add these lines to your labconfig:")
-        for section, values in labconfig_lines(addresses).items():
+        for section, values in labconfig_lines(addresses, control).items():
             print(f"[{section}]")
             for key, value in values.items():
                 print(f"{key} = {value}")

@@ -1,10 +1,12 @@
 """The spooler daemon: one loop, drivable from tests.
 
-``Spooler.step()`` does one pass (take a batch from the dump folder and admit it, then try
-to engage the head of the queue); ``run_once()`` steps until the dump folder is empty;
-``run()`` watches the folder and steps until :meth:`Spooler.request_stop` is called (from
-another thread, or a signal handler: it only sets two events). Between steps the loop
-sleeps on an event that the folder watcher, the stop request and the timers wake.
+``Spooler.step()`` does one pass (carry out what operators asked of the lab, take a batch
+from the dump folder and admit it, then try to engage the head of the queue);
+``run_once()`` steps until the dump folder is empty; ``run()`` watches the folder and
+steps until :meth:`Spooler.request_stop` is called (from another thread, or a signal
+handler: it only sets two events). Between steps the loop sleeps on an event that the
+folder watcher, the stop request and the timers wake, and at most ``CONTROL_POLL_S``:
+queue control commands arrive through the job store.
 """
 
 from __future__ import annotations
@@ -22,14 +24,19 @@ from .fsutil import exclusive_lock
 from .intake import DumpFolder, DumpWatcher
 from .jobs import Jobs
 from .lab import Lab, make_lab
+from .labactions import LabActions
+from .logs import for_job
 from .notify import Heartbeat, Notifier
 from .render import Renderer
 from .settings import Settings
+from .states import JobState
 from .validation import JobValidator
 
-__all__ = ["Spooler", "StepReport"]
+__all__ = ["CONTROL_POLL_S", "Spooler", "StepReport"]
 
 log = logging.getLogger(__name__)
+
+CONTROL_POLL_S = 0.25  # the longest a cancel, move or pause waits to be noticed
 
 
 class StepReport:
@@ -59,13 +66,9 @@ class Spooler:
         self.jobs = Jobs(settings.folders, clock=wall_clock)
         self.dump = DumpFolder(settings.folders.dump, settings.folders.claimed, clock=clock)
         self.admission = Admission(settings, self.jobs, self.validator, self.renderer)
-        self.dispatcher = Dispatcher(
-            settings,
-            self.jobs,
-            lab if lab is not None else make_lab(settings),
-            self.validator,
-            clock=clock,
-        )
+        lab = lab if lab is not None else make_lab(settings)
+        self.lab_actions = LabActions(settings, self.jobs, lab, clock=clock)
+        self.dispatcher = Dispatcher(settings, self.jobs, lab, self.validator, clock=clock)
         self.watcher: DumpWatcher | None = None
         self._next_rescan = float("-inf")
         self._started = False
@@ -87,8 +90,29 @@ class Spooler:
         recovered = self.admission.recover()
         if recovered:
             log.info("recovery finished %d job(s) left INITIALIZING", len(recovered))
+        self._note_running()
         self._rescan()
         self._started = True
+
+    def _note_running(self) -> None:
+        """Say in each RUNNING job what the restarted spooler does with it."""
+        read = self.jobs.read
+        for job in read.jobs(JobState.RUNNING):
+            experiments = read.experiments(job.job_id, job.attempt)
+            unconfirmed = [e.name for e in experiments if e.engaged_at is None]
+            if unconfirmed:
+                note = (
+                    "Recovery after a restart: the lab has not confirmed "
+                    f"{', '.join(unconfirmed)}; checking its shot folders before submitting"
+                )
+            else:
+                note = (
+                    f"Recovery after a restart: all {len(experiments)} experiment(s) were "
+                    "engaged before; not engaged again, the result daemon collects the shots"
+                )
+            with self.jobs.change() as tx:
+                tx.note(job.job_id, note)
+            for_job(log, job.job_id).info("%s", note)
 
     def _rescan(self) -> None:
         waiting = self.dump.rescan()
@@ -99,6 +123,7 @@ class Spooler:
     def step(self, *, rescan: bool = False) -> StepReport:
         """One pass: admit one batch from the dump folder, then try to engage a job."""
         self.start()
+        self.lab_actions.step()
         if rescan or self.clock() >= self._next_rescan or not self.dump.merge_hints():
             self._rescan()
         batch = self.dump.take(self.settings.intake.batch_max_jobs)
@@ -159,7 +184,7 @@ class Spooler:
             self.dump.wake.clear()
             if stop.is_set():
                 break
-            timeout = max(0.0, self._next_rescan - self.clock())
+            timeout = min(max(0.0, self._next_rescan - self.clock()), CONTROL_POLL_S)
             if self.jobs.read.queue(limit=1):
                 timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
             look = self.dump.idle(min(timeout, heartbeat.seconds_left()), polling=polling)

@@ -1,11 +1,19 @@
 """Dispatch: the job at the head of the queue is engaged on the lab.
 
-Per experiment, in order: set the globals, the experiment file and the shot output folder
-(``<shots>/<job_id>/<experiment>``), ask how many shots runmanager will make, record that
-durably as "submitted", then engage and record "engaged". The first submission moves the
-job to RUNNING. A lab that cannot be reached leaves the job QUEUED with the reason in its
-detail and is asked again with exponential back-off; a lab that refuses the job ends it
-ERROR with the lab's message.
+Before a new job is taken: the spooler must not be paused (with a scheduled stop, the job
+must be estimated to finish before it), and the pre-run checks must pass
+(:mod:`spooler.checks`). Per experiment, in order: set the globals, the experiment file and
+the shot output folder (``Folders.shot_folder``), ask how many shots runmanager will make,
+record that durably as "submitted", then engage and record "engaged". The first submission
+moves the job to RUNNING. A lab that cannot be reached, or a failing check, leaves the job
+QUEUED with the reason in its detail, asked again with exponential back-off; a lab that
+refuses the job ends it ERROR with the lab's message.
+
+Recovery: an experiment recorded as submitted but never confirmed engaged (the spooler was
+killed in between, or runmanager timed out) is not blindly submitted again. If its shot
+folder holds shot files, runmanager got it and it counts as engaged. If not, the spooler
+waits until ``lab.resubmit_after_s`` after the submission for files to appear, and only
+then submits it again. Either way the job's detail says which it was.
 """
 
 from __future__ import annotations
@@ -14,15 +22,20 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
+from .checks import PreRunChecks
 from .errors import LabRejected, LabUnavailable
+from .estimates import duration_model
 from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
 from .model import Experiment, Job
+from .pause import read_pause
 from .settings import Settings
 from .states import JobState
-from .store import JobRecord
+from .store import ExperimentRecord, JobRecord
+from .timestamps import iso_time
 from .validation import JobValidator
 
 __all__ = ["Dispatcher"]
@@ -44,6 +57,7 @@ class Dispatcher:
         self.jobs = jobs
         self.lab = lab
         self.validator = validator
+        self.checks = PreRunChecks(settings, lab)
         self.clock = clock
         self._retry_at = float("-inf")
         self._delay_s = settings.lab.retry_interval_s
@@ -56,20 +70,20 @@ class Dispatcher:
     def step(self) -> JobRecord | None:
         """Engage the next job if the lab has room; returns the job engaged.
 
-        A RUNNING job whose experiments were not all engaged (the lab went away in between)
-        is resumed first, before anything new is taken from the queue.
+        A RUNNING job whose experiments were not all engaged (the lab went away in between,
+        or the spooler was killed) is resumed first, before anything new is taken.
         """
         if self.clock() < self._retry_at:
             return None
         record = self._next()
         if record is None:
             return None
-        reason = self.lab.unavailable_reason()
+        reason = self.checks.problem()
         if reason is not None:
-            self._wait(record, reason)
+            self._wait(record, f"pre-run check failed: {reason}")
             return None
         try:
-            self._engage(record)
+            engaged = self._engage(record)
         except LabUnavailable as exc:
             self._wait(record, str(exc))
             return None
@@ -83,21 +97,51 @@ class Dispatcher:
                 )
             for_job(log, record.job_id).error("the lab refused the job: %s", exc)
             return None
+        if not engaged:
+            return None
         self._delay_s = self.settings.lab.retry_interval_s
         self._retry_at = float("-inf")
         self.jobs.publish_queue()
         return self.jobs.read.get(record.job_id)
 
     def _next(self) -> JobRecord | None:
-        running = self.jobs.read.jobs(JobState.RUNNING)
+        read = self.jobs.read
+        running = read.jobs(JobState.RUNNING)
         for job in running:
-            experiments = self.jobs.read.experiments(job.job_id, job.attempt)
+            experiments = read.experiments(job.job_id, job.attempt)
             if any(e.engaged_at is None for e in experiments):
                 return job
         if len(running) >= self.settings.lab.max_engaged_jobs:
             return None
-        head = self.jobs.read.queue(limit=1)
-        return head[0] if head else None
+        head = read.queue(limit=1)
+        if not head:
+            return None
+        job = head[0]
+        pause = read_pause(read)
+        now = self.jobs.store.clock()
+        if pause is not None:
+            model = duration_model(read, job.backend)
+            finish = (
+                None
+                if model is None or job.shots_requested is None
+                else now + model.duration_s(job.shots_requested)
+            )
+            if not pause.allows(now, finish):
+                if pause.active(now):
+                    note = f"Waiting: the spooler is {pause.describe()}"
+                else:
+                    note = (
+                        f"Waiting: a stop is scheduled for {iso_time(pause.at)} and this job "
+                        + (
+                            "has no estimate yet"
+                            if finish is None
+                            else f"would finish at about {iso_time(finish)}"
+                        )
+                    )
+                with self.jobs.change() as tx:
+                    tx.note(job.job_id, note)
+                return None
+        return job
 
     def _wait(self, record: JobRecord, reason: str) -> None:
         with self.jobs.change() as tx:
@@ -108,23 +152,67 @@ class Dispatcher:
         self._retry_at = self.clock() + self._delay_s
         self._delay_s = min(self._delay_s * 2, self.settings.lab.retry_interval_max_s)
 
-    def _engage(self, record: JobRecord) -> None:
+    def _engage(self, record: JobRecord) -> bool:
+        """Engage what is left of the job; False when it has to wait (nothing was done)."""
         job = self._load(record)
         known = {e.name: e for e in self.jobs.read.experiments(record.job_id, record.attempt)}
         for experiment in job.experiments:
+            current = self.jobs.read.require(record.job_id)
+            if current.state not in (JobState.QUEUED, JobState.RUNNING):
+                # Cancelled (or aborted) by an operator while it was being engaged.
+                for_job(log, record.job_id).info("%s: not engaging the rest", current.state)
+                return True
             earlier = known.get(experiment.name)
             if earlier is not None and earlier.engaged_at is not None:
                 continue
             if earlier is not None and earlier.submitted_at is not None:
-                # Submitted, but engage() never confirmed (a crash or a time-out): runmanager
-                # may or may not have its shots. Say so before submitting it again.
-                with self.jobs.change() as tx:
-                    tx.note(
-                        record.job_id,
-                        f"{experiment.name} was submitted before without confirmation; "
-                        "submitting it again (its shots may come twice)",
-                    )
+                verdict = self._unconfirmed(record, earlier)
+                if verdict == "wait":
+                    return False
+                if verdict == "engaged":
+                    continue
             self._engage_experiment(record, experiment)
+        return True
+
+    def _unconfirmed(
+        self, record: JobRecord, earlier: ExperimentRecord
+    ) -> Literal["engaged", "wait", "resubmit"]:
+        """An experiment submitted without confirmation: did runmanager get it?"""
+        jlog = for_job(log, record.job_id)
+        folder = self.settings.folders.shot_folder(record.job_id, record.attempt, earlier.name)
+        made = sum(1 for _ in folder.glob("*.h5")) if folder.is_dir() else 0
+        assert earlier.submitted_at is not None
+        waited_s = self.jobs.store.clock() - earlier.submitted_at
+        if made:
+            with self.jobs.change() as tx:
+                tx.experiment_engaged(record.job_id, record.attempt, earlier.name)
+                tx.note(
+                    record.job_id,
+                    f"Recovery: {earlier.name} was submitted without confirmation and "
+                    f"runmanager has made {made} shot file(s) of it: counted as engaged, "
+                    "not submitted again",
+                )
+            jlog.warning("recovery: %s was engaged before (%d shot files)", earlier.name, made)
+            return "engaged"
+        if waited_s < self.settings.lab.resubmit_after_s:
+            with self.jobs.change() as tx:
+                tx.note(
+                    record.job_id,
+                    f"Recovery: {earlier.name} was submitted without confirmation and has no "
+                    "shot file yet; waiting for runmanager before submitting it again",
+                )
+            self._retry_at = self.clock() + min(
+                self._delay_s, self.settings.lab.resubmit_after_s - waited_s
+            )
+            return "wait"
+        with self.jobs.change() as tx:
+            tx.note(
+                record.job_id,
+                f"Recovery: {earlier.name} was submitted without confirmation and no shot file "
+                f"appeared in {waited_s:.0f} s: submitting it again",
+            )
+        jlog.warning("recovery: submitting %s again", earlier.name)
+        return "resubmit"
 
     def _load(self, record: JobRecord) -> Job:
         path = self.settings.folders.jobs / record.job_id / "job.json"
@@ -137,18 +225,21 @@ class Dispatcher:
             "job_id": record.job_id,
             "experiment_name": experiment.name,
             "shots": experiment.shots,
+            "attempt": record.attempt,
         }
         if experiment.seed is not None:
             globals_["seed"] = experiment.seed
-        output = folders.shots / record.job_id / experiment.name
+        output = folders.shot_folder(record.job_id, record.attempt, experiment.name)
         output.mkdir(parents=True, exist_ok=True)
         self.lab.set_globals(globals_)
         self.lab.set_labscript_file(Path(folders.jobs / record.job_id / f"{experiment.name}.py"))
         self.lab.set_shot_output_folder(output)
         shots = self.lab.n_shots()
         with self.jobs.change() as tx:
-            tx.experiment_submitted(record.job_id, record.attempt, experiment.name, shots)
             current = tx.require(record.job_id)
+            if current.state not in (JobState.QUEUED, JobState.RUNNING):
+                return  # cancelled between the check and here: nothing was engaged
+            tx.experiment_submitted(record.job_id, record.attempt, experiment.name, shots)
             note = f"Submitting {experiment.name}: {shots} shot(s)"
             if shots != experiment.shots:
                 note += (

@@ -43,7 +43,7 @@ class Jobs:
         if not ids:
             return 0
         with self.status_files.locked(), self.store.snapshot() as reader:
-            return self.status_files.publish(reader, ids)
+            return self.status_files.publish(reader, ids, self.store.clock())
 
     def publish_queue(self) -> int:
         """Re-render every queued job (their positions move when the queue changes)."""

@@ -22,6 +22,7 @@ from .resources import schema_path
 __all__ = [
     "ENV_VAR",
     "ApparatusSettings",
+    "CheckSettings",
     "Folders",
     "GlobalNames",
     "IntakeSettings",
@@ -50,6 +51,7 @@ class Folders:
     addresses: Path
     processed: Path
     sds: Path
+    control: Path
 
     @property
     def claimed(self) -> Path:
@@ -59,6 +61,11 @@ class Folders:
     @property
     def database(self) -> Path:
         return self.state / "labspool.sqlite3"
+
+    def shot_folder(self, job_id: str, attempt: int, experiment: str) -> Path:
+        """Where runmanager writes an experiment's shots (later attempts in their own folder)."""
+        job = self.shots / job_id
+        return job / experiment if attempt == 1 else job / f"attempt-{attempt}" / experiment
 
     def as_dict(self) -> dict[str, Path]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -84,6 +91,14 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckSettings:
+    """Pre-run checks: floors below which no new job is engaged."""
+
+    shots_free_min_bytes: int = 1 << 30
+    store_free_min_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True, kw_only=True)
 class ApparatusSettings:
     header: Path
     object: str = "apparatus"
@@ -104,6 +119,7 @@ class GlobalNames:
     experiment_name: str = "labspool_experiment"
     shot: str = "labspool_shot"  # set to range(shots); its expansion must be 'outer'
     seed: str = "labspool_seed"
+    attempt: str = "labspool_attempt"  # the job's attempt number (optional in the apparatus)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +128,9 @@ class LabSettings:
     max_engaged_jobs: int = 1
     retry_interval_s: float = 2.0
     retry_interval_max_s: float = 60.0
+    # An experiment submitted without confirmation (a crash, a time-out) is submitted again
+    # only if none of its shot files appeared this long after it was submitted.
+    resubmit_after_s: float = 30.0
     labscript_profile: Path | None = None
     runmanager: RunmanagerSettings = field(default_factory=RunmanagerSettings)
     globals: GlobalNames = field(default_factory=GlobalNames)
@@ -137,6 +156,7 @@ class Settings:
     apparatus: ApparatusSettings
     lab: LabSettings
     result: ResultSettings = field(default_factory=ResultSettings)
+    checks: CheckSettings = field(default_factory=CheckSettings)
     log_level: str = "INFO"
 
 
@@ -220,5 +240,6 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
             **lab,
         ),
         result=_result_settings(raw.get("result", {})),
+        checks=CheckSettings(**raw.get("checks", {})),
         log_level=raw.get("logging", {}).get("level", "INFO"),
     )

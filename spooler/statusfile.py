@@ -2,9 +2,10 @@
 
 The ecosystem's fields (``job_id``, ``status``, ``detail``, ``error_message`` with the string
 ``"None"`` when there is no error) come first; the extras carry the attempt, queue position,
-shot counts and the time of every transition. Both daemons render status files after they
-commit; rendering holds a lock on the folder and reads the store inside it, so the last
-writer always writes the newest state, whichever process it is.
+shot counts, elapsed time, estimated start and finish (as of ``estimated_at``, see
+:mod:`spooler.estimates`) and the time of every transition. Both daemons render status
+files after they commit; rendering holds a lock on the folder and reads the store inside
+it, so the last writer always writes the newest state, whichever process it is.
 """
 
 from __future__ import annotations
@@ -12,30 +13,34 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .estimates import Estimate, estimate_jobs
 from .fsutil import Batch
 from .store import JobRecord, Reader
+from .timestamps import iso_time
 
 __all__ = ["StatusFiles", "iso_time", "status_document"]
 
 
-def iso_time(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
-
-
 def status_document(
-    reader: Reader, record: JobRecord, positions: dict[str, int] | None = None
+    reader: Reader,
+    record: JobRecord,
+    positions: dict[str, int] | None = None,
+    estimates: dict[str, Estimate] | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """The status file's content; *positions* (from ``reader.queue_positions``) saves a query."""
+    """The status file's content; *positions* and *estimates* (for many jobs) save queries."""
+    now = time.time() if now is None else now
     if positions is None:
         positions = reader.queue_positions([record.job_id])
+    if estimates is None:
+        estimates = estimate_jobs(reader, now, {record.job_id})
+    estimate = estimates.get(record.job_id, Estimate())
     history = reader.history(record.job_id)
     return {
         "job_id": record.job_id,
@@ -50,6 +55,10 @@ def status_document(
         "shots_requested": record.shots_requested,
         "shots_expected": record.shots_expected,
         "shots_done": record.shots_done,
+        "elapsed_s": None if estimate.elapsed_s is None else round(estimate.elapsed_s, 3),
+        "estimated_start": iso_time(estimate.start),
+        "estimated_finish": iso_time(estimate.finish),
+        "estimated_at": iso_time(now),
         "created_at": iso_time(record.created_at),
         "updated_at": iso_time(record.updated_at),
         "history": [
@@ -77,16 +86,18 @@ class StatusFiles:
         finally:
             os.close(fd)
 
-    def publish(self, reader: Reader, job_ids: Iterable[str]) -> int:
+    def publish(self, reader: Reader, job_ids: Iterable[str], now: float | None = None) -> int:
         """Render the status files of *job_ids* from *reader*; the caller holds :meth:`locked`."""
         ids = list(job_ids)
         positions = reader.queue_positions(ids)
+        now = time.time() if now is None else now
+        estimates = estimate_jobs(reader, now, set(ids))
         batch = Batch()
         try:
             for job_id in ids:
                 record = reader.get(job_id)
                 if record is not None:
-                    document = status_document(reader, record, positions)
+                    document = status_document(reader, record, positions, estimates, now)
                     batch.write(self.path(job_id), json.dumps(document, indent=1).encode() + b"\n")
             count = len(batch)
             batch.commit()

@@ -22,7 +22,7 @@ from .states import JobState, check_transition
 
 __all__ = ["ExperimentRecord", "JobRecord", "JobStore", "Transaction", "TransitionRecord"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     shots_expected INTEGER,
     shots_done     INTEGER NOT NULL DEFAULT 0,
     created_at     REAL NOT NULL,
-    updated_at     REAL NOT NULL
+    updated_at     REAL NOT NULL,
+    lab_action     TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
 CREATE TABLE IF NOT EXISTS transitions (
@@ -70,8 +71,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _JOB_COLUMNS = (
     "seq, job_id, state, attempt, backend, submitter, source_name, claim_name, detail, "
     "error_message, queue_key, experiments, shots_requested, shots_expected, shots_done, "
-    "created_at, updated_at"
+    "created_at, updated_at, lab_action"
 )
+
+# Columns added after version 1: (table, column, declaration), added to older databases.
+_ADDED_COLUMNS = (("jobs", "lab_action", "TEXT"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ class JobRecord:
     shots_done: int
     created_at: float
     updated_at: float
+    lab_action: str | None = None  # what the spooler still has to do on the lab (LabAction)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobRecord:
@@ -202,6 +207,28 @@ class Reader:
         ).fetchone()
         return int(total)
 
+    def queue_key_range(self) -> tuple[float, float] | None:
+        """The smallest and largest queue key among the queued jobs (None: the queue is empty)."""
+        low, high = self._db.execute(
+            "SELECT MIN(queue_key), MAX(queue_key) FROM jobs WHERE state = 'QUEUED'"
+        ).fetchone()
+        return None if low is None else (float(low), float(high))
+
+    def pending_lab_actions(self) -> list[JobRecord]:
+        """Jobs with something the spooler still has to do on the lab (oldest change first)."""
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE lab_action IS NOT NULL ORDER BY updated_at"
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    def entered(self, job_id: str, attempt: int, state: JobState) -> float | None:
+        """When *job_id* first entered *state* in *attempt* (None: it has not)."""
+        row = self._db.execute(
+            "SELECT MIN(at) FROM transitions WHERE job_id = ? AND attempt = ? AND to_state = ?",
+            (job_id, attempt, state.value),
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -261,10 +288,12 @@ class Transaction(Reader):
         check_transition(job_id, record.state, new)
         attempt = record.attempt
         queue_key = record.queue_key
+        shots_expected, shots_done = record.shots_expected, record.shots_done
         if new is JobState.QUEUED:
             if record.state in (JobState.ERROR, JobState.CANCELLED):
-                attempt += 1
+                attempt += 1  # a new attempt starts from nothing; the old history stays
                 error_message = None
+                shots_expected, shots_done = None, 0
             if queue_key is None:
                 queue_key = float(record.seq)
         updated = dataclasses.replace(
@@ -274,17 +303,21 @@ class Transaction(Reader):
             detail=_append(record.detail, note),
             error_message=error_message if new is not JobState.QUEUED else None,
             queue_key=queue_key,
+            shots_expected=shots_expected,
+            shots_done=shots_done,
             updated_at=self.now,
         )
         self._db.execute(
             "UPDATE jobs SET state = ?, attempt = ?, detail = ?, error_message = ?, "
-            "queue_key = ?, updated_at = ? WHERE job_id = ?",
+            "queue_key = ?, shots_expected = ?, shots_done = ?, updated_at = ? WHERE job_id = ?",
             (
                 new.value,
                 attempt,
                 updated.detail,
                 updated.error_message,
                 queue_key,
+                shots_expected,
+                shots_done,
                 self.now,
                 job_id,
             ),
@@ -331,6 +364,22 @@ class Transaction(Reader):
                 (*changes.values(), self.now, job_id),
             )
             self.touched[job_id] = None
+
+    def set_queue_key(self, job_id: str, queue_key: float) -> None:
+        """Place a job in the queue: queued jobs run in order of (queue_key, seq)."""
+        self._db.execute(
+            "UPDATE jobs SET queue_key = ?, updated_at = ? WHERE job_id = ?",
+            (queue_key, self.now, job_id),
+        )
+        self.touched[job_id] = None
+
+    def set_lab_action(self, job_id: str, action: str | None) -> None:
+        """Record (or, with None, clear) what the spooler still has to do on the lab."""
+        self._db.execute(
+            "UPDATE jobs SET lab_action = ?, updated_at = ? WHERE job_id = ?",
+            (action, self.now, job_id),
+        )
+        self.touched[job_id] = None
 
     def clear_claim(self, job_id: str) -> None:
         self._db.execute("UPDATE jobs SET claim_name = NULL WHERE job_id = ?", (job_id,))
@@ -387,6 +436,10 @@ class JobStore:
         # executescript commits on its own, so the schema is created outside a transaction;
         # every statement in it is idempotent.
         self._db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         with self.transaction() as tx:
             version = tx.meta("schema_version")
             if version is None:
@@ -395,6 +448,8 @@ class JobStore:
                 raise LabspoolError(
                     f"{self.path} was written by a newer labspool (schema {version})"
                 )
+            elif int(version) < SCHEMA_VERSION:
+                tx.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self._db.close()

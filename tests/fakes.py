@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from spooler.errors import LabRejected, LabUnavailable
+from spooler.lab import Withdrawal
 
 
 class RecordingLab:
@@ -44,6 +45,12 @@ class RecordingLab:
             self.fail_engage_times -= 1
             raise LabUnavailable("runmanager timed out")
         self.calls.append(("engage", None))
+
+    def withdraw(self, folders: Sequence[Path], *, abort: bool) -> Withdrawal:
+        if not self.reachable:
+            raise LabUnavailable("BLACS did not answer")
+        self.calls.append(("withdraw", (list(folders), abort)))
+        return Withdrawal(removed=len(folders), aborted=None)
 
     def engaged(self) -> list[dict[str, object]]:
         """The globals of every engaged experiment, in order."""

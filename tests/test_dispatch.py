@@ -31,7 +31,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def spooler(tree: Settings, lab: RecordingLab, clock: Clock) -> Iterator[Spooler]:
-    s = Spooler(tree, lab=lab, clock=clock)
+    s = Spooler(tree, lab=lab, clock=clock, wall_clock=lambda: 1.7e9 + clock.now)
     yield s
     s.close()
 
@@ -49,6 +49,7 @@ def test_engages_each_experiment_in_order_and_runs(
         "experiment_name": "experiment_1",
         "shots": 4,
         "seed": 11,
+        "attempt": 1,
     }
     files = [arg for name, arg in lab.calls if name == "set_labscript_file"]
     assert files == [
@@ -93,7 +94,8 @@ def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(
     status = spooler.jobs.status_files.read("j")
     assert status["status"] == "QUEUED"
     assert status["detail"].endswith(
-        "Waiting for the lab: runmanager at localhost:42523 does not answer"
+        "Waiting for the lab: pre-run check failed: "
+        "runmanager at localhost:42523 does not answer"
     )
     assert spooler.dispatcher.retry_in_s == pytest.approx(tree.lab.retry_interval_s)
     clock.now += tree.lab.retry_interval_s
@@ -175,4 +177,39 @@ def test_resubmitting_an_unconfirmed_experiment_is_recorded(
     spooler.step()
     assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0", "experiment_1"]
     detail = spooler.jobs.read.require("j").detail
-    assert "experiment_0 was submitted before without confirmation" in detail
+    assert (
+        "experiment_0 was submitted without confirmation and no shot file appeared in 100 s: "
+        "submitting it again" in detail
+    )
+
+
+def test_an_unconfirmed_experiment_with_shot_files_is_not_submitted_again(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    drop(tree, "j.json", good_job(shots=2, experiments=2))
+    lab.fail_engage_times = 1  # submitted, then the engage call times out...
+    spooler.run_once()
+    folder = tree.folders.shot_folder("j", 1, "experiment_0")
+    (folder / "shot_0.h5").write_bytes(b"")  # ...but runmanager did compile it
+    clock.now += 5  # within resubmit_after_s: the evidence decides at once
+    spooler.step()
+    assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_1"]
+    detail = spooler.jobs.read.require("j").detail
+    assert "runmanager has made 1 shot file(s) of it: counted as engaged" in detail
+
+
+def test_an_unconfirmed_experiment_without_shot_files_waits_before_resubmitting(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    drop(tree, "j.json", good_job(shots=2))
+    lab.fail_engage_times = 1
+    spooler.run_once()
+    clock.now += 5
+    spooler.step()
+    assert lab.engaged() == []
+    assert "waiting for runmanager before submitting it again" in (
+        spooler.jobs.read.require("j").detail
+    )
+    clock.now += 30
+    spooler.step()
+    assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0"]

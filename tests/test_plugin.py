@@ -13,7 +13,12 @@ import pytest
 from spooler.lab.blacs_plugin.labspool_addresses import shot_record, write_address_file
 from spooler.lab.plugin import PLUGIN_NAME, configure_labconfig
 
-NAMES = {"job_id": "labspool_job_id", "experiment": "labspool_experiment", "shot": "labspool_shot"}
+NAMES = {
+    "job_id": "labspool_job_id",
+    "experiment": "labspool_experiment",
+    "shot": "labspool_shot",
+    "attempt": "labspool_attempt",
+}
 
 
 def make_shot(path: Path, **globals_: object) -> Path:
@@ -32,6 +37,7 @@ def test_the_address_file_names_the_shot_job_experiment_and_index(tmp_path: Path
         labspool_job_id="job1",
         labspool_experiment="experiment_2",
         labspool_shot=3,
+        labspool_attempt=2,
     )
     record = shot_record(str(shot), NAMES)
     folder = tmp_path / "addresses"
@@ -42,6 +48,7 @@ def test_the_address_file_names_the_shot_job_experiment_and_index(tmp_path: Path
     assert written["shot"] == str(shot) and written["job_id"] == "job1"
     assert written["experiment"] == "experiment_2" and written["shot_index"] == 3
     assert written["run_number"] == 3 and written["format"] == "labspool.address/1"
+    assert written["attempt"] == 2
     assert sorted(os.listdir(folder)) == ["job1__experiment_2__00003.json"], (
         "no temporary file left"
     )

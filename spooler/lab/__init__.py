@@ -7,19 +7,20 @@ job stays QUEUED) or :class:`LabRejected` (the job ends ERROR with the lab's mes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from ..errors import ConfigError, LabUnavailable
 from ..settings import Settings
+from .blacs import BlacsControl, Withdrawal
 
-__all__ = ["Lab", "NoLab", "make_lab"]
+__all__ = ["Lab", "NoLab", "Withdrawal", "make_lab"]
 
 
 class Lab(Protocol):
     def unavailable_reason(self) -> str | None:
-        """None when the lab answers; otherwise what the spooler is waiting for."""
+        """None when runmanager and BLACS answer; otherwise what the spooler waits for."""
 
     def set_globals(self, values: Mapping[str, object]) -> None:
         """Set the globals: ``job_id``, ``experiment_name``, ``shots``, ``seed`` (if given)."""
@@ -33,6 +34,11 @@ class Lab(Protocol):
 
     def engage(self) -> None:
         """Compile the shots and send them to the machine; returns once they are queued."""
+
+    def withdraw(self, folders: Sequence[Path], *, abort: bool) -> Withdrawal:
+        """Take the shots in *folders* that have not run out of the machine's queue, and
+        refuse those that arrive later; with *abort*, also abort the running shot if it is
+        one of them."""
 
 
 class NoLab:
@@ -62,6 +68,9 @@ class NoLab:
     def engage(self) -> None:
         self._unavailable()
 
+    def withdraw(self, folders: Sequence[Path], *, abort: bool) -> Withdrawal:
+        raise LabUnavailable(self.reason)
+
 
 def make_lab(settings: Settings) -> Lab:
     """The lab the configuration names (for runmanager, its labscript profile is activated)."""
@@ -74,5 +83,7 @@ def make_lab(settings: Settings) -> Lab:
             activate(settings.lab.labscript_profile)
         from .runmanager import RunmanagerLab
 
-        return RunmanagerLab(settings.lab.runmanager, settings.lab.globals)
+        return RunmanagerLab(
+            settings.lab.runmanager, settings.lab.globals, BlacsControl(settings.folders.control)
+        )
     raise ConfigError(f"{settings.path}: lab.kind: {settings.lab.kind!r} is not available")

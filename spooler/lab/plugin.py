@@ -36,23 +36,28 @@ def install_plugin() -> Path:
 
 
 def labconfig_lines(
-    address_folder: Path, ready_file: Path | None = None
+    address_folder: Path, control_folder: Path | None = None, ready_file: Path | None = None
 ) -> dict[str, dict[str, str]]:
     section = {"address_folder": str(address_folder)}
+    if control_folder is not None:
+        section["control_folder"] = str(control_folder)
     if ready_file is not None:
         section["ready_file"] = str(ready_file)
     return {"BLACS/plugins": {PLUGIN_NAME: "True"}, "labspool": section}
 
 
 def configure_labconfig(
-    labconfig: Path, address_folder: Path, ready_file: Path | None = None
+    labconfig: Path,
+    address_folder: Path,
+    control_folder: Path | None = None,
+    ready_file: Path | None = None,
 ) -> None:
     """Add the plugin's lines to an existing labconfig file, keeping everything else."""
     config = configparser.ConfigParser(interpolation=None)
     config.optionxform = str  # type: ignore[assignment,method-assign]
     if not config.read(labconfig):
         raise LabspoolError(f"cannot read the labconfig {labconfig}")
-    for section, values in labconfig_lines(address_folder, ready_file).items():
+    for section, values in labconfig_lines(address_folder, control_folder, ready_file).items():
         if not config.has_section(section):
             config.add_section(section)
         for key, value in values.items():

@@ -5,6 +5,11 @@ answers when the shots are queued for compilation, not when they are compiled or
 has no call that reports a compile error (those go to its window's output box only). A
 shot that never compiles is noticed by the shots that never arrive.
 
+Its ``abort`` call is not used: it sets a flag that only the compile loop clears, so when
+nothing is compiling it aborts the *next* experiment engaged, whichever job that is.
+Instead BLACS's labspool plugin refuses the shots of a withdrawn job, and runmanager stops
+compiling an experiment at the first shot BLACS refuses.
+
 Errors: no answer within the timeout (or no server) is :class:`LabUnavailable` (the job
 waits QUEUED and labspool asks again later); anything runmanager raises back, such as
 "Global x not found in any active group", is :class:`LabRejected` with runmanager's message.
@@ -12,12 +17,13 @@ waits QUEUED and labspool asks again later); anything runmanager raises back, su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import LabRejected, LabUnavailable
 from ..settings import GlobalNames, RunmanagerSettings
+from .blacs import BlacsControl, Withdrawal
 
 __all__ = ["PROBE_TIMEOUT_S", "RunmanagerLab"]
 
@@ -25,7 +31,9 @@ PROBE_TIMEOUT_S = 2.0
 
 
 class RunmanagerLab:
-    def __init__(self, settings: RunmanagerSettings, names: GlobalNames) -> None:
+    def __init__(
+        self, settings: RunmanagerSettings, names: GlobalNames, blacs: BlacsControl
+    ) -> None:
         # Imported here: runmanager.remote reads the labconfig at import, so the caller
         # activates the right labscript profile first (spooler.lab.make_lab does).
         import zprocess.utils
@@ -33,6 +41,7 @@ class RunmanagerLab:
 
         self.settings = settings
         self.names = names
+        self.blacs = blacs
         self.where = f"runmanager at {settings.host}:{settings.port}"
         self._client = Client(host=settings.host, port=settings.port, timeout=settings.timeout_s)
         # Asking whether runmanager is there must not block the spooler for the full timeout.
@@ -58,7 +67,7 @@ class RunmanagerLab:
             self._call("say_hello", probe=True)
         except LabUnavailable as exc:
             return str(exc)
-        return None
+        return self.blacs.unavailable_reason()
 
     def set_globals(self, values: Mapping[str, object]) -> None:
         existing = set(self._call("get_globals", raw=True))
@@ -76,6 +85,7 @@ class RunmanagerLab:
             self.names.experiment_name: repr(values["experiment_name"]),
             self.names.shot: f"range({shots})",
             self.names.seed: repr(values.get("seed")),
+            self.names.attempt: repr(values.get("attempt", 1)),
         }
         self._call("set_globals", {k: v for k, v in wanted.items() if k in existing}, raw=True)
 
@@ -90,6 +100,9 @@ class RunmanagerLab:
 
     def engage(self) -> None:
         self._call("engage")
+
+    def withdraw(self, folders: Sequence[Path], *, abort: bool) -> Withdrawal:
+        return self.blacs.withdraw(folders, abort=abort)
 
 
 def _message(exc: BaseException) -> str:

@@ -221,7 +221,7 @@ def lab_up(root: Path, *, max_engaged_jobs: int = 1) -> Path:
     settings = load_settings(config)
     for folder in (layout.lab, layout.logs, layout.site):
         folder.mkdir(parents=True, exist_ok=True)
-    extra = labconfig_lines(settings.folders.addresses, layout.ready_file)
+    extra = labconfig_lines(settings.folders.addresses, ready_file=layout.ready_file)
     extra["runmanager"] = {"autoload_config_file": str(layout.runmanager_ini)}
     extra["paths"] = {
         "connection_table_h5": str(layout.connection_table_h5),
@@ -229,7 +229,11 @@ def lab_up(root: Path, *, max_engaged_jobs: int = 1) -> Path:
     }
     names = settings.lab.globals
     extra["labspool"].update(
-        job_id_global=names.job_id, experiment_global=names.experiment_name, shot_global=names.shot
+        job_id_global=names.job_id,
+        experiment_global=names.experiment_name,
+        shot_global=names.shot,
+        attempt_global=names.attempt,
+        control_folder=str(settings.folders.control),
     )
     write_profile(layout.profile, ports, extra=extra)
     (layout.site / "sitecustomize.py").write_text(
@@ -425,6 +429,7 @@ def _prepare(root: Path) -> None:
         names.experiment_name: "''",
         names.shot: "range(1)",
         names.seed: "None",
+        names.attempt: "1",
     }
     for name, value in initial.items():
         runmanager.new_global(globals_file, GROUP, name)

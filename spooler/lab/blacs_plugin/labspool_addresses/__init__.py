@@ -14,8 +14,9 @@ Configure it in the labconfig (``labspool lab install-plugin`` prints these line
 
     [labspool]
     address_folder = /path/to/addresses
-    # optional: ready_file (touched once BLACS is up), and the names of the globals:
-    # job_id_global, experiment_global, shot_global
+    # optional: ready_file (touched once BLACS is up), control_folder (requests from
+    # labspool to withdraw or abort a job's shots, see control.py), and the names of the
+    # globals: job_id_global, experiment_global, shot_global, attempt_global
 
 It deliberately imports nothing from labspool, so that it runs in any BLACS environment.
 """
@@ -27,7 +28,10 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from typing import Any
+
+from .control import ControlServer
 
 name = "labspool address files"
 module = "labspool_addresses"
@@ -56,12 +60,14 @@ def shot_record(h5_path: str, names: dict[str, str]) -> dict[str, Any]:
         shot_globals = dict(shot["globals"].attrs) if "globals" in shot else {}
         run_number = shot.attrs.get("run number")
     index = shot_globals.get(names["shot"])
+    attempt = shot_globals.get(names["attempt"])
     return {
         "format": FORMAT,
         "shot": os.path.abspath(h5_path),
         "job_id": _text(shot_globals.get(names["job_id"])),
         "experiment": _text(shot_globals.get(names["experiment"])),
         "shot_index": None if index is None else int(index),
+        "attempt": None if attempt is None else int(attempt),
         "run_number": None if run_number is None else int(run_number),
         "completed_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "host": socket.gethostname(),
@@ -115,8 +121,18 @@ class Plugin:
                 "labspool", "experiment_global", fallback="labspool_experiment"
             ),
             "shot": config.get("labspool", "shot_global", fallback="labspool_shot"),
+            "attempt": config.get("labspool", "attempt_global", fallback="labspool_attempt"),
         }
+        self.control_folder = config.get("labspool", "control_folder", fallback=None)
+        self.control: ControlServer | None = None
+        self.running: str | None = None  # the shot BLACS is running
         os.makedirs(self.folder, exist_ok=True)
+
+    def on_pre_transition_to_buffered(self, h5_path: str) -> None:
+        self.running = os.path.abspath(h5_path)
+
+    def on_science_over(self, h5_path: str) -> None:
+        self.running = None
 
     def on_shot_complete(self, h5_path: str) -> None:
         try:
@@ -127,9 +143,18 @@ class Plugin:
             logger.exception("could not write the address file for %s", h5_path)
 
     def get_callbacks(self) -> dict[str, Any]:
-        return {"shot_complete": self.on_shot_complete}
+        return {
+            "shot_complete": self.on_shot_complete,
+            "pre_transition_to_buffered": self.on_pre_transition_to_buffered,
+            "science_over": self.on_science_over,
+        }
 
-    def plugin_setup_complete(self, blacs_data: object = None) -> None:
+    def plugin_setup_complete(self, blacs_data: dict[str, Any] | None = None) -> None:
+        if self.control_folder and blacs_data is not None:
+            ops = BlacsQueue(blacs_data["experiment_queue"], self)
+            self.control = ControlServer(self.control_folder, ops)
+            ops.refuse_withdrawn(self.control)
+            self.control.start()
         if self.ready_file:
             with open(self.ready_file, "w") as ready:
                 ready.write(f"{os.getpid()}\n")
@@ -153,4 +178,69 @@ class Plugin:
         return {}
 
     def close(self) -> None:
-        pass
+        if self.control is not None:
+            self.control.stop()
+
+
+class BlacsQueue:
+    """BLACS's queue manager as the control server's :class:`QueueOps` (Qt's main thread)."""
+
+    def __init__(self, queue_manager: Any, plugin: Plugin) -> None:
+        self.manager = queue_manager
+        self.plugin = plugin
+
+    def refuse_withdrawn(self, control: ControlServer) -> None:
+        """Shots of a withdrawn job that runmanager still sends are refused, not queued.
+
+        BLACS's server hands every new shot to ``process_request`` of its queue manager;
+        runmanager stops compiling an experiment at the first shot BLACS does not add."""
+        accept = self.manager.process_request
+
+        def process_request(h5_filepath: str) -> str:
+            if control.refuses(h5_filepath):
+                logger.info("refused %s: its job was withdrawn by labspool", h5_filepath)
+                return "Refused by labspool: this job was cancelled or aborted\n"
+            return accept(h5_filepath)  # type: ignore[no-any-return]
+
+        self.manager.process_request = process_request
+
+    def queued(self) -> list[str]:
+        from qtutils import inmain
+
+        model = self.manager._model
+        return inmain(  # type: ignore[no-any-return]
+            lambda: [str(model.item(i).text()) for i in range(model.rowCount())]
+        )
+
+    def remove(self, paths: Iterable[str]) -> list[str]:
+        from qtutils import inmain
+
+        wanted = set(paths)
+        model = self.manager._model
+
+        def take() -> list[str]:
+            removed = []
+            for row in reversed(range(model.rowCount())):
+                path = str(model.item(row).text())
+                if path in wanted:
+                    model.takeRow(row)
+                    removed.append(path)
+            return removed[::-1]
+
+        return inmain(take)  # type: ignore[no-any-return]
+
+    def running(self) -> str | None:
+        return self.plugin.running
+
+    def abort(self) -> bool:
+        from qtutils import inmain
+
+        button = self.manager._ui.queue_abort_button
+
+        def click() -> bool:
+            if not button.isEnabled():
+                return False
+            button.click()
+            return True
+
+        return inmain(click)  # type: ignore[no-any-return]

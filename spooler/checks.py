@@ -1,0 +1,61 @@
+"""Pre-run checks (pychron's idea): before a job is engaged, is the machine fit to run it?
+
+Runmanager and BLACS answer, the shot folder and the store have the configured free space,
+and the store takes a file. A failing check keeps the job QUEUED with the reason in its
+detail; the spooler asks again later. It never fails the job.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .lab import Lab
+from .settings import Settings
+
+__all__ = ["PreRunChecks"]
+
+
+def _free_space_problem(what: str, folder: Path, floor_bytes: int) -> str | None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return f"cannot see the free space of the {what} {folder}: {exc.strerror}"
+    if free < floor_bytes:
+        return (
+            f"the {what} {folder} has {free / 1e6:.0f} MB free, "
+            f"below the floor of {floor_bytes / 1e6:.0f} MB"
+        )
+    return None
+
+
+def _writable_problem(folder: Path) -> str | None:
+    probe = folder / f".labspool-check.{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"labspool pre-run check\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"the store {folder} does not take a file: {exc.strerror}"
+    return None
+
+
+class PreRunChecks:
+    def __init__(self, settings: Settings, lab: Lab) -> None:
+        self.settings = settings
+        self.lab = lab
+
+    def problem(self) -> str | None:
+        """The first check that fails, said for the job's detail (None: all pass)."""
+        folders, checks = self.settings.folders, self.settings.checks
+        return (
+            self.lab.unavailable_reason()
+            or _free_space_problem("shot folder", folders.shots, checks.shots_free_min_bytes)
+            or _free_space_problem("store", folders.sds, checks.store_free_min_bytes)
+            or _writable_problem(folders.sds)
+        )

@@ -1,0 +1,169 @@
+"""Requests from labspool to BLACS, as files: the plugin's control channel.
+
+BLACS's own server only takes new shots; it cannot be asked to drop queued shots or abort
+the running one. The plugin can (it lives in BLACS and holds its queue manager), so the
+spooler asks it through a folder:
+
+    <control>/requests/<id>.json   {"action": "hello" | "withdraw" | "abort",
+                                    "folders": ["/…/shots/<job>/<experiment>", …]}
+    <control>/replies/<id>.json    {"id": …, "ok": true, "removed": [...], "aborted": …}
+
+A request is written to a hidden temporary name and renamed into place, so the plugin
+never reads half of one; the plugin takes it (renames it hidden), acts, publishes the
+reply the same way and deletes the request. ``withdraw`` removes the queued shots that lie
+in the folders and, for ``linger_s`` afterwards, refuses every shot that arrives there
+later (runmanager may still be compiling the experiment; it stops at the first refusal).
+Shot folders are per job, experiment and attempt, so a refused folder is never reused.
+``abort`` also aborts the shot BLACS is running if it lies in one of the folders: BLACS's
+abort button, which stops the devices and drops that shot (not run again, no data).
+
+It imports nothing from labspool and nothing from Qt: BLACS's side is handed in as
+:class:`QueueOps`, so the logic runs in tests without BLACS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+__all__ = ["ControlServer", "QueueOps"]
+
+logger = logging.getLogger("BLACS.plugin.labspool_addresses.control")
+
+REQUEST_MAX_BYTES = 1 << 20
+
+
+class QueueOps(Protocol):
+    def queued(self) -> list[str]:
+        """The paths of the shots in BLACS's queue, in order."""
+
+    def remove(self, paths: Iterable[str]) -> list[str]:
+        """Take these shots out of the queue; returns those that were there."""
+
+    def running(self) -> str | None:
+        """The shot BLACS is running now (None when idle)."""
+
+    def abort(self) -> bool:
+        """Abort the running shot; False when there is nothing to abort."""
+
+
+def _in(path: str, folders: Iterable[str]) -> bool:
+    return os.path.dirname(os.path.abspath(path)) in folders
+
+
+def _publish(folder: str, name: str, document: dict[str, Any]) -> None:
+    data = (json.dumps(document) + "\n").encode()
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(folder, name))
+
+
+class ControlServer:
+    def __init__(
+        self,
+        folder: str,
+        ops: QueueOps,
+        *,
+        interval_s: float = 0.1,
+        linger_s: float = 86400.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.requests = os.path.join(folder, "requests")
+        self.replies = os.path.join(folder, "replies")
+        for path in (self.requests, self.replies):
+            os.makedirs(path, exist_ok=True)
+        self.ops = ops
+        self.interval_s = interval_s
+        self.linger_s = linger_s
+        self.clock = clock
+        self.lingering: dict[str, float] = {}  # withdrawn folder -> until when
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="labspool-control", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll()
+            except Exception:  # the thread must outlive any one bad request
+                logger.exception("labspool control: a poll failed")
+
+    def poll(self) -> int:
+        """Answer the waiting requests and sweep lingering folders; returns requests answered."""
+        self._sweep()
+        answered = 0
+        for name in sorted(os.listdir(self.requests)):
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            taken = os.path.join(self.requests, f".{name}.taken")
+            try:
+                os.rename(os.path.join(self.requests, name), taken)
+            except FileNotFoundError:
+                continue  # withdrawn by the client that gave up waiting
+            try:
+                reply = self._answer(taken)
+            except Exception as exc:
+                logger.exception("labspool control: request %s failed", name)
+                reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            reply["id"] = name[: -len(".json")]
+            _publish(self.replies, name, reply)
+            os.unlink(taken)
+            answered += 1
+        return answered
+
+    def _answer(self, path: str) -> dict[str, Any]:
+        with open(path, "rb") as handle:
+            request = json.loads(handle.read(REQUEST_MAX_BYTES))
+        action = request.get("action")
+        folders = {os.path.abspath(str(f)) for f in request.get("folders", [])}
+        if action == "hello":
+            return {"ok": True, "queued": len(self.ops.queued()), "running": self.ops.running()}
+        if action not in ("withdraw", "abort"):
+            return {"ok": False, "error": f"unknown action {action!r}"}
+        until = self.clock() + self.linger_s
+        for folder in folders:
+            self.lingering[folder] = until
+        removed = self.ops.remove([p for p in self.ops.queued() if _in(p, folders)])
+        aborted = None
+        if action == "abort":
+            running = self.ops.running()
+            if running is not None and _in(running, folders) and self.ops.abort():
+                aborted = running
+        logger.info(
+            "labspool control: %s removed %d shot(s), aborted %s", action, len(removed), aborted
+        )
+        return {"ok": True, "removed": removed, "aborted": aborted}
+
+    def refuses(self, path: str) -> bool:
+        """Whether a shot arriving now belongs to a withdrawn job (BLACS must not queue it)."""
+        until = self.lingering.get(os.path.dirname(os.path.abspath(path)))
+        return until is not None and until > self.clock()
+
+    def _sweep(self) -> None:
+        now = self.clock()
+        self.lingering = {f: t for f, t in self.lingering.items() if t > now}
+        if self.lingering:
+            late = [p for p in self.ops.queued() if _in(p, self.lingering)]
+            if late:
+                removed = self.ops.remove(late)
+                logger.info(
+                    "labspool control: removed %d late shot(s) of withdrawn jobs", len(removed)
+                )
