@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .backends import BACKENDS, get_backend
+from .control import QueueControl
 from .errors import ConfigError, JobRejected, LabspoolError
 from .fsutil import read_regular_file, temp_name, write_atomic
 from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
+from .jobs import Jobs
 from .logs import setup_logging
 from .render import Renderer
 from .scaffold import write_tree
 from .serve import serve
 from .settings import ENV_VAR, Settings, find_config, load_settings
-from .statusfile import status_document
-from .store import JobStore
+from .timestamps import parse_time
 from .validation import JobValidator
 
 __all__ = ["main"]
@@ -79,9 +82,29 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also compile with the real labscript compiler (sandboxed)",
     )
-    p = command("status", _status, "the jobs and their states")
+    p = command("status", _status, "the jobs, their progress and estimates")
     p.add_argument("job_id", nargs="?", metavar="JOB")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="a live view, redrawn until Ctrl-C")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
+    p.add_argument("--count", type=int, help="with --watch: redraw this many times, then exit")
+    p = command("cancel", _queue_command, "cancel a queued or running job")
+    p.add_argument("job_id", metavar="JOB")
+    p = command("abort", _queue_command, "stop the running job now (aborts its shot) and pause")
+    p.add_argument("job_id", nargs="?", metavar="JOB", help="default: every running job")
+    p = command("requeue", _queue_command, "run an ERROR or CANCELLED job again (new attempt)")
+    p.add_argument("job_id", metavar="JOB")
+    p.add_argument("--front", action="store_true", help="at the front of the queue")
+    p = command("move", _queue_command, "change a queued job's place in the queue")
+    p.add_argument("job_id", metavar="JOB")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--front", action="store_true")
+    where.add_argument("--back", action="store_true")
+    where.add_argument("--before", metavar="OTHER")
+    p = command("pause", _queue_command, "take no new job until resume (survives restarts)")
+    p.add_argument("--at", metavar="TIME", help="scheduled stop: 18:00, +2h, or ISO 8601")
+    p.add_argument("--reason", default="", help="said in the queued jobs' detail")
+    command("resume", _queue_command, "lift a pause or a scheduled stop")
     p = command("schema", _schema, "print the JSON schema of a job for a backend")
     p.add_argument("backend", nargs="?", choices=sorted(BACKENDS))
 
@@ -210,59 +233,62 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from .statusview import as_json, render, render_job, snapshot, watch
+
     settings = _settings(args)
-    if not settings.folders.database.exists():
-        documents: list[dict[str, Any]] = []
-    else:
-        store = JobStore(settings.folders.database)
-        try:
-            with store.snapshot() as reader:
-                if args.job_id:
-                    documents = [status_document(reader, reader.require(args.job_id))]
-                else:
-                    positions = reader.queue_positions()
-                    documents = [status_document(reader, r, positions) for r in reader.jobs()]
-        finally:
-            store.close()
+    if args.watch:
+        with contextlib.suppress(KeyboardInterrupt):
+            watch(settings, interval_s=args.interval, count=args.count)
+        return 0
+    view = snapshot(settings, args.job_id)
     if args.json:
-        print(json.dumps(documents[0] if args.job_id else documents, indent=1))
-        return 0
-    if args.job_id:
-        doc = documents[0]
-        for key in ("job_id", "status", "detail", "error_message", "queue_position"):
-            print(f"{key:<15} {doc[key]}")
-        print(f"{'shots':<15} {_progress(doc)}")
-        return 0
-    rows = [("JOB", "STATE", "AGE", "POS", "PROGRESS")]
-    now = time.time()
-    for doc in documents:
-        created = doc["history"][0]["at"] if doc["history"] else None
-        age = _age(now, created)
-        pos = doc["queue_position"]
-        rows.append(
-            (doc["job_id"], doc["status"], age, "" if pos is None else str(pos), _progress(doc))
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        print(as_json(view, single=bool(args.job_id)))
+    elif args.job_id:
+        print(render_job(view.documents[0]))
+    else:
+        print(render(view))
     return 0
 
 
-def _progress(doc: dict[str, Any]) -> str:
-    expected = doc["shots_expected"] or doc["shots_requested"]
-    return "" if expected is None else f"{doc['shots_done']}/{expected}"
+def _control(args: argparse.Namespace) -> tuple[Jobs, QueueControl]:
+    settings = _settings(args)
+    if not settings.folders.database.exists():
+        raise LabspoolError(f"no job store at {settings.folders.database}: no job came in yet")
+    jobs = Jobs(settings.folders)
+    return jobs, QueueControl(jobs, f"{getpass.getuser()}@{socket.gethostname()}")
 
 
-def _age(now: float, iso: str | None) -> str:
-    if iso is None:
-        return ""
-    from datetime import datetime
-
-    seconds = max(0, int(now - datetime.fromisoformat(iso).timestamp()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+def _queue_command(args: argparse.Namespace) -> int:
+    jobs, control = _control(args)
+    try:
+        if args.command == "cancel":
+            record = control.cancel(args.job_id)
+            print(f"{record.job_id}: {record.state}")
+            if record.lab_action:
+                print("the spooler now withdraws its remaining shots from the lab")
+        elif args.command == "abort":
+            for record in control.abort(args.job_id):
+                print(f"{record.job_id}: {record.state} (aborting its shots on the lab)")
+            print("the spooler is paused; `labspool resume` continues with the queue")
+        elif args.command == "requeue":
+            record = control.requeue(args.job_id, front=args.front)
+            position = jobs.read.queue_positions([record.job_id])[record.job_id]
+            print(f"{record.job_id}: QUEUED as attempt {record.attempt}, position {position}")
+        elif args.command == "move":
+            position = control.move(
+                args.job_id, front=args.front, back=args.back, before=args.before
+            )
+            print(f"{args.job_id}: position {position}")
+        elif args.command == "pause":
+            at = None if args.at is None else parse_time(args.at, now=time.time())
+            state = control.pause(reason=args.reason, at=at)
+            print(f"spooler {state.describe()}")
+        elif args.command == "resume":
+            lifted = control.resume()
+            print("resumed" if lifted is not None else "the spooler was not paused")
+    finally:
+        jobs.close()
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -94,8 +94,7 @@ def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(
     status = spooler.jobs.status_files.read("j")
     assert status["status"] == "QUEUED"
     assert status["detail"].endswith(
-        "Waiting for the lab: pre-run check failed: "
-        "runmanager at localhost:42523 does not answer"
+        "Waiting for the lab: pre-run check failed: runmanager at localhost:42523 does not answer"
     )
     assert spooler.dispatcher.retry_in_s == pytest.approx(tree.lab.retry_interval_s)
     clock.now += tree.lab.retry_interval_s
