@@ -327,6 +327,14 @@ class Transaction(Reader):
             "VALUES (?, ?, ?, ?, ?, ?)",
             (job_id, attempt, record.state.value, new.value, self.now, note),
         )
+        if attempt != record.attempt:
+            # The new attempt runs the same experiments, from nothing submitted.
+            self._db.execute(
+                "INSERT INTO experiments (job_id, attempt, name, shots_requested) "
+                "SELECT job_id, ?, name, shots_requested FROM experiments "
+                "WHERE job_id = ? AND attempt = ? ORDER BY rowid",
+                (attempt, job_id, record.attempt),
+            )
         self.touched[job_id] = None
         return updated
 

@@ -135,6 +135,33 @@ class VirtualLab:
             )
         return self.result
 
+    def start_spooler(self) -> subprocess.Popen[bytes]:
+        log = (self.root / "spooler.log").open("ab")
+        self.spooler = subprocess.Popen(
+            [sys.executable, "-m", "spooler.cli", "--config", str(self.config), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        return self.spooler
+
+    def stop_spooler(self, sig: int = signal.SIGTERM) -> None:
+        if self.spooler is not None and self.spooler.poll() is None:
+            self.spooler.send_signal(sig)
+            try:
+                self.spooler.wait(30)
+            except subprocess.TimeoutExpired:
+                self.spooler.kill()
+                self.spooler.wait()
+        self.spooler = None
+
+    def labspool(self, *argv: str) -> str:
+        """Run a `labspool` command against this lab; returns its output (it must succeed)."""
+        result = cli("--config", str(self.config), *argv)
+        assert result.returncode == 0, f"labspool {' '.join(argv)}: {result.stderr}"
+        return result.stdout
+
     def stop_result_daemon(self, sig: int = signal.SIGTERM) -> None:
         if self.result is not None and self.result.poll() is None:
             self.result.send_signal(sig)
@@ -205,22 +232,10 @@ def virtual_lab(
     lab = VirtualLab(root, config, load_settings(config), pids)
     if result_daemon:
         lab.start_result_daemon()
-    log = (root / "spooler.log").open("ab")
-    lab.spooler = subprocess.Popen(
-        [sys.executable, "-m", "spooler.cli", "--config", str(config), "run"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log.close()
+    lab.start_spooler()
     try:
         yield lab
     finally:
         lab.stop_result_daemon()
-        lab.spooler.send_signal(signal.SIGTERM)
-        try:
-            lab.spooler.wait(30)
-        except subprocess.TimeoutExpired:
-            lab.spooler.kill()
-            lab.spooler.wait()
+        lab.stop_spooler()
         cli("lab", "down", str(root))

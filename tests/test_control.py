@@ -225,6 +225,8 @@ def test_requeue_runs_the_job_again_as_a_new_attempt_keeping_its_history(
     assert record.state is JobState.QUEUED and record.attempt == 2
     assert record.error_message is None and record.shots_expected is None
     assert spooler.jobs.read.queue_positions()["j"] == 2, "requeued at the back"
+    (again,) = spooler.jobs.read.experiments("j", 2)
+    assert (again.name, again.shots_requested, again.submitted_at) == ("experiment_0", 2, None)
     status = spooler.jobs.status_files.read("j")
     assert [(h["attempt"], h["status"]) for h in status["history"]] == [
         (1, "INITIALIZING"),
