@@ -3,8 +3,9 @@
 The model, per backend: a job takes ``overhead_s + per_shot_s * shots`` from RUNNING to
 DONE, fitted (least squares) to the most recent finished jobs of that backend in the job
 store, whose transitions record when each job started running and when it was done. With
-jobs of one size only, the overhead cannot be told from the shots and the whole time is
-put on the shots. No finished job yet: no estimate (``None``), rather than a guess.
+jobs of one size only, the overhead cannot be told from the shots: the median time per
+shot is used (the median, so that one slow job, such as the first after a start, does not
+drag every estimate). No finished job yet: no estimate (``None``), rather than a guess.
 
 The machine runs one job after another in queue order, so a queued job's estimated start
 is the estimated finish of everything ahead of it. A paused spooler starts nothing: the
@@ -13,6 +14,7 @@ queued jobs then have no estimated start.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from .pause import read_pause
@@ -65,7 +67,7 @@ def duration_model(reader: Reader, backend: str, window: int = WINDOW_JOBS) -> D
         overhead = mean_t - slope * mean_n
         if slope > 0 and overhead >= 0:
             return DurationModel(overhead, slope, count)
-    return DurationModel(0.0, mean_t / mean_n, count)
+    return DurationModel(0.0, statistics.median(t / n for n, t in points), count)
 
 
 def estimate_jobs(
@@ -111,9 +113,12 @@ def estimate_jobs(
 def _running_finish(
     job: JobRecord, started: float | None, now: float, model: DurationModel | None
 ) -> float | None:
-    if started is None or model is None or not job.shots_expected:
+    # shots_expected grows as the experiments are submitted one by one; until the last is,
+    # the job's own request says better how many shots there will be.
+    shots = max(job.shots_expected or 0, job.shots_requested or 0)
+    if started is None or model is None or not shots:
         return None
-    planned = started + model.duration_s(job.shots_expected)
-    remaining = max(job.shots_expected - job.shots_done, 0)
+    planned = started + model.duration_s(shots)
+    remaining = max(shots - job.shots_done, 0)
     # Running late: at least the remaining shots at the measured rate are still to come.
     return max(planned, now + remaining * model.per_shot_s)

@@ -91,6 +91,11 @@ def test_the_queue_is_estimated_one_job_after_another(store: JobStore, clock: Cl
     assert estimates["next"].finish == pytest.approx(start + 30)
     assert estimates["last"].start == pytest.approx(start + 30)
     assert estimates["last"].finish == pytest.approx(start + 35)
+    with store.transaction() as tx:
+        tx.set_counts("running", shots_expected=5)  # one experiment of two submitted so far
+    assert estimate_jobs(store.read, clock.now)["running"].finish == pytest.approx(start + 10)
+    with store.transaction() as tx:
+        tx.set_counts("running", shots_expected=10)
     clock.now += 20  # the running job is late: 6 shots to go still take 6 s from now
     late = estimate_jobs(store.read, clock.now)
     assert late["running"].finish == pytest.approx(clock.now + 6)
