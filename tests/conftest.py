@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from spooler.cli import main
+from spooler.daemon import Spooler
 from spooler.settings import Settings, load_settings
+from tests.fakes import Clock, RecordingLab
 
 Job = dict[str, Any]
 
@@ -64,6 +66,24 @@ def drop(settings: Settings, name: str, content: bytes | str | Job) -> Path:
     target = settings.folders.dump / name
     os.rename(staged, target)
     return target
+
+
+@pytest.fixture
+def lab() -> RecordingLab:
+    return RecordingLab()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def spooler(tree: Settings, lab: RecordingLab, clock: Clock) -> Iterator[Spooler]:
+    """A spooler on a fresh tree with the test double of the lab and hand-moved clocks."""
+    s = Spooler(tree, lab=lab, clock=clock, wall_clock=lambda: 1.7e9 + clock.now)
+    yield s
+    s.close()
 
 
 @pytest.fixture

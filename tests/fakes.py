@@ -10,6 +10,16 @@ from spooler.errors import LabRejected, LabUnavailable
 from spooler.lab import Withdrawal
 
 
+class Clock:
+    """A clock the test moves by hand (``clock.now += 10``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class RecordingLab:
     """Records every call; can be unreachable, or refuse a global, like runmanager would."""
 

@@ -114,46 +114,52 @@ class VirtualLab:
     spooler: subprocess.Popen[bytes] | None = None
     result: subprocess.Popen[bytes] | None = None
 
+    def _daemon(self, module: str, log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.root / log_name).open("ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", module, "--config", str(self.config), "run"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            log.close()
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
     def start_result_daemon(self, *, wait: bool = True) -> subprocess.Popen[bytes]:
         """Start `labspool-result run`; with *wait*, return once it holds its lock."""
-        log = (self.root / "result.log").open("ab")
-        self.result = subprocess.Popen(
-            [sys.executable, "-m", "result.cli", "--config", str(self.config), "run"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
+        self.result = result = self._daemon("result.cli", "result.log")
         if wait:
             lock = self.settings.folders.state / "result.lock"
-            pid = str(self.result.pid)
+            pid = str(result.pid)
             wait_until(
                 lock.parent,
                 lambda: lock.exists() and lock.read_text().strip() == pid,
                 60,
                 "the result daemon to hold its lock",
             )
-        return self.result
+        return result
+
+    def stop_result_daemon(self, sig: int = signal.SIGTERM) -> None:
+        self._end(self.result, sig)
+        self.result = None
 
     def start_spooler(self) -> subprocess.Popen[bytes]:
-        log = (self.root / "spooler.log").open("ab")
-        self.spooler = subprocess.Popen(
-            [sys.executable, "-m", "spooler.cli", "--config", str(self.config), "run"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
+        self.spooler = self._daemon("spooler.cli", "spooler.log")
         return self.spooler
 
     def stop_spooler(self, sig: int = signal.SIGTERM) -> None:
-        if self.spooler is not None and self.spooler.poll() is None:
-            self.spooler.send_signal(sig)
-            try:
-                self.spooler.wait(30)
-            except subprocess.TimeoutExpired:
-                self.spooler.kill()
-                self.spooler.wait()
+        self._end(self.spooler, sig)
         self.spooler = None
 
     def labspool(self, *argv: str) -> str:
@@ -161,16 +167,6 @@ class VirtualLab:
         result = cli("--config", str(self.config), *argv)
         assert result.returncode == 0, f"labspool {' '.join(argv)}: {result.stderr}"
         return result.stdout
-
-    def stop_result_daemon(self, sig: int = signal.SIGTERM) -> None:
-        if self.result is not None and self.result.poll() is None:
-            self.result.send_signal(sig)
-            try:
-                self.result.wait(30)
-            except subprocess.TimeoutExpired:
-                self.result.kill()
-                self.result.wait()
-        self.result = None
 
     def status(self, job_id: str) -> dict[str, Any]:
         path = self.settings.folders.status / f"{job_id}.json"

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from spooler.control import QueueControl
@@ -11,32 +9,7 @@ from spooler.pause import read_pause
 from spooler.settings import Settings
 from spooler.states import JobState
 from tests.conftest import drop, good_job
-from tests.fakes import RecordingLab
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def lab() -> RecordingLab:
-    return RecordingLab()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def spooler(tree: Settings, lab: RecordingLab, clock: Clock) -> Iterator[Spooler]:
-    s = Spooler(tree, lab=lab, clock=clock, wall_clock=lambda: 1.7e9 + clock.now)
-    yield s
-    s.close()
+from tests.fakes import Clock, RecordingLab
 
 
 @pytest.fixture
@@ -289,3 +262,23 @@ def test_a_running_job_is_finished_while_paused(
     lab.engage = engage  # type: ignore[method-assign]
     spooler.run_once()
     assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0", "experiment_1"]
+
+
+def test_a_scheduled_stop_starts_only_jobs_that_finish_before_it(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl, clock: Clock
+) -> None:
+    drop(tree, "first.json", good_job(shots=3))
+    spooler.run_once()
+    clock.now += 30  # the first job takes 30 s: 10 s a shot on this machine
+    with spooler.jobs.change() as tx:
+        tx.transition("first", JobState.DONE)
+    drop(tree, "second.json", good_job(shots=3))
+    now = spooler.jobs.store.clock()
+    control.pause(at=now + 20)
+    spooler.run_once()
+    detail = spooler.jobs.read.require("second").detail
+    assert "Waiting: a stop is scheduled for" in detail and "would finish at about" in detail
+    assert [g["job_id"] for g in lab.engaged()] == ["first"]
+    control.pause(at=now + 40)
+    spooler.step()
+    assert [g["job_id"] for g in lab.engaged()] == ["first", "second"]

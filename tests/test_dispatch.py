@@ -1,39 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from spooler.daemon import Spooler
 from spooler.settings import Settings
 from spooler.states import JobState
 from tests.conftest import drop, good_job
-from tests.fakes import RecordingLab
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def lab() -> RecordingLab:
-    return RecordingLab()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def spooler(tree: Settings, lab: RecordingLab, clock: Clock) -> Iterator[Spooler]:
-    s = Spooler(tree, lab=lab, clock=clock, wall_clock=lambda: 1.7e9 + clock.now)
-    yield s
-    s.close()
+from tests.fakes import Clock, RecordingLab
 
 
 def test_engages_each_experiment_in_order_and_runs(

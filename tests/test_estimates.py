@@ -8,14 +8,7 @@ from spooler.estimates import duration_model, estimate_jobs
 from spooler.pause import PauseState, write_pause
 from spooler.states import JobState
 from spooler.store import JobStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import Clock
 
 
 def run_job(store: JobStore, clock: Clock, job_id: str, shots: int, seconds: float) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .control import ControlServer
+from .files import fsync_folder, write_hidden
 
 name = "labspool address files"
 module = "labspool_addresses"
@@ -79,14 +80,7 @@ def write_address_file(folder: str, record: dict[str, Any]) -> str:
     index = record["shot_index"]
     job, experiment = _safe(record["job_id"], "nojob"), _safe(record["experiment"], "noexperiment")
     stem = f"{job}__{experiment}__{'noshot' if index is None else f'{index:05d}'}"
-    data = (json.dumps(record, indent=1) + "\n").encode()
-    tmp = os.path.join(folder, f".{stem}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    tmp = write_hidden(folder, stem, (json.dumps(record, indent=1) + "\n").encode())
     try:
         attempt = 0
         while True:
@@ -100,11 +94,7 @@ def write_address_file(folder: str, record: dict[str, Any]) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_folder(folder)
     return final
 
 

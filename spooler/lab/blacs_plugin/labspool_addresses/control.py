@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from .files import write_hidden
+
 __all__ = ["ControlServer", "QueueOps"]
 
 logger = logging.getLogger("BLACS.plugin.labspool_addresses.control")
@@ -57,14 +59,7 @@ def _in(path: str, folders: Iterable[str]) -> bool:
 
 
 def _publish(folder: str, name: str, document: dict[str, Any]) -> None:
-    data = (json.dumps(document) + "\n").encode()
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    tmp = write_hidden(folder, name, (json.dumps(document) + "\n").encode())
     os.rename(tmp, os.path.join(folder, name))
 
 
