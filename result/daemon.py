@@ -99,7 +99,7 @@ class ResultDaemon:
         self.wall_clock = wall_clock
         folders = settings.folders
         folders.create()
-        self.claimed = folders.state / "result-claimed"
+        self.claimed = folders.result_claimed
         self.claimed.mkdir(exist_ok=True)
         self.work = folders.state / "result-work"  # analysed copies, on their way to the store
         self.work.mkdir(exist_ok=True)

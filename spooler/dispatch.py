@@ -10,14 +10,17 @@ QUEUED with the reason in its detail, asked again with exponential back-off; a l
 refuses the job ends it ERROR with the lab's message.
 
 Recovery: an experiment recorded as submitted but never confirmed engaged (the spooler was
-killed in between, or runmanager timed out) is not blindly submitted again. If its shot
-folder holds shot files, runmanager got it and it counts as engaged. If not, the spooler
+killed in between, or runmanager timed out) is not blindly submitted again. If any of
+its shots exists (a file in its shot folder, or an address file of BLACS's plugin naming a
+shot there, wherever the result daemon has put it since), runmanager got it and it counts
+as engaged. If not, the spooler
 waits until ``lab.resubmit_after_s`` after the submission for files to appear, and only
 then submits it again. Either way the job's detail says which it was.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -179,8 +182,7 @@ class Dispatcher:
     ) -> Literal["engaged", "wait", "resubmit"]:
         """An experiment submitted without confirmation: did runmanager get it?"""
         jlog = for_job(log, record.job_id)
-        folder = self.settings.folders.shot_folder(record.job_id, record.attempt, earlier.name)
-        made = sum(1 for _ in folder.glob("*.h5")) if folder.is_dir() else 0
+        made = len(self._shots_made(record, earlier.name))
         assert earlier.submitted_at is not None
         waited_s = self.jobs.store.clock() - earlier.submitted_at
         if made:
@@ -213,6 +215,24 @@ class Dispatcher:
             )
         jlog.warning("recovery: submitting %s again", earlier.name)
         return "resubmit"
+
+    def _shots_made(self, record: JobRecord, experiment: str) -> set[str]:
+        """The shots of an experiment that exist: files in its shot folder, and those BLACS's
+        plugin announced (the result daemon moves shots to the store and files away their
+        address files, so the folder alone can be empty although every shot was made)."""
+        folders = self.settings.folders
+        folder = folders.shot_folder(record.job_id, record.attempt, experiment)
+        made = {p.name for p in folder.glob("*.h5")} if folder.is_dir() else set()
+        pattern = f"{record.job_id}__{experiment}__*"
+        for place in (folders.addresses, folders.result_claimed, folders.processed):
+            for path in place.glob(pattern) if place.is_dir() else ():
+                try:
+                    shot = Path(json.loads(path.read_bytes())["shot"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+                if shot.parent == folder:
+                    made.add(shot.name)
+        return made
 
     def _load(self, record: JobRecord) -> Job:
         path = self.settings.folders.jobs / record.job_id / "job.json"

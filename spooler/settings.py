@@ -59,6 +59,11 @@ class Folders:
         return self.state / "claimed"
 
     @property
+    def result_claimed(self) -> Path:
+        """Address files the result daemon has taken and not yet filed to processed/."""
+        return self.state / "result-claimed"
+
+    @property
     def database(self) -> Path:
         return self.state / "labspool.sqlite3"
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from spooler.daemon import Spooler
@@ -185,3 +187,24 @@ def test_an_unconfirmed_experiment_without_shot_files_waits_before_resubmitting(
     clock.now += 30
     spooler.step()
     assert [g["experiment_name"] for g in lab.engaged()] == ["experiment_0"]
+
+
+def test_an_unconfirmed_experiment_whose_shots_were_already_archived_is_not_repeated(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    """The folder is empty again (the result daemon moved the shots to the store), but the
+    plugin's address files, filed to processed/, say the shots were made."""
+    drop(tree, "j.json", good_job(shots=2))
+    lab.fail_engage_times = 1
+    spooler.run_once()
+    folder = tree.folders.shot_folder("j", 1, "experiment_0")
+    for n in range(2):
+        address = {"shot": str(folder / f"s{n}.h5"), "job_id": "j", "experiment": "experiment_0"}
+        (tree.folders.processed / f"j__experiment_0__0000{n}.json").write_text(json.dumps(address))
+    other = {"shot": str(tree.folders.shots / "j" / "attempt-2" / "experiment_0" / "x.h5")}
+    (tree.folders.processed / "j__experiment_0__00000.json.1").write_text(json.dumps(other))
+    clock.now += 100
+    spooler.step()
+    assert lab.engaged() == []
+    detail = spooler.jobs.read.require("j").detail
+    assert "runmanager has made 2 shot file(s) of it: counted as engaged" in detail
