@@ -23,7 +23,7 @@ from .store import JobRecord, Reader
 
 __all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs"]
 
-WINDOW_JOBS = 20
+WINDOW_JOBS = 10  # recent jobs: the machine of the last hour, not of last week
 
 
 @dataclass(frozen=True, slots=True)
