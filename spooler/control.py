@@ -89,6 +89,11 @@ class QueueControl:
                 raise LabspoolError(
                     f"job {job_id} is {record.state}: only ERROR or CANCELLED jobs are requeued"
                 )
+            if record.lab_action is not None:
+                raise LabspoolError(
+                    f"job {job_id}: the spooler has not yet withdrawn the shots of attempt "
+                    f"{record.attempt} from the lab; requeue it once its detail says so"
+                )
             if not job_file.is_file():
                 raise LabspoolError(
                     f"job {job_id} was never accepted (no {job_file}): submit a corrected file"

@@ -129,6 +129,8 @@ def test_a_withdrawal_waits_for_an_unreachable_lab(
     lab.reachable = False
     spooler.step()
     assert spooler.jobs.read.require("r").lab_action == "withdraw"
+    with pytest.raises(LabspoolError, match="not yet withdrawn the shots of attempt 1"):
+        control.requeue("r")
     assert "Could not reach the lab to withdraw its shots" in spooler.jobs.read.require("r").detail
     lab.reachable = True
     clock.now += 10
