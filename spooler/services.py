@@ -54,11 +54,17 @@ def render_unit(
         "USER": user,
         "GROUP": group or user,
         "ALLOW": " ".join(addresses),
+        # folders configured outside the tree (shots on a data disk, say) are writable too
+        "ELSEWHERE": " ".join(
+            f"-{path}"
+            for path in sorted({p for p in folders.as_dict().values() if p != folders.sds})
+            if not path.is_relative_to(settings.path.parent)
+        ),
     }
     text = systemd_template().read_text(encoding="utf-8")
     for key, value in fields.items():
         text = text.replace(f"@{key}@", value)
-    return text.replace("IPAddressAllow=localhost \n", "IPAddressAllow=localhost\n")
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())  # empty fields
 
 
 def _home(user: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -65,3 +66,14 @@ def test_exposure_is_at_most_2(units: list[Path]) -> None:
         )
         assert match, result.stdout[-500:] + result.stderr
         assert float(match.group(1)) <= 2.0, match.group(0)
+
+
+def test_folders_outside_the_tree_are_writable(tree: Settings, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "data-disk" / "shots"
+    moved = dataclasses.replace(tree, folders=dataclasses.replace(tree.folders, shots=elsewhere))
+    unit = render_unit("spooler", moved, bin_dir=Path(sys.executable).parent, user="labspool")
+    (line,) = [x for x in unit.splitlines() if x.startswith("ReadWritePaths=")]
+    assert line.split()[-1] == f"-{elsewhere}"
+    plain = render_unit("spooler", tree, bin_dir=Path(sys.executable).parent, user="labspool")
+    (line,) = [x for x in plain.splitlines() if x.startswith("ReadWritePaths=")]
+    assert line.split()[-1].endswith("labscript-suite"), "nothing extra for the default tree"
