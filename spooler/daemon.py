@@ -103,12 +103,13 @@ class Spooler:
             if unconfirmed:
                 note = (
                     "Recovery after a restart: the lab has not confirmed "
-                    f"{', '.join(unconfirmed)}; checking its shot folders before submitting"
+                    f"{', '.join(unconfirmed)}: checking for its shots before submitting again"
                 )
             else:
                 note = (
                     f"Recovery after a restart: all {len(experiments)} experiment(s) were "
-                    "engaged before; not engaged again, the result daemon collects the shots"
+                    "engaged before, so none is engaged again (the result daemon collects "
+                    "the shots)"
                 )
             with self.jobs.change() as tx:
                 tx.note(job.job_id, note)

@@ -201,7 +201,7 @@ class Dispatcher:
                 tx.note(
                     record.job_id,
                     f"Recovery: {earlier.name} was submitted without confirmation and has no "
-                    "shot file yet; waiting for runmanager before submitting it again",
+                    "shot file yet: waiting for runmanager before submitting it again",
                 )
             self._retry_at = self.clock() + min(
                 self._delay_s, self.settings.lab.resubmit_after_s - waited_s

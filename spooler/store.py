@@ -341,7 +341,7 @@ class Transaction(Reader):
     def note(self, job_id: str, note: str, *, unless_last: bool = True) -> None:
         """Append *note* to the detail (not a state change); skipped if it repeats the last note."""
         record = self.require(job_id)
-        if unless_last and record.notes[-1:] == [note]:
+        if unless_last and record.notes[-1:] == [_clean(note)]:
             return
         self._db.execute(
             "UPDATE jobs SET detail = ?, updated_at = ? WHERE job_id = ?",
@@ -421,9 +421,15 @@ class Transaction(Reader):
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
+def _clean(note: str) -> str:
+    """A note as the detail keeps it: "; " separates notes, so a note never contains it."""
+    return note.replace("; ", ", ")
+
+
 def _append(detail: str, note: str | None) -> str:
     if not note:
         return detail
+    note = _clean(note)
     return f"{detail}; {note}" if detail else note
 
 

@@ -106,3 +106,13 @@ def test_two_processes_write_concurrently_without_losing_anything(tmp_path: Path
         assert len({r.seq for r in records}) == 400
     finally:
         store.close()
+
+
+def test_a_note_with_the_separator_stays_one_note_and_is_not_repeated(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "db")
+    with store.transaction() as tx:
+        tx.add_job(job_id="j", backend="singlequdit", source_name="j", claim_name="j")
+        tx.note("j", "waiting; still")
+        tx.note("j", "waiting; still")
+    record = store.read.require("j")
+    assert record.notes == ["Got your json.", "waiting, still"]
