@@ -88,23 +88,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="a live view, redrawn until Ctrl-C")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
     p.add_argument("--count", type=int, help="with --watch: redraw this many times, then exit")
-    p = command("cancel", _queue_command, "cancel a queued or running job")
+    p = command("cancel", _queue_command(_cancel), "cancel a queued or running job")
     p.add_argument("job_id", metavar="JOB")
-    p = command("abort", _queue_command, "stop the running job now (aborts its shot) and pause")
+    p = command(
+        "abort", _queue_command(_abort), "stop the running job now (aborts its shot) and pause"
+    )
     p.add_argument("job_id", nargs="?", metavar="JOB", help="default: every running job")
-    p = command("requeue", _queue_command, "run an ERROR or CANCELLED job again (new attempt)")
+    p = command(
+        "requeue", _queue_command(_requeue), "run an ERROR or CANCELLED job again (new attempt)"
+    )
     p.add_argument("job_id", metavar="JOB")
     p.add_argument("--front", action="store_true", help="at the front of the queue")
-    p = command("move", _queue_command, "change a queued job's place in the queue")
+    p = command("move", _queue_command(_move), "change a queued job's place in the queue")
     p.add_argument("job_id", metavar="JOB")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--front", action="store_true")
     where.add_argument("--back", action="store_true")
     where.add_argument("--before", metavar="OTHER")
-    p = command("pause", _queue_command, "take no new job until resume (survives restarts)")
+    p = command("pause", _queue_command(_pause), "take no new job until resume (survives restarts)")
     p.add_argument("--at", metavar="TIME", help="scheduled stop: 18:00, +2h, or ISO 8601")
     p.add_argument("--reason", default="", help="said in the queued jobs' detail")
-    command("resume", _queue_command, "lift a pause or a scheduled stop")
+    command("resume", _queue_command(_resume), "lift a pause or a scheduled stop")
     p = command("schema", _schema, "print the JSON schema of a job for a backend")
     p.add_argument("backend", nargs="?", choices=sorted(BACKENDS))
 
@@ -250,45 +254,61 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _control(args: argparse.Namespace) -> tuple[Jobs, QueueControl]:
-    settings = _settings(args)
-    if not settings.folders.database.exists():
-        raise LabspoolError(f"no job store at {settings.folders.database}: no job came in yet")
-    jobs = Jobs(settings.folders)
-    return jobs, QueueControl(jobs, f"{getpass.getuser()}@{socket.gethostname()}")
+def _queue_command(
+    action: Callable[[QueueControl, argparse.Namespace], str],
+) -> Callable[[argparse.Namespace], int]:
+    """A command of queue control: *action* gets the operator's :class:`QueueControl` and
+    returns what to print."""
+
+    def run(args: argparse.Namespace) -> int:
+        settings = _settings(args)
+        if not settings.folders.database.exists():
+            raise LabspoolError(f"no job store at {settings.folders.database}: no job came in yet")
+        jobs = Jobs(settings.folders)
+        try:
+            print(action(QueueControl(jobs, f"{getpass.getuser()}@{socket.gethostname()}"), args))
+        finally:
+            jobs.close()
+        return 0
+
+    return run
 
 
-def _queue_command(args: argparse.Namespace) -> int:
-    jobs, control = _control(args)
+def _cancel(control: QueueControl, args: argparse.Namespace) -> str:
+    record = control.cancel(args.job_id)
+    if record.lab_action:
+        return f"{record.job_id}: {record.state}; the spooler withdraws its remaining shots"
+    return f"{record.job_id}: {record.state}"
+
+
+def _abort(control: QueueControl, args: argparse.Namespace) -> str:
+    lines = [
+        f"{r.job_id}: {r.state} (aborting its shots on the lab)" for r in control.abort(args.job_id)
+    ]
+    return "\n".join([*lines, "the spooler is paused; `labspool resume` continues with the queue"])
+
+
+def _requeue(control: QueueControl, args: argparse.Namespace) -> str:
+    record = control.requeue(args.job_id, front=args.front)
+    position = control.jobs.read.queue_positions([record.job_id])[record.job_id]
+    return f"{record.job_id}: QUEUED as attempt {record.attempt}, position {position}"
+
+
+def _move(control: QueueControl, args: argparse.Namespace) -> str:
+    position = control.move(args.job_id, front=args.front, back=args.back, before=args.before)
+    return f"{args.job_id}: position {position}"
+
+
+def _pause(control: QueueControl, args: argparse.Namespace) -> str:
     try:
-        if args.command == "cancel":
-            record = control.cancel(args.job_id)
-            print(f"{record.job_id}: {record.state}")
-            if record.lab_action:
-                print("the spooler now withdraws its remaining shots from the lab")
-        elif args.command == "abort":
-            for record in control.abort(args.job_id):
-                print(f"{record.job_id}: {record.state} (aborting its shots on the lab)")
-            print("the spooler is paused; `labspool resume` continues with the queue")
-        elif args.command == "requeue":
-            record = control.requeue(args.job_id, front=args.front)
-            position = jobs.read.queue_positions([record.job_id])[record.job_id]
-            print(f"{record.job_id}: QUEUED as attempt {record.attempt}, position {position}")
-        elif args.command == "move":
-            position = control.move(
-                args.job_id, front=args.front, back=args.back, before=args.before
-            )
-            print(f"{args.job_id}: position {position}")
-        elif args.command == "pause":
-            at = None if args.at is None else parse_time(args.at, now=time.time())
-            state = control.pause(reason=args.reason, at=at)
-            print(f"spooler {state.describe()}")
-        elif args.command == "resume":
-            lifted = control.resume()
-            print("resumed" if lifted is not None else "the spooler was not paused")
-    finally:
-        jobs.close()
-    return 0
+        at = None if args.at is None else parse_time(args.at, now=time.time())
+    except ValueError as exc:
+        raise LabspoolError(f"pause --at: {exc}") from exc
+    return f"spooler {control.pause(reason=args.reason, at=at).describe()}"
+
+
+def _resume(control: QueueControl, args: argparse.Namespace) -> str:
+    return "resumed" if control.resume() is not None else "the spooler was not paused"
 
 
 def _schema(args: argparse.Namespace) -> int:

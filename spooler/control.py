@@ -25,6 +25,11 @@ class LabAction(StrEnum):
     ABORT = "abort"  # that, and abort the shot BLACS is running if it is one of the job's
 
 
+def _key(record: JobRecord) -> float:
+    """A queued job's sort key (0.0 is a key like any other: moving to the front makes it)."""
+    return record.queue_key if record.queue_key is not None else float(record.seq)
+
+
 class QueueControl:
     """The operator's commands; *by* names who gives them (``user@host``)."""
 
@@ -134,7 +139,7 @@ class QueueControl:
         others = [r for r in tx.queue() if r.job_id != job_id]
         if not others:
             return
-        keys = [r.queue_key or float(r.seq) for r in others]
+        keys = [_key(r) for r in others]
         tx.set_queue_key(job_id, min(keys) - 1.0 if front else max(keys) + 1.0)
 
     @staticmethod
@@ -145,7 +150,7 @@ class QueueControl:
         index = next((i for i, r in enumerate(queue) if r.job_id == other_id), None)
         if index is None:
             raise LabspoolError(f"job {other_id} is not queued")
-        keys = [r.queue_key if r.queue_key is not None else float(r.seq) for r in queue]
+        keys = [_key(r) for r in queue]
         low = keys[index - 1] if index else keys[index] - 2.0
         if not low < (low + keys[index]) / 2 < keys[index]:
             # Equal (or too close) keys: renumber the queue in its order with the queued

@@ -71,10 +71,17 @@ def duration_model(reader: Reader, backend: str, window: int = WINDOW_JOBS) -> D
 
 
 def estimate_jobs(
-    reader: Reader, now: float, job_ids: set[str] | None = None
+    reader: Reader,
+    now: float,
+    job_ids: set[str] | None = None,
+    positions: dict[str, int] | None = None,
 ) -> dict[str, Estimate]:
     """Elapsed time and estimated start and finish of the running and queued jobs (and of
-    finished ones among *job_ids*: their elapsed time)."""
+    finished ones among *job_ids*: their elapsed time).
+
+    With *job_ids*, the queue is walked only as far as the last of them (status files are
+    rendered on every shot: a long queue behind the job must not cost each time);
+    *positions* (``reader.queue_positions(job_ids)``) saves a query."""
     models: dict[str, DurationModel | None] = {}
 
     def model(backend: str) -> DurationModel | None:
@@ -99,7 +106,14 @@ def estimate_jobs(
                     result[job_id] = Estimate(ended.updated_at - started, started, ended.updated_at)
     pause = read_pause(reader)
     cursor: float | None = None if pause is not None and pause.active(now) else machine_free
-    for job in reader.queue():
+    if job_ids is None:
+        ahead = reader.queue()
+    else:
+        if positions is None:
+            positions = reader.queue_positions(job_ids)
+        depth = max(positions.values(), default=0)
+        ahead = reader.queue(limit=depth) if depth else []
+    for job in ahead:
         m = model(job.backend)
         if cursor is None or m is None or job.shots_requested is None:
             cursor = None

@@ -91,7 +91,7 @@ class StatusFiles:
         ids = list(job_ids)
         positions = reader.queue_positions(ids)
         now = time.time() if now is None else now
-        estimates = estimate_jobs(reader, now, set(ids))
+        estimates = estimate_jobs(reader, now, set(ids), positions)
         batch = Batch()
         try:
             for job_id in ids:

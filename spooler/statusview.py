@@ -11,6 +11,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -25,11 +26,11 @@ __all__ = ["Snapshot", "render", "snapshot", "watch"]
 BAR_WIDTH = 24
 
 
+@dataclass(frozen=True)
 class Snapshot:
-    def __init__(self, documents: list[dict[str, Any]], pause: PauseState | None, now: float):
-        self.documents = documents
-        self.pause = pause
-        self.now = now
+    documents: list[dict[str, Any]]
+    pause: PauseState | None
+    now: float
 
 
 def snapshot(

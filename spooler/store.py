@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     lab_action     TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
+-- the latest finished jobs of a backend (the estimates' model) without a scan
+CREATE INDEX IF NOT EXISTS jobs_by_backend ON jobs (backend, state, updated_at);
 CREATE TABLE IF NOT EXISTS transitions (
     job_id     TEXT NOT NULL,
     attempt    INTEGER NOT NULL,
@@ -454,6 +456,11 @@ class JobStore:
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        # (once the column exists) the spooler asks for pending lab actions at every step
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS jobs_with_lab_action ON jobs (lab_action, updated_at) "
+            "WHERE lab_action IS NOT NULL"
+        )
         with self.transaction() as tx:
             version = tx.meta("schema_version")
             if version is None:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from spooler.jobs import Jobs
 from spooler.settings import Settings
 from tests.conftest import good_job
 
@@ -117,3 +118,22 @@ def test_submit_of_a_file_in_the_staging_folder_keeps_it(
     assert run_cli("--config", str(tree.path), "submit", str(source), "--id", "mine")[0] == 0
     assert source.exists()
     assert (tree.folders.dump / "mine.json").read_text() == source.read_text()
+
+
+def test_queue_commands_say_what_they_did_and_refuse_nonsense(
+    tree: Settings, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    config = str(tree.path)
+    code, _, err = run_cli("--config", config, "cancel", "x")
+    assert code == 2 and "no job came in yet" in err
+    Jobs(tree.folders).close()
+    code, out, _ = run_cli("--config", config, "pause", "--reason", "cooling water")
+    assert code == 0 and "cooling water" in out
+    code, _, err = run_cli("--config", config, "pause", "--at", "tomorrow")
+    assert code == 2 and "pause --at: 'tomorrow' is not a time" in err
+    code, out, _ = run_cli("--config", config, "resume")
+    assert (code, out.strip()) == (0, "resumed")
+    code, out, _ = run_cli("--config", config, "resume")
+    assert out.strip() == "the spooler was not paused"
+    code, _, err = run_cli("--config", config, "cancel", "nope")
+    assert code == 2 and "no job with id 'nope'" in err

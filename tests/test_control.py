@@ -284,3 +284,13 @@ def test_a_scheduled_stop_starts_only_jobs_that_finish_before_it(
     control.pause(at=now + 40)
     spooler.step()
     assert [g["job_id"] for g in lab.engaged()] == ["first", "second"]
+
+
+def test_a_queue_key_of_zero_is_a_key(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl
+) -> None:
+    admit(spooler, tree, "a", "b", "c", lab=lab)
+    control.move("b", front=True)  # a has key 1.0, so b gets 0.0
+    assert spooler.jobs.read.require("b").queue_key == 0.0
+    control.move("c", front=True)
+    assert queue(spooler) == ["c", "b", "a"]

@@ -14,6 +14,8 @@ reply the same way and deletes the request. ``withdraw`` removes the queued shot
 in the folders and, for ``linger_s`` afterwards, refuses every shot that arrives there
 later (runmanager may still be compiling the experiment; it stops at the first refusal).
 Shot folders are per job, experiment and attempt, so a refused folder is never reused.
+For ``sweep_s`` after a withdrawal the plugin also looks through the queue itself, for a
+shot whose ``process_request`` was already under way when the withdrawal came.
 ``abort`` also aborts the shot BLACS is running if it lies in one of the folders: BLACS's
 abort button, which stops the devices and drops that shot (not run again, no data).
 
@@ -71,6 +73,7 @@ class ControlServer:
         *,
         interval_s: float = 0.1,
         linger_s: float = 86400.0,
+        sweep_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requests = os.path.join(folder, "requests")
@@ -80,6 +83,8 @@ class ControlServer:
         self.ops = ops
         self.interval_s = interval_s
         self.linger_s = linger_s
+        self.sweep_s = sweep_s
+        self._sweep_until = float("-inf")
         self.clock = clock
         self.lingering: dict[str, float] = {}  # withdrawn folder -> until when
         self._stop = threading.Event()
@@ -134,6 +139,7 @@ class ControlServer:
         if action not in ("withdraw", "abort"):
             return {"ok": False, "error": f"unknown action {action!r}"}
         until = self.clock() + self.linger_s
+        self._sweep_until = self.clock() + self.sweep_s
         for folder in folders:
             self.lingering[folder] = until
         removed = self.ops.remove([p for p in self.ops.queued() if _in(p, folders)])
@@ -155,7 +161,8 @@ class ControlServer:
     def _sweep(self) -> None:
         now = self.clock()
         self.lingering = {f: t for f, t in self.lingering.items() if t > now}
-        if self.lingering:
+        # (asking BLACS's main thread for the queue ten times a second, only while it matters)
+        if self.lingering and now < self._sweep_until:
             late = [p for p in self.ops.queued() if _in(p, self.lingering)]
             if late:
                 removed = self.ops.remove(late)
