@@ -199,9 +199,11 @@ class ResultDaemon:
         polling = intake.observer == "polling"
         while not self._stop.is_set():
             heartbeat.beat()
+            # Cleared before the step, not after: an address that arrives during the step
+            # must wake the wait below (cleared after, it waited for the next rescan).
+            self.addresses.wake.clear()
             if self.step() or (len(self.addresses) and self.clock() >= self._retry_at):
                 continue
-            self.addresses.wake.clear()
             if self._stop.is_set():
                 break
             if self.clock() < self._retry_at:

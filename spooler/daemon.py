@@ -178,11 +178,11 @@ class Spooler:
         look = False
         while not stop.is_set():
             heartbeat.beat()
+            self.dump.wake.clear()  # before the step: a job dropped during it wakes the wait
             report = self.step(rescan=look)
             if report.admitted or len(self.dump):
                 look = False
                 continue
-            self.dump.wake.clear()
             if stop.is_set():
                 break
             timeout = min(max(0.0, self._next_rescan - self.clock()), CONTROL_POLL_S)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +124,37 @@ def test_an_unreadable_address_stays_claimed(tree: Settings, daemon: ResultDaemo
     daemon.run_once()
     assert (daemon.claimed / "bad.json").exists()
     assert not list(tree.folders.processed.iterdir())
+
+
+def test_an_address_that_arrives_during_a_step_wakes_the_loop(tree: Settings) -> None:
+    """The loop must not sleep until the next rescan (an hour here) on an event that came
+    while it was busy."""
+    settings = dataclasses.replace(
+        tree, intake=dataclasses.replace(tree.intake, rescan_interval_s=3600.0)
+    )
+    daemon = ResultDaemon(settings)
+    ready, injected, stepped_after = threading.Event(), threading.Event(), threading.Event()
+    step = daemon.step
+
+    def step_with_an_arrival() -> int:
+        done = step()
+        if ready.is_set() and not injected.is_set():
+            (settings.folders.addresses / "arrived.json").write_text("{}")
+            assert daemon.addresses.wake.wait(10), "the watcher saw the new address"
+            injected.set()
+        elif injected.is_set():
+            stepped_after.set()
+        return done
+
+    daemon.step = step_with_an_arrival  # type: ignore[method-assign]
+    thread = threading.Thread(target=daemon.run, kwargs={"on_ready": ready.set})
+    thread.start()
+    try:
+        assert ready.wait(30)
+        assert injected.wait(30)
+        assert stepped_after.wait(5), "the event during the step was lost until the rescan"
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+        daemon.close()
+    assert not thread.is_alive()
