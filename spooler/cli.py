@@ -119,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dir", type=Path)
     p.add_argument("--max-engaged-jobs", type=int, default=1, metavar="N")
+    p.add_argument(
+        "--load-time-s",
+        type=float,
+        metavar="S",
+        help="how long the apparatus loads atoms in each shot (default 0.01 s)",
+    )
     p.set_defaults(func=_lab_up)
     p = lab_sub.add_parser("down", help="stop every process the lab under DIR started")
     p.add_argument("dir", type=Path)
@@ -331,7 +337,8 @@ def _schema(args: argparse.Namespace) -> int:
 def _lab_up(args: argparse.Namespace) -> int:
     from .lab.virtual import lab_up
 
-    config = lab_up(args.dir, max_engaged_jobs=args.max_engaged_jobs)
+    extra = {} if args.load_time_s is None else {"load_time_s": args.load_time_s}
+    config = lab_up(args.dir, max_engaged_jobs=args.max_engaged_jobs, **extra)
     print(f"runmanager and BLACS are up; stop them with: labspool lab down {args.dir}")
     print(config)
     return 0

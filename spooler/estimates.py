@@ -1,15 +1,22 @@
 """Progress and time estimates, from what this machine measured.
 
-The model, per backend: a job takes ``overhead_s + per_shot_s * shots`` from RUNNING to
-DONE, fitted (least squares) to the most recent finished jobs of that backend in the job
-store, whose transitions record when each job started running and when it was done. With
-jobs of one size only, the overhead cannot be told from the shots: the median time per
-shot is used (the median, so that one slow job, such as the first after a start, does not
-drag every estimate). No finished job yet: no estimate (``None``), rather than a guess.
+The model, per backend, from the most recent finished jobs of that backend in the job store
+(which records when each job started running, when its shot count first and last rose, and
+when it was done):
 
-The machine runs one job after another in queue order, so a queued job's estimated start
-is the estimated finish of everything ahead of it. A paused spooler starts nothing: the
-queued jobs then have no estimated start.
+- ``lead_s``: from RUNNING to the first shot done (compiling, the first shot, its analysis);
+- ``per_shot_s``: from one shot done to the next, within a job;
+- ``tail_s``: from the last shot done to DONE (multi-shot analysis, the result file).
+
+A job of *n* shots then takes ``lead_s + per_shot_s * (n - 1) + tail_s``. Each is the
+median over the jobs (so that one slow job, such as the first after a start, does not drag
+every estimate). No finished job yet: no estimate (``None``), rather than a guess.
+
+A running job is estimated from its progress: the shots still to come at its own measured
+rate (weighed against the model's as if the model were ``PRIOR_INTERVALS`` intervals of it),
+from its last shot. The machine runs one job after another in queue order, so a queued job's
+estimated start is the estimated finish of everything ahead of it. A paused spooler starts
+nothing: the queued jobs then have no estimated start.
 """
 
 from __future__ import annotations
@@ -24,16 +31,18 @@ from .store import JobRecord, Reader
 __all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs"]
 
 WINDOW_JOBS = 10  # recent jobs: the machine of the last hour, not of last week
+PRIOR_INTERVALS = 10  # how much the model weighs against a running job's own shot rate
 
 
 @dataclass(frozen=True, slots=True)
 class DurationModel:
-    overhead_s: float
+    lead_s: float
     per_shot_s: float
+    tail_s: float
     samples: int
 
     def duration_s(self, shots: int) -> float:
-        return self.overhead_s + self.per_shot_s * shots
+        return self.lead_s + self.per_shot_s * max(shots - 1, 0) + self.tail_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,30 +53,31 @@ class Estimate:
 
 
 def duration_model(reader: Reader, backend: str, window: int = WINDOW_JOBS) -> DurationModel | None:
-    """The fit to the last *window* DONE jobs of *backend* (None when there is none)."""
+    """The medians over the last *window* DONE jobs of *backend* (None when there is none)."""
     rows = reader.execute(
-        "SELECT j.shots_expected, "
+        "SELECT j.shots_done, j.first_shot_at, j.last_shot_at, "
         "  (SELECT MIN(at) FROM transitions t WHERE t.job_id = j.job_id "
         "     AND t.attempt = j.attempt AND t.to_state = 'RUNNING'), "
         "  (SELECT MAX(at) FROM transitions t WHERE t.job_id = j.job_id "
-        "     AND t.attempt = j.attempt AND t.to_state = 'DONE') AS done_at "
-        "FROM jobs j WHERE j.state = 'DONE' AND j.backend = ? AND j.shots_expected > 0 "
+        "     AND t.attempt = j.attempt AND t.to_state = 'DONE') "
+        "FROM jobs j WHERE j.state = 'DONE' AND j.backend = ? AND j.shots_done > 0 "
+        "  AND j.first_shot_at IS NOT NULL "
         "ORDER BY j.updated_at DESC LIMIT ?",
         (backend, window),
     ).fetchall()
-    points = [(float(n), float(d - r)) for n, r, d in rows if r is not None and d is not None]
-    if not points:
+    jobs = [
+        (int(n), float(first), float(last), float(running), float(done))
+        for n, first, last, running, done in rows
+        if running is not None and done is not None
+    ]
+    if not jobs:
         return None
-    count = len(points)
-    mean_n = sum(n for n, _ in points) / count
-    mean_t = sum(t for _, t in points) / count
-    spread = sum((n - mean_n) ** 2 for n, _ in points)
-    if spread > 0:
-        slope = sum((n - mean_n) * (t - mean_t) for n, t in points) / spread
-        overhead = mean_t - slope * mean_n
-        if slope > 0 and overhead >= 0:
-            return DurationModel(overhead, slope, count)
-    return DurationModel(0.0, statistics.median(t / n for n, t in points), count)
+    lead = statistics.median(first - running for _, first, _, running, _ in jobs)
+    tail = statistics.median(done - last for _, _, last, _, done in jobs)
+    rates = [(last - first) / (n - 1) for n, first, last, _, _ in jobs if n > 1]
+    # only one-shot jobs: the first shot's whole time is all that was measured of a shot
+    per_shot = statistics.median(rates) if rates else lead
+    return DurationModel(max(lead, 0.0), max(per_shot, 0.0), max(tail, 0.0), len(jobs))
 
 
 def estimate_jobs(
@@ -132,7 +142,13 @@ def _running_finish(
     shots = max(job.shots_expected or 0, job.shots_requested or 0)
     if started is None or model is None or not shots:
         return None
-    planned = started + model.duration_s(shots)
-    remaining = max(shots - job.shots_done, 0)
-    # Running late: at least the remaining shots at the measured rate are still to come.
-    return max(planned, now + remaining * model.per_shot_s)
+    left = max(shots - job.shots_done, 0)
+    if job.shots_done == 0 or job.first_shot_at is None or job.last_shot_at is None:
+        # Not a shot yet; running late, the first one is at least due now.
+        late = now + model.per_shot_s * max(left - 1, 0) + model.tail_s
+        return max(started + model.duration_s(shots), late)
+    intervals = job.shots_done - 1
+    own = (job.last_shot_at - job.first_shot_at) / intervals if intervals else model.per_shot_s
+    rate = (intervals * own + PRIOR_INTERVALS * model.per_shot_s) / (intervals + PRIOR_INTERVALS)
+    # Running late (no shot for longer than the rate says): the next shot is due now.
+    return max(job.last_shot_at + rate * left, now + rate * max(left - 1, 0)) + model.tail_s

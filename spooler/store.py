@@ -22,7 +22,7 @@ from .states import JobState, check_transition
 
 __all__ = ["ExperimentRecord", "JobRecord", "JobStore", "Transaction", "TransitionRecord"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     shots_done     INTEGER NOT NULL DEFAULT 0,
     created_at     REAL NOT NULL,
     updated_at     REAL NOT NULL,
-    lab_action     TEXT
+    lab_action     TEXT,
+    first_shot_at  REAL,
+    last_shot_at   REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
 -- the latest finished jobs of a backend (the estimates' model) without a scan
@@ -73,11 +75,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _JOB_COLUMNS = (
     "seq, job_id, state, attempt, backend, submitter, source_name, claim_name, detail, "
     "error_message, queue_key, experiments, shots_requested, shots_expected, shots_done, "
-    "created_at, updated_at, lab_action"
+    "created_at, updated_at, lab_action, first_shot_at, last_shot_at"
 )
 
 # Columns added after version 1: (table, column, declaration), added to older databases.
-_ADDED_COLUMNS = (("jobs", "lab_action", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("jobs", "lab_action", "TEXT"),  # version 2
+    ("jobs", "first_shot_at", "REAL"),  # version 3
+    ("jobs", "last_shot_at", "REAL"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,9 @@ class JobRecord:
     created_at: float
     updated_at: float
     lab_action: str | None = None  # what the spooler still has to do on the lab (LabAction)
+    # when this attempt's shot count first rose and last rose (the estimates' measure)
+    first_shot_at: float | None = None
+    last_shot_at: float | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobRecord:
@@ -296,6 +305,10 @@ class Transaction(Reader):
                 attempt += 1  # a new attempt starts from nothing; the old history stays
                 error_message = None
                 shots_expected, shots_done = None, 0
+                self._db.execute(
+                    "UPDATE jobs SET first_shot_at = NULL, last_shot_at = NULL WHERE job_id = ?",
+                    (job_id,),
+                )
             if queue_key is None:
                 queue_key = float(record.seq)
         updated = dataclasses.replace(
@@ -367,6 +380,13 @@ class Transaction(Reader):
             "shots_done": shots_done,
         }
         changes = {k: v for k, v in values.items() if v is not None}
+        if shots_done:
+            # the shot count rising is the time a shot was done (the estimates' measure)
+            self._db.execute(
+                "UPDATE jobs SET first_shot_at = COALESCE(first_shot_at, ?), last_shot_at = ? "
+                "WHERE job_id = ? AND shots_done < ?",
+                (self.now, self.now, job_id, shots_done),
+            )
         if changes:
             assignments = ", ".join(f"{k} = ?" for k in changes)
             self._db.execute(

@@ -213,13 +213,17 @@ def virtual_lab(
     root: Path,
     *,
     max_engaged_jobs: int = 100,
+    load_time_s: float | None = None,
     result_daemon: bool = False,
     prepare: Callable[[Path], None] | None = None,
 ) -> Iterator[VirtualLab]:
     """`labspool lab up`, a spooler process (and a result daemon), all stopped by pid after.
 
     *prepare* may change the lab's configuration file before the daemons start."""
-    up = cli("lab", "up", str(root), "--max-engaged-jobs", str(max_engaged_jobs))
+    argv = ["lab", "up", str(root), "--max-engaged-jobs", str(max_engaged_jobs)]
+    if load_time_s is not None:
+        argv += ["--load-time-s", repr(load_time_s)]
+    up = cli(*argv)
     assert up.returncode == 0, up.stderr + up.stdout
     config = Path(up.stdout.strip().splitlines()[-1])
     pids = json.loads((root / "lab" / "processes.json").read_text())

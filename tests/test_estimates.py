@@ -11,17 +11,34 @@ from spooler.store import JobStore
 from tests.fakes import Clock
 
 
-def run_job(store: JobStore, clock: Clock, job_id: str, shots: int, seconds: float) -> None:
-    """A job through QUEUED -> RUNNING -> DONE taking *seconds*."""
+def run_job(
+    store: JobStore,
+    clock: Clock,
+    job_id: str,
+    shots: int,
+    *,
+    lead: float = 1.0,
+    per_shot: float = 1.0,
+    tail: float = 0.0,
+) -> None:
+    """A job through QUEUED -> RUNNING -> DONE, its shots counted one by one."""
     queue_job(store, job_id, shots)
     with store.transaction() as tx:
         tx.transition(job_id, JobState.RUNNING)
         tx.set_counts(job_id, shots_expected=shots)
-    clock.now += seconds
+    clock.now += lead
+    count_shots(store, clock, job_id, range(1, shots + 1), per_shot)
+    clock.now += tail - per_shot
     with store.transaction() as tx:
-        tx.set_counts(job_id, shots_done=shots)
         tx.transition(job_id, JobState.DONE)
     clock.now += 1
+
+
+def count_shots(store: JobStore, clock: Clock, job_id: str, counts: range, per_shot: float) -> None:
+    for done in counts:
+        with store.transaction() as tx:
+            tx.set_counts(job_id, shots_done=done)
+        clock.now += per_shot
 
 
 def queue_job(store: JobStore, job_id: str, shots: int) -> None:
@@ -48,35 +65,67 @@ def test_no_finished_job_no_estimate(store: JobStore, clock: Clock) -> None:
     assert estimate.start is None and estimate.finish is None
 
 
-def test_the_model_separates_overhead_from_shots(store: JobStore, clock: Clock) -> None:
+def test_the_model_measures_lead_shots_and_tail(store: JobStore, clock: Clock) -> None:
     for n, shots in enumerate((10, 20, 40, 10)):
-        run_job(store, clock, f"j{n}", shots, 5.0 + 0.5 * shots)
+        run_job(store, clock, f"j{n}", shots, lead=3.0, per_shot=0.5, tail=1.0)
     model = duration_model(store.read, "singlequdit")
     assert model is not None and model.samples == 4
-    assert model.overhead_s == pytest.approx(5.0)
-    assert model.per_shot_s == pytest.approx(0.5)
+    assert (model.lead_s, model.per_shot_s, model.tail_s) == pytest.approx((3.0, 0.5, 1.0))
+    assert model.duration_s(10) == pytest.approx(3.0 + 0.5 * 9 + 1.0)
     assert duration_model(store.read, "fermions") is None
 
 
-def test_one_job_size_puts_the_whole_time_on_the_shots(store: JobStore, clock: Clock) -> None:
-    for n in range(3):
-        run_job(store, clock, f"j{n}", 20, 12.0)
+def test_one_slow_job_does_not_move_the_model(store: JobStore, clock: Clock) -> None:
+    for n in range(4):
+        run_job(store, clock, f"j{n}", 20, lead=2.0, per_shot=0.5, tail=1.0)
+    run_job(store, clock, "slow", 20, lead=20.0, per_shot=5.0, tail=10.0)
     model = duration_model(store.read, "singlequdit")
     assert model is not None
-    assert model.duration_s(20) == pytest.approx(12.0)
+    assert (model.lead_s, model.per_shot_s, model.tail_s) == pytest.approx((2.0, 0.5, 1.0))
+
+
+def test_one_shot_jobs_measure_a_shot_by_the_first(store: JobStore, clock: Clock) -> None:
+    for n in range(3):
+        run_job(store, clock, f"j{n}", 1, lead=4.0, tail=1.0)
+    model = duration_model(store.read, "singlequdit")
+    assert model is not None
+    assert model.per_shot_s == pytest.approx(4.0)
+    assert model.duration_s(1) == pytest.approx(5.0)
+
+
+def test_a_requeued_job_measures_its_new_attempt(store: JobStore, clock: Clock) -> None:
+    queue_job(store, "again", 5)
+    with store.transaction() as tx:
+        tx.transition("again", JobState.RUNNING)
+    count_shots(store, clock, "again", range(1, 3), 7.0)
+    with store.transaction() as tx:
+        tx.transition("again", JobState.CANCELLED)
+        tx.transition("again", JobState.QUEUED)
+    record = store.read.get("again")
+    assert record is not None and record.first_shot_at is None and record.last_shot_at is None
+    with store.transaction() as tx:
+        tx.transition("again", JobState.RUNNING)
+    clock.now += 1.0
+    count_shots(store, clock, "again", range(1, 6), 0.5)
+    with store.transaction() as tx:
+        tx.transition("again", JobState.DONE)
+    model = duration_model(store.read, "singlequdit")
+    assert model is not None and model.per_shot_s == pytest.approx(0.5)
 
 
 def test_the_queue_is_estimated_one_job_after_another(store: JobStore, clock: Clock) -> None:
     for n in range(3):
-        run_job(store, clock, f"done{n}", 10, 10.0)  # 1 s per shot
+        run_job(store, clock, f"done{n}", 10)  # 1 s to the first shot, then 1 s per shot
     queue_job(store, "running", 10)
     with store.transaction() as tx:
         tx.transition("running", JobState.RUNNING)
-        tx.set_counts("running", shots_expected=10, shots_done=4)
+        tx.set_counts("running", shots_expected=10)
     start = clock.now
+    clock.now += 1
+    count_shots(store, clock, "running", range(1, 5), 1.0)  # at start + 1 ... start + 4
     queue_job(store, "next", 20)
     queue_job(store, "last", 5)
-    clock.now += 4
+    clock.now -= 1
     estimates = estimate_jobs(store.read, clock.now)
     assert estimates["running"].elapsed_s == pytest.approx(4.0)
     assert estimates["running"].finish == pytest.approx(start + 10)
@@ -89,13 +138,27 @@ def test_the_queue_is_estimated_one_job_after_another(store: JobStore, clock: Cl
     assert estimate_jobs(store.read, clock.now)["running"].finish == pytest.approx(start + 10)
     with store.transaction() as tx:
         tx.set_counts("running", shots_expected=10)
-    clock.now += 20  # the running job is late: 6 shots to go still take 6 s from now
+    clock.now += 20  # late: of the 6 shots to go the next is due now, the 5 after take 5 s
     late = estimate_jobs(store.read, clock.now)
-    assert late["running"].finish == pytest.approx(clock.now + 6)
+    assert late["running"].finish == pytest.approx(clock.now + 5)
     with store.transaction() as tx:
         write_pause(tx, PauseState(clock.now, "op@lab"))
     paused = estimate_jobs(store.read, clock.now)
     assert paused["next"].start is None and paused["running"].finish is not None
+
+
+def test_a_running_job_is_estimated_at_its_own_rate_too(store: JobStore, clock: Clock) -> None:
+    for n in range(3):
+        run_job(store, clock, f"done{n}", 30)  # the model: 1 s per shot
+    queue_job(store, "slower", 30)
+    with store.transaction() as tx:
+        tx.transition("slower", JobState.RUNNING)
+        tx.set_counts("slower", shots_expected=30)
+    count_shots(store, clock, "slower", range(1, 12), 2.0)  # 10 intervals of 2 s
+    last_shot = clock.now - 2.0
+    finish = estimate_jobs(store.read, last_shot)["slower"].finish
+    # 19 shots to go at (10 x 2 s + 10 x 1 s) / 20 = 1.5 s each
+    assert finish == pytest.approx(last_shot + 19 * 1.5)
 
 
 def test_a_scheduled_stop_allows_only_jobs_that_finish_before_it() -> None:

@@ -210,49 +210,6 @@ def test_a_spooler_killed_while_a_job_is_engaged_neither_loses_nor_repeats_it(
     print(f"killed with an unconfirmed experiment: {caught_unconfirmed}")
 
 
-@pytest.mark.slow
-def test_estimates_are_within_20_percent_after_ten_jobs_of_one_shape(
-    lab: VirtualLab, tmp_path: Path
-) -> None:
-    """Ten jobs of one shape, then three more: each one's finish as estimated when it
-    started running, against when it was DONE (and, for the two queued behind the first,
-    as estimated when the first started)."""
-    shape = job(6, experiments=2)
-    for n in range(10):
-        lab.submit(f"train{n}", shape, tmp_path)
-    for n in range(10):
-        assert lab.wait_for_status(f"train{n}", done, 300)["status"] == "DONE"
-    probes = ["probe0", "probe1", "probe2"]
-    for name in probes:
-        lab.submit(name, shape, tmp_path)
-    errors, queued_errors, lines = [], [], []
-    ahead: dict[str, tuple[float, float]] = {}
-    for n, name in enumerate(probes):
-        started = lab.wait_for_status(name, lambda s: s.get("status") == "RUNNING", 120)
-        made_at = datetime.fromisoformat(started["estimated_at"]).timestamp()
-        predicted = datetime.fromisoformat(started["estimated_finish"]).timestamp()
-        if n == 0:
-            for later in probes[1:]:
-                finish = lab.status(later)["estimated_finish"]
-                ahead[later] = (made_at, datetime.fromisoformat(finish).timestamp())
-        actual = at(lab.wait_for_status(name, done, 120), "DONE")
-        errors.append(abs(predicted - actual) / (actual - made_at))
-        lines.append(f"{name}: {predicted - actual:+.2f} s of {actual - made_at:.2f} s")
-        if name in ahead:
-            since, guess = ahead[name]
-            queued_errors.append(abs(guess - actual) / (actual - since))
-            lines.append(f"{name} (queued): {guess - actual:+.2f} s of {actual - since:.2f} s")
-    mean, worst = sum(errors) / len(errors), max(errors)
-    queued_mean = sum(queued_errors) / len(queued_errors)
-    report = (
-        f"estimate error at start: mean {mean:.1%}, worst {worst:.1%}; "
-        f"while queued: mean {queued_mean:.1%} ({'; '.join(lines)})"
-    )
-    print(report)
-    (lab.root / "estimate-error.txt").write_text(report + "\n")
-    assert mean < 0.2 and queued_mean < 0.2, report
-
-
 def test_status_watch_draws_progress_bars(lab: VirtualLab, tmp_path: Path) -> None:
     lab.submit("watched", job(30), tmp_path)
     lab.wait_for_status("watched", lambda s: s.get("shots_done", 0) >= 1, 180)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 
 from spooler.errors import IllegalTransition
 from spooler.states import JobState
-from spooler.store import JobStore
+from spooler.store import SCHEMA_VERSION, JobStore
 
 
 @pytest.fixture
@@ -116,3 +117,38 @@ def test_a_note_with_the_separator_stays_one_note_and_is_not_repeated(tmp_path: 
         tx.note("j", "waiting; still")
     record = store.read.require("j")
     assert record.notes == ["Got your json.", "waiting, still"]
+
+
+def test_an_older_store_gains_the_new_columns_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1, backend TEXT NOT NULL,
+            submitter TEXT, source_name TEXT NOT NULL, claim_name TEXT,
+            detail TEXT NOT NULL DEFAULT '', error_message TEXT, queue_key REAL,
+            experiments INTEGER, shots_requested INTEGER, shots_expected INTEGER,
+            shots_done INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+            updated_at REAL NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        INSERT INTO jobs (job_id, state, backend, source_name, queue_key, created_at,
+            updated_at) VALUES ('kept', 'QUEUED', 'singlequdit', 'kept.json', 1.0, 5.0, 5.0);
+        """
+    )
+    old.commit()
+    old.close()
+    store = JobStore(path, clock=lambda: 10.0)
+    try:
+        record = store.read.require("kept")
+        assert record.state is JobState.QUEUED and record.lab_action is None
+        assert record.first_shot_at is None and record.last_shot_at is None
+        assert store.read.meta("schema_version") == str(SCHEMA_VERSION)
+        with store.transaction() as tx:
+            tx.transition("kept", JobState.RUNNING)
+            tx.set_counts("kept", shots_done=2)
+        assert store.read.require("kept").last_shot_at == 10.0
+    finally:
+        store.close()

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 GROUP = "labspool"
+APPARATUS_GROUP = "apparatus"  # the lab's own globals, which the apparatus header reads
+LOAD_TIME_S = 0.010
 ZLOG_PORT = 7340  # hard-coded in labscript_utils.ls_zprocess
 START_TIMEOUT_S = 180.0
 
@@ -210,8 +212,11 @@ def _spawn(layout: LabLayout, role: str, argv: list[str]) -> subprocess.Popen[by
         log.close()
 
 
-def lab_up(root: Path, *, max_engaged_jobs: int = 1) -> Path:
-    """Build and start the virtual lab under *root*; returns the labspool configuration path."""
+def lab_up(root: Path, *, max_engaged_jobs: int = 1, load_time_s: float = LOAD_TIME_S) -> Path:
+    """Build and start the virtual lab under *root*; returns the labspool configuration path.
+
+    *load_time_s*: the apparatus' loading stage (the runmanager global ``load_time_s``), so
+    that a shot lasts about that long, as on a real machine whose trap loads for seconds."""
     layout = LabLayout(root.expanduser().absolute())
     if layout.processes.exists() and LabProcesses(layout.processes).alive():
         raise LabspoolError(f"the lab in {layout.root} is up already (labspool lab down first)")
@@ -281,7 +286,7 @@ def lab_up(root: Path, *, max_engaged_jobs: int = 1) -> Path:
             )
             processes.add("zlog", zlog.pid)
         setup = subprocess.run(
-            [sys.executable, "-m", "spooler.lab.virtual", str(layout.root)],
+            [sys.executable, "-m", "spooler.lab.virtual", str(layout.root), repr(load_time_s)],
             cwd=layout.lab,
             env=_env(layout),
             capture_output=True,
@@ -409,7 +414,7 @@ def lab_down(root: Path) -> list[int]:
 # -- run in a child process with the lab's profile (python -m spooler.lab.virtual ROOT) -----
 
 
-def _prepare(root: Path) -> None:
+def _prepare(root: Path, load_time_s: float) -> None:
     """Globals file, runmanager's autoload file and the compiled connection table."""
     layout = LabLayout(root)
     settings = load_settings(root / "labspool.yaml")
@@ -435,6 +440,9 @@ def _prepare(root: Path) -> None:
         runmanager.new_global(globals_file, GROUP, name)
         runmanager.set_value(globals_file, GROUP, name, value)
     runmanager.set_expansion(globals_file, GROUP, names.shot, "outer")
+    runmanager.new_group(globals_file, APPARATUS_GROUP)
+    runmanager.new_global(globals_file, APPARATUS_GROUP, "load_time_s")
+    runmanager.set_value(globals_file, APPARATUS_GROUP, "load_time_s", repr(load_time_s))
 
     header = settings.apparatus.header.read_text(encoding="utf-8")
     layout.connection_table_py.parent.mkdir(parents=True, exist_ok=True)
@@ -448,7 +456,7 @@ def _prepare(root: Path) -> None:
 
     state: dict[str, Any] = {
         "h5_files_open": [globals_file],
-        "active_groups": [(globals_file, GROUP)],
+        "active_groups": [(globals_file, GROUP), (globals_file, APPARATUS_GROUP)],
         "groups_open": [],
         "current_labscript_file": str(layout.connection_table_py),
         "shot_output_folder": str(settings.folders.shots),
@@ -462,4 +470,4 @@ def _prepare(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    _prepare(Path(sys.argv[1]))
+    _prepare(Path(sys.argv[1]), float(sys.argv[2]))
