@@ -115,3 +115,42 @@ def test_a_broken_request_gets_an_error_and_the_plugin_goes_on(
         client.request("explode")
     assert client.unavailable_reason() is None
     assert not (requests / "junk.json").exists()
+
+
+def test_a_restarted_plugin_still_refuses_and_sweeps_the_restored_queue(
+    tmp_path: Path, shots: Path, blacs: ListQueue, server: ControlServer
+) -> None:
+    client = BlacsControl(tmp_path / "control")
+    assert client.withdraw([shots / "a" / "e0"], abort=False).removed == 3
+    server.stop()  # BLACS closes, saving its queue; it comes back with it restored
+    restored = ListQueue([str(shots / "a" / "e0" / "1.h5"), str(shots / "b" / "e0" / "0.h5")])
+    again = ControlServer(str(tmp_path / "control"), restored)
+    assert again.refuses(str(shots / "a" / "e0" / "7.h5"))
+    again.poll()
+    assert restored.paths == [str(shots / "b" / "e0" / "0.h5")]
+
+
+def test_withdrawn_folders_are_forgotten_when_their_time_is_up(
+    tmp_path: Path, shots: Path, blacs: ListQueue
+) -> None:
+    now = [1000.0]
+    server = ControlServer(str(tmp_path / "control"), blacs, linger_s=60, clock=lambda: now[0])
+    (tmp_path / "control" / "requests" / "w.json").write_text(
+        '{"action": "withdraw", "folders": ["%s"]}' % (shots / "a" / "e0")
+    )
+    server.poll()
+    assert server.refuses(str(shots / "a" / "e0" / "9.h5"))
+    now[0] += 61
+    server.poll()
+    assert not server.refuses(str(shots / "a" / "e0" / "9.h5"))
+    later = ControlServer(str(tmp_path / "control"), blacs, clock=lambda: now[0])
+    assert later.lingering == {}
+
+
+def test_an_unreadable_memory_refuses_nothing_and_the_plugin_starts(
+    tmp_path: Path, blacs: ListQueue
+) -> None:
+    (tmp_path / "control").mkdir()
+    (tmp_path / "control" / "withdrawn.json").write_text("{not json")
+    server = ControlServer(str(tmp_path / "control"), blacs)
+    assert server.lingering == {}

@@ -19,6 +19,11 @@ shot whose ``process_request`` was already under way when the withdrawal came.
 ``abort`` also aborts the shot BLACS is running if it lies in one of the folders: BLACS's
 abort button, which stops the devices and drops that shot (not run again, no data).
 
+The withdrawn folders are kept in ``<control>/withdrawn.json`` (written whole and flushed
+before the queue is touched): BLACS saves its queue when it closes and restores it when it
+starts, before the plugins, so a plugin started again sweeps the restored queue of the
+withdrawn shots and goes on refusing them.
+
 It imports nothing from labspool and nothing from Qt: BLACS's side is handed in as
 :class:`QueueOps`, so the logic runs in tests without BLACS.
 """
@@ -33,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .files import write_hidden
+from .files import fsync_folder, write_hidden
 
 __all__ = ["ControlServer", "QueueOps"]
 
@@ -74,19 +79,22 @@ class ControlServer:
         interval_s: float = 0.1,
         linger_s: float = 86400.0,
         sweep_s: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,  # wall clock: the times outlive BLACS
     ) -> None:
+        self.folder = folder
         self.requests = os.path.join(folder, "requests")
         self.replies = os.path.join(folder, "replies")
         for path in (self.requests, self.replies):
             os.makedirs(path, exist_ok=True)
+        self.memory = os.path.join(folder, "withdrawn.json")
         self.ops = ops
         self.interval_s = interval_s
         self.linger_s = linger_s
         self.sweep_s = sweep_s
-        self._sweep_until = float("-inf")
         self.clock = clock
-        self.lingering: dict[str, float] = {}  # withdrawn folder -> until when
+        self.lingering: dict[str, float] = self._recall()  # withdrawn folder -> until when
+        # BLACS restored its saved queue before the plugin started: sweep it for a while
+        self._sweep_until = self.clock() + sweep_s if self.lingering else float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -142,6 +150,7 @@ class ControlServer:
         self._sweep_until = self.clock() + self.sweep_s
         for folder in folders:
             self.lingering[folder] = until
+        self._remember()
         removed = self.ops.remove([p for p in self.ops.queued() if _in(p, folders)])
         aborted = None
         if action == "abort":
@@ -158,9 +167,35 @@ class ControlServer:
         until = self.lingering.get(os.path.dirname(os.path.abspath(path)))
         return until is not None and until > self.clock()
 
+    def _recall(self) -> dict[str, float]:
+        try:
+            with open(self.memory, "rb") as handle:
+                saved = json.loads(handle.read(REQUEST_MAX_BYTES))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            logger.error("labspool control: %s unreadable (%s); refusing nothing", self.memory, exc)
+            return {}
+        now = self.clock()
+        if not isinstance(saved, dict):
+            return {}
+        return {
+            str(f): float(t)
+            for f, t in saved.items()
+            if isinstance(t, (int, float)) and not isinstance(t, bool) and t > now
+        }
+
+    def _remember(self) -> None:
+        data = (json.dumps(self.lingering, sort_keys=True) + "\n").encode()
+        os.rename(write_hidden(self.folder, "withdrawn.json", data), self.memory)
+        fsync_folder(self.folder)
+
     def _sweep(self) -> None:
         now = self.clock()
-        self.lingering = {f: t for f, t in self.lingering.items() if t > now}
+        current = {f: t for f, t in self.lingering.items() if t > now}
+        if len(current) != len(self.lingering):
+            self.lingering = current
+            self._remember()
         # (asking BLACS's main thread for the queue ten times a second, only while it matters)
         if self.lingering and now < self._sweep_until:
             late = [p for p in self.ops.queued() if _in(p, self.lingering)]
