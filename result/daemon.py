@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,15 +23,13 @@ from pathlib import Path
 
 from spooler.backends import get_backend
 from spooler.errors import LabspoolError
-from spooler.fsutil import exclusive_lock, fsync_dir, read_regular_file
-from spooler.intake import DumpFolder, DumpWatcher
+from spooler.fsutil import fsync_dir, read_regular_file
 from spooler.jobid import is_store_id
-from spooler.jobs import Jobs
 from spooler.logs import for_job
-from spooler.notify import Heartbeat, Notifier
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.store import JobRecord
+from spooler.watching import WatchingDaemon
 
 from .analysis import AnalysisError, analyse, load_routines
 from .archive import Archived, StoreUnavailable, archive, checksum, copy_durably, flush_file
@@ -86,7 +83,10 @@ def read_address(path: Path) -> Address:
     )
 
 
-class ResultDaemon:
+class ResultDaemon(WatchingDaemon):
+    name = "result daemon"
+    watching = "finished shots"
+
     def __init__(
         self,
         settings: Settings,
@@ -94,18 +94,21 @@ class ResultDaemon:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.wall_clock = wall_clock
         folders = settings.folders
-        folders.create()
+        super().__init__(
+            settings,
+            folder=folders.addresses,
+            claimed=folders.result_claimed,
+            lock="result.lock",
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self.addresses = self.watched
         self.claimed = folders.result_claimed
-        self.claimed.mkdir(exist_ok=True)
         self.work = folders.state / "result-work"  # analysed copies, on their way to the store
         self.work.mkdir(exist_ok=True)
         for stale in self.work.glob(".*.tmp"):
             stale.unlink()  # a copy a crash cut short; its shot is still where it came from
-        self._lock_fd = exclusive_lock(folders.state / "result.lock", "result daemon")
         if settings.lab.labscript_profile is not None:
             import sys
 
@@ -113,27 +116,15 @@ class ResultDaemon:
                 from spooler.lab.profile import activate
 
                 activate(settings.lab.labscript_profile)
-        self.jobs = Jobs(folders, clock=wall_clock)
         self.ledger = Ledger(self.jobs.store)
-        self.addresses = DumpFolder(folders.addresses, self.claimed, clock=clock)
         self.routines = load_routines(settings.result.routines)
         self.memory_routine = settings.result.memory_routine or (
             self.routines[-1].name if self.routines else None
         )
         self.backend = get_backend(settings.backend)
-        self.watcher: DumpWatcher | None = None
-        self._stop = threading.Event()
         self._retry_at = float("-inf")
         self._delay_s = settings.result.archive_retry_interval_s
-        self._next_rescan = float("-inf")
         self._reported: set[str] = set()
-
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
-        self.jobs.close()
-        os.close(self._lock_fd)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -175,48 +166,17 @@ class ResultDaemon:
             if done == 0:
                 return total
 
-    def request_stop(self) -> None:
-        self._stop.set()
-        self.addresses.wake.set()
+    # -- the loop (WatchingDaemon.run) ----------------------------------------------------
 
-    def run(
-        self, *, on_ready: Callable[[], None] | None = None, notifier: Notifier | None = None
-    ) -> None:
-        """Run until :meth:`request_stop` (systemd notifications as the spooler's run)."""
-        notifier = notifier or Notifier(None)
-        heartbeat = Heartbeat(notifier, self.watcher_alive, self.clock)
-        intake = self.settings.intake
-        self.watcher = DumpWatcher(
-            self.addresses,
-            polling=intake.observer == "polling",
-            polling_interval_s=intake.polling_interval_s,
-        )
-        self.watcher.start()
-        if on_ready is not None:
-            on_ready()
-        notifier.ready(f"watching {self.addresses.folder}")
-        log.info("watching %s for finished shots", self.addresses.folder)
-        polling = intake.observer == "polling"
-        while not self._stop.is_set():
-            heartbeat.beat()
-            # Cleared before the step, not after: an address that arrives during the step
-            # must wake the wait below (cleared after, it waited for the next rescan).
-            self.addresses.wake.clear()
-            if self.step() or (len(self.addresses) and self.clock() >= self._retry_at):
-                continue
-            if self._stop.is_set():
-                break
-            if self.clock() < self._retry_at:
-                timeout = self._retry_at - self.clock()  # the store is away: wait for the retry
-            else:
-                timeout = max(0.0, self._next_rescan - self.clock())
-            if self.addresses.idle(min(timeout, heartbeat.seconds_left()), polling=polling):
-                self._next_rescan = self.clock()  # list the folder ourselves now
-        notifier.stopping()
-        log.info("stopping: the current step is finished")
+    def _pass(self, look: bool) -> bool:
+        if look:
+            self._next_rescan = self.clock()  # list the folder ourselves now
+        return bool(self.step() or (len(self.addresses) and self.clock() >= self._retry_at))
 
-    def watcher_alive(self) -> bool:
-        return self.watcher is not None and self.watcher.alive()
+    def _sleep_s(self) -> float:
+        if self.clock() < self._retry_at:
+            return self._retry_at - self.clock()  # the store is away: wait for the retry
+        return max(0.0, self._next_rescan - self.clock())
 
     # -- one shot -------------------------------------------------------------------------
 

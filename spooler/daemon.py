@@ -2,35 +2,29 @@
 
 ``Spooler.step()`` does one pass (carry out what operators asked of the lab, take a batch
 from the dump folder and admit it, then try to engage the head of the queue);
-``run_once()`` steps until the dump folder is empty; ``run()`` watches the folder and
-steps until :meth:`Spooler.request_stop` is called (from another thread, or a signal
-handler: it only sets two events). Between steps the loop sleeps on an event that the
-folder watcher, the stop request and the timers wake, and at most ``CONTROL_POLL_S``:
-queue control commands arrive through the job store.
+``run_once()`` steps until the dump folder is empty; ``run()`` (:mod:`spooler.watching`)
+watches the folder and steps until :meth:`Spooler.request_stop`. Between steps the loop
+sleeps until the folder watcher, the stop request or a timer wakes it, and at most
+``CONTROL_POLL_S``: queue control commands arrive through the job store.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 
 from .admission import Admission
 from .backends import get_backend
 from .dispatch import Dispatcher
-from .fsutil import exclusive_lock
-from .intake import DumpFolder, DumpWatcher
-from .jobs import Jobs
 from .lab import Lab, make_lab
 from .labactions import LabActions
 from .logs import for_job
-from .notify import Heartbeat, Notifier
 from .render import Renderer
 from .settings import Settings
 from .states import JobState
 from .validation import JobValidator
+from .watching import WatchingDaemon
 
 __all__ = ["CONTROL_POLL_S", "Spooler", "StepReport"]
 
@@ -47,7 +41,9 @@ class StepReport:
         self.engaged = engaged
 
 
-class Spooler:
+class Spooler(WatchingDaemon):
+    name = "spooler"
+
     def __init__(
         self,
         settings: Settings,
@@ -56,30 +52,25 @@ class Spooler:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
-        self.clock = clock
-        settings.folders.create()
-        self._lock_fd = exclusive_lock(settings.folders.state / "spooler.lock", "spooler")
+        folders = settings.folders
+        super().__init__(
+            settings,
+            folder=folders.dump,
+            claimed=folders.claimed,
+            lock="spooler.lock",
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self.watching = f"jobs (backend {settings.backend})"
+        self.dump = self.watched
         backend = get_backend(settings.backend)
         self.validator = JobValidator(backend, settings.limits)
         self.renderer = Renderer(backend, settings.apparatus.header, settings.apparatus.object)
-        self.jobs = Jobs(settings.folders, clock=wall_clock)
-        self.dump = DumpFolder(settings.folders.dump, settings.folders.claimed, clock=clock)
         self.admission = Admission(settings, self.jobs, self.validator, self.renderer)
         lab = lab if lab is not None else make_lab(settings)
         self.lab_actions = LabActions(settings, self.jobs, lab, clock=clock)
         self.dispatcher = Dispatcher(settings, self.jobs, lab, self.validator, clock=clock)
-        self.watcher: DumpWatcher | None = None
-        self._next_rescan = float("-inf")
         self._started = False
-        self._stop = threading.Event()
-
-    def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
-        self.jobs.close()
-        os.close(self._lock_fd)
 
     def start(self) -> None:
         """Recover from a crash, then index the dump folder."""
@@ -147,50 +138,17 @@ class Spooler:
             if not len(self.dump) and report.admitted == 0:
                 return total
 
-    def request_stop(self) -> None:
-        """Ask :meth:`run` to return after the current step (safe from a signal handler)."""
-        self._stop.set()
-        self.dump.wake.set()
+    # -- the loop (WatchingDaemon.run) ----------------------------------------------------
 
-    def run(
-        self, *, on_ready: Callable[[], None] | None = None, notifier: Notifier | None = None
-    ) -> None:
-        """Run until :meth:`request_stop`; *on_ready* is called once the folder is watched.
-
-        With a *notifier* (systemd), READY=1 follows, WATCHDOG=1 pings while the observer
-        threads live, and STOPPING=1 precedes the return."""
-        notifier = notifier or Notifier(None)
-        heartbeat = Heartbeat(notifier, self.watcher_alive, self.clock)
-        stop = self._stop
-        intake = self.settings.intake
-        self.watcher = DumpWatcher(
-            self.dump,
-            polling=intake.observer == "polling",
-            polling_interval_s=intake.polling_interval_s,
-        )
-        self.watcher.start()
+    def _prepare(self) -> None:
         self.start()
-        if on_ready is not None:
-            on_ready()
-        notifier.ready(f"watching {self.dump.folder}")
-        log.info("watching %s for jobs (backend %s)", self.dump.folder, self.settings.backend)
-        polling = intake.observer == "polling"
-        look = False
-        while not stop.is_set():
-            heartbeat.beat()
-            self.dump.wake.clear()  # before the step: a job dropped during it wakes the wait
-            report = self.step(rescan=look)
-            if report.admitted or len(self.dump):
-                look = False
-                continue
-            if stop.is_set():
-                break
-            timeout = min(max(0.0, self._next_rescan - self.clock()), CONTROL_POLL_S)
-            if self.jobs.read.queue(limit=1):
-                timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
-            look = self.dump.idle(min(timeout, heartbeat.seconds_left()), polling=polling)
-        notifier.stopping()
-        log.info("stopping: the current step is finished")
 
-    def watcher_alive(self) -> bool:
-        return self.watcher is not None and self.watcher.alive()
+    def _pass(self, look: bool) -> bool:
+        report = self.step(rescan=look)
+        return bool(report.admitted or len(self.dump))
+
+    def _sleep_s(self) -> float:
+        timeout = min(max(0.0, self._next_rescan - self.clock()), CONTROL_POLL_S)
+        if self.jobs.read.queue(limit=1):
+            timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
+        return timeout

@@ -1,0 +1,123 @@
+"""What both daemons are: one process per tree, the job store, one watched folder, one loop.
+
+A daemon takes its tree's lock (a second one on the same tree is refused), opens the job
+store, and indexes a folder whose files it claims by rename (the spooler's dump folder, the
+result daemon's address folder). :meth:`WatchingDaemon.run` watches that folder and makes
+passes until :meth:`WatchingDaemon.request_stop` (from another thread, or a signal handler:
+it only sets two events). Between passes it sleeps on an event that the folder watcher and
+the stop request set, at most as long as the daemon's timers allow. With a notifier
+(systemd), READY=1 follows once the folder is watched, WATCHDOG=1 pings while the observer
+threads live, and STOPPING=1 precedes the return.
+
+The daemon says what a pass is (:meth:`WatchingDaemon._pass`: True while there is more to do
+at once) and how long it may sleep (:meth:`WatchingDaemon._sleep_s`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .fsutil import exclusive_lock
+from .intake import DumpFolder, DumpWatcher
+from .jobs import Jobs
+from .notify import Heartbeat, Notifier
+from .settings import Settings
+
+__all__ = ["WatchingDaemon"]
+
+log = logging.getLogger(__name__)
+
+
+class WatchingDaemon:
+    name = "daemon"  # in the lock's refusal and the log
+    watching = "files"  # what the folder brings, for the log
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        folder: Path,
+        claimed: Path,
+        lock: str,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.wall_clock = wall_clock
+        settings.folders.create()
+        self._lock_fd = exclusive_lock(settings.folders.state / lock, self.name)
+        try:
+            claimed.mkdir(exist_ok=True)
+            self.jobs = Jobs(settings.folders, clock=wall_clock)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        self.watched = DumpFolder(folder, claimed, clock=clock)
+        self.watcher: DumpWatcher | None = None
+        self._stop = threading.Event()
+        self._next_rescan = float("-inf")
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self.jobs.close()
+        os.close(self._lock_fd)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the current pass (safe from a signal handler)."""
+        self._stop.set()
+        self.watched.wake.set()
+
+    def watcher_alive(self) -> bool:
+        return self.watcher is not None and self.watcher.alive()
+
+    def run(
+        self, *, on_ready: Callable[[], None] | None = None, notifier: Notifier | None = None
+    ) -> None:
+        """Run until :meth:`request_stop`; *on_ready* is called once the folder is watched."""
+        notifier = notifier or Notifier(None)
+        heartbeat = Heartbeat(notifier, self.watcher_alive, self.clock)
+        intake = self.settings.intake
+        polling = intake.observer == "polling"
+        self.watcher = DumpWatcher(
+            self.watched, polling=polling, polling_interval_s=intake.polling_interval_s
+        )
+        self.watcher.start()
+        self._prepare()
+        if on_ready is not None:
+            on_ready()
+        notifier.ready(f"watching {self.watched.folder}")
+        log.info("%s: watching %s for %s", self.name, self.watched.folder, self.watching)
+        look = False
+        while not self._stop.is_set():
+            heartbeat.beat()
+            # Cleared before the pass, not after: a file that arrives during the pass must
+            # wake the sleep below (cleared after, it waited for the next rescan).
+            self.watched.wake.clear()
+            if self._pass(look):
+                look = False
+                continue
+            if self._stop.is_set():
+                break
+            sleep_s = min(self._sleep_s(), heartbeat.seconds_left())
+            look = self.watched.idle(sleep_s, polling=polling)
+        notifier.stopping()
+        log.info("%s: stopping, the current pass is finished", self.name)
+
+    def _prepare(self) -> None:
+        """What to do once the folder is watched, before the daemon says it is ready."""
+
+    def _pass(self, look: bool) -> bool:
+        """One pass; True when there is more to do at once. *look*: list the folder now
+        (events may have been held back)."""
+        raise NotImplementedError
+
+    def _sleep_s(self) -> float:
+        """How long the loop may sleep when nothing wakes it."""
+        raise NotImplementedError
