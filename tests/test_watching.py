@@ -1,0 +1,76 @@
+"""The skeleton both daemons run on: the tree's lock and the loop's sleep and wake-ups."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from spooler.errors import SpoolerBusy
+from spooler.settings import Settings
+from spooler.watching import WatchingDaemon
+
+
+class Counting(WatchingDaemon):
+    """Claims whatever lands in the dump folder; sleeps an hour when there is nothing."""
+
+    name = "counting daemon"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            settings,
+            folder=settings.folders.dump,
+            claimed=settings.folders.claimed,
+            lock="counting.lock",
+            clock=time.monotonic,
+            wall_clock=time.time,
+        )
+        self.claimed: list[str] = []
+        self.claimed_one = threading.Event()
+        self.passes = 0
+
+    def _pass(self, look: bool) -> bool:
+        self.passes += 1
+        if look or self.passes == 1:
+            self.watched.rescan()
+        else:
+            self.watched.merge_hints()
+        for candidate in self.watched.take(10):
+            path = self.watched.claim(candidate)
+            if path is not None:
+                self.claimed.append(path.name)
+                self.claimed_one.set()
+        return False
+
+    def _sleep_s(self) -> float:
+        return 3600.0
+
+
+def test_one_daemon_of_a_kind_per_tree(tree: Settings) -> None:
+    first = Counting(tree)
+    try:
+        with pytest.raises(SpoolerBusy, match="another counting daemon"):
+            Counting(tree)
+    finally:
+        first.close()
+    Counting(tree).close()  # released with the first
+
+
+def test_a_file_wakes_the_sleeping_loop_and_a_stop_ends_it(tree: Settings) -> None:
+    daemon = Counting(tree)
+    ready = threading.Event()
+    thread = threading.Thread(target=daemon.run, kwargs={"on_ready": ready.set})
+    thread.start()
+    try:
+        assert ready.wait(30)
+        (tree.folders.dump / "a.json").write_text("{}")
+        assert daemon.claimed_one.wait(10), "the watcher woke the hour-long sleep"
+        assert daemon.claimed == ["a.json"]
+        assert daemon.watcher_alive()
+    finally:
+        daemon.request_stop()
+        thread.join(10)
+        daemon.close()
+    assert not thread.is_alive(), "a stop request ends the sleep too"
+    assert not daemon.watcher_alive()
