@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ __all__ = [
     "activate",
     "free_port",
     "labconfig_path",
+    "site_folder",
     "start_zlock",
     "stop_process",
     "write_profile",
@@ -42,13 +44,33 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in fields(cls)))
+        taken: list[int] = []
+        for _ in fields(cls):
+            taken.append(free_port(frozenset(taken)))
+        return cls(*taken)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(taken: frozenset[int] = frozenset()) -> int:
+    """A port nothing listens on, below the kernel's ephemeral range: a port the kernel hands
+    out for outgoing connections could be taken between this choice and the server's bind
+    (seen: runmanager failing with "Address already in use")."""
+    high = _ephemeral_low() - 1
+    candidates = [p for p in range(20000, high + 1) if p not in taken]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise OSError(f"no free port between 20000 and {high}")
 
 
 def labconfig_path(profile: Path) -> Path:
@@ -110,7 +132,13 @@ def write_profile(
 
 
 def activate(profile: Path) -> None:
-    """Point the labscript suite at *profile*; call before ``labscript_utils`` is imported."""
+    """Point the labscript suite at *profile*, in this process and in every Python process it
+    starts; call before ``labscript_utils`` is imported.
+
+    The children matter: the suite starts servers of its own (a zlock server, when a ping to
+    it takes more than 50 ms), and one started without the profile makes and uses
+    ``~/labscript-suite``. So *profile*'s site folder, whose ``sitecustomize`` calls this
+    function, is put first on ``PYTHONPATH``."""
     if "labscript_utils" in sys.modules:
         raise RuntimeError("activate() must run before labscript_utils is imported")
     import labscript_profile
@@ -118,6 +146,32 @@ def activate(profile: Path) -> None:
     labscript_profile.LABSCRIPT_SUITE_PROFILE = profile
     labscript_profile.default_labconfig_path = lambda: labconfig_path(profile)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    site = str(site_folder(profile))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if site not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([site, *paths])
+
+
+def site_folder(profile: Path) -> Path:
+    """*profile*'s folder with a ``sitecustomize.py`` that activates *profile* (written once)."""
+    site = profile / "labspool-site"
+    text = (
+        "# Written by labspool: points the labscript suite at this profile.\n"
+        "from pathlib import Path\n\n"
+        "from spooler.lab.profile import activate\n\n"
+        f"activate(Path({str(profile)!r}))\n"
+    )
+    target = site / "sitecustomize.py"
+    try:
+        current = target.read_text(encoding="utf-8")
+    except OSError:
+        current = None
+    if current != text:
+        site.mkdir(parents=True, exist_ok=True)
+        tmp = site / f".sitecustomize.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    return site
 
 
 def start_zlock(profile: Path, port: int, *, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:

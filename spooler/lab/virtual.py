@@ -33,7 +33,7 @@ from ..fsutil import write_atomic
 from ..scaffold import write_tree
 from ..settings import GlobalNames, load_settings
 from .plugin import install_plugin, labconfig_lines
-from .profile import Ports, activate, write_profile
+from .profile import Ports, activate, site_folder, write_profile
 
 __all__ = [
     "LabProcesses",
@@ -64,10 +64,6 @@ class LabLayout:
     @property
     def profile(self) -> Path:
         return self.lab / "profile"
-
-    @property
-    def site(self) -> Path:
-        return self.lab / "site"
 
     @property
     def logs(self) -> Path:
@@ -190,7 +186,8 @@ def lab_environment(root: Path) -> dict[str, str]:
 
 def _env(layout: LabLayout) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(layout.site), env.get("PYTHONPATH")]))
+    site = str(site_folder(layout.profile))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, env.get("PYTHONPATH")]))
     env["QT_QPA_PLATFORM"] = "offscreen"
     env.pop("READTHEDOCS", None)
     return env
@@ -224,7 +221,7 @@ def lab_up(root: Path, *, max_engaged_jobs: int = 1, load_time_s: float = LOAD_T
     runmanager_port = ports.runmanager
     config = _write_config(layout, runmanager_port, max_engaged_jobs)
     settings = load_settings(config)
-    for folder in (layout.lab, layout.logs, layout.site):
+    for folder in (layout.lab, layout.logs):
         folder.mkdir(parents=True, exist_ok=True)
     extra = labconfig_lines(settings.folders.addresses, ready_file=layout.ready_file)
     extra["runmanager"] = {"autoload_config_file": str(layout.runmanager_ini)}
@@ -241,12 +238,6 @@ def lab_up(root: Path, *, max_engaged_jobs: int = 1, load_time_s: float = LOAD_T
         control_folder=str(settings.folders.control),
     )
     write_profile(layout.profile, ports, extra=extra)
-    (layout.site / "sitecustomize.py").write_text(
-        "# Written by labspool: points the labscript suite at this lab's own profile.\n"
-        "from pathlib import Path\n\n"
-        "from spooler.lab.profile import activate\n\n"
-        f"activate(Path({str(layout.profile)!r}))\n"
-    )
     layout.ready_file.unlink(missing_ok=True)
     install_plugin()
     processes = LabProcesses(layout.processes)
