@@ -26,7 +26,7 @@ from spooler.errors import LabspoolError
 from spooler.fsutil import fsync_dir, read_regular_file
 from spooler.jobid import is_store_id
 from spooler.logs import for_job
-from spooler.settings import Settings
+from spooler.settings import Folders, Settings
 from spooler.states import JobState
 from spooler.store import JobRecord
 from spooler.watching import WatchingDaemon
@@ -85,6 +85,7 @@ def read_address(path: Path) -> Address:
 
 class ResultDaemon(WatchingDaemon):
     name = "result daemon"
+    lock = "result.lock"
     watching = "finished shots"
 
     def __init__(
@@ -94,18 +95,12 @@ class ResultDaemon(WatchingDaemon):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        folders = settings.folders
-        super().__init__(
-            settings,
-            folder=folders.addresses,
-            claimed=folders.result_claimed,
-            lock="result.lock",
-            clock=clock,
-            wall_clock=wall_clock,
-        )
+        super().__init__(settings, clock=clock, wall_clock=wall_clock)
         self.addresses = self.watched
-        self.claimed = folders.result_claimed
-        self.work = folders.state / "result-work"  # analysed copies, on their way to the store
+        self.claimed = settings.folders.result_claimed
+        self.work = (
+            settings.folders.state / "result-work"
+        )  # analysed copies, on their way to the store
         self.work.mkdir(exist_ok=True)
         for stale in self.work.glob(".*.tmp"):
             stale.unlink()  # a copy a crash cut short; its shot is still where it came from
@@ -165,6 +160,10 @@ class ResultDaemon(WatchingDaemon):
             total += done
             if done == 0:
                 return total
+
+    @staticmethod
+    def watched_folders(folders: Folders) -> tuple[Path, Path]:
+        return folders.addresses, folders.result_claimed
 
     # -- the loop (WatchingDaemon.run) ----------------------------------------------------
 

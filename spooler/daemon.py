@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .admission import Admission
 from .backends import get_backend
@@ -21,7 +22,7 @@ from .lab import Lab, make_lab
 from .labactions import LabActions
 from .logs import for_job
 from .render import Renderer
-from .settings import Settings
+from .settings import Folders, Settings
 from .states import JobState
 from .validation import JobValidator
 from .watching import WatchingDaemon
@@ -43,6 +44,11 @@ class StepReport:
 
 class Spooler(WatchingDaemon):
     name = "spooler"
+    lock = "spooler.lock"
+
+    @staticmethod
+    def watched_folders(folders: Folders) -> tuple[Path, Path]:
+        return folders.dump, folders.claimed
 
     def __init__(
         self,
@@ -52,15 +58,7 @@ class Spooler(WatchingDaemon):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        folders = settings.folders
-        super().__init__(
-            settings,
-            folder=folders.dump,
-            claimed=folders.claimed,
-            lock="spooler.lock",
-            clock=clock,
-            wall_clock=wall_clock,
-        )
+        super().__init__(settings, clock=clock, wall_clock=wall_clock)
         self.watching = f"jobs (backend {settings.backend})"
         self.dump = self.watched
         backend = get_backend(settings.backend)

@@ -25,7 +25,7 @@ from .fsutil import exclusive_lock
 from .intake import DumpFolder, DumpWatcher
 from .jobs import Jobs
 from .notify import Heartbeat, Notifier
-from .settings import Settings
+from .settings import Folders, Settings
 
 __all__ = ["WatchingDaemon"]
 
@@ -34,15 +34,13 @@ log = logging.getLogger(__name__)
 
 class WatchingDaemon:
     name = "daemon"  # in the lock's refusal and the log
+    lock = "daemon.lock"  # in the state folder
     watching = "files"  # what the folder brings, for the log
 
     def __init__(
         self,
         settings: Settings,
         *,
-        folder: Path,
-        claimed: Path,
-        lock: str,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
     ) -> None:
@@ -50,7 +48,8 @@ class WatchingDaemon:
         self.clock = clock
         self.wall_clock = wall_clock
         settings.folders.create()
-        self._lock_fd = exclusive_lock(settings.folders.state / lock, self.name)
+        folder, claimed = self.watched_folders(settings.folders)
+        self._lock_fd = exclusive_lock(settings.folders.state / self.lock, self.name)
         try:
             claimed.mkdir(exist_ok=True)
             self.jobs = Jobs(settings.folders, clock=wall_clock)
@@ -109,6 +108,11 @@ class WatchingDaemon:
             look = self.watched.idle(sleep_s, polling=polling)
         notifier.stopping()
         log.info("%s: stopping, the current pass is finished", self.name)
+
+    @staticmethod
+    def watched_folders(folders: Folders) -> tuple[Path, Path]:
+        """The folder watched, and where its files go when claimed."""
+        raise NotImplementedError
 
     def _prepare(self) -> None:
         """What to do once the folder is watched, before the daemon says it is ready."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from spooler.errors import SpoolerBusy
-from spooler.settings import Settings
+from spooler.settings import Folders, Settings
 from spooler.watching import WatchingDaemon
 
 
@@ -16,19 +17,17 @@ class Counting(WatchingDaemon):
     """Claims whatever lands in the dump folder; sleeps an hour when there is nothing."""
 
     name = "counting daemon"
+    lock = "counting.lock"
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            settings,
-            folder=settings.folders.dump,
-            claimed=settings.folders.claimed,
-            lock="counting.lock",
-            clock=time.monotonic,
-            wall_clock=time.time,
-        )
+        super().__init__(settings, clock=time.monotonic, wall_clock=time.time)
         self.claimed: list[str] = []
         self.claimed_one = threading.Event()
         self.passes = 0
+
+    @staticmethod
+    def watched_folders(folders: Folders) -> tuple[Path, Path]:
+        return folders.dump, folders.claimed
 
     def _pass(self, look: bool) -> bool:
         self.passes += 1
