@@ -98,9 +98,8 @@ class ResultDaemon(WatchingDaemon):
         super().__init__(settings, clock=clock, wall_clock=wall_clock)
         self.addresses = self.watched
         self.claimed = settings.folders.result_claimed
-        self.work = (
-            settings.folders.state / "result-work"
-        )  # analysed copies, on their way to the store
+        # analysed copies, on their way to the store
+        self.work = settings.folders.state / "result-work"
         self.work.mkdir(exist_ok=True)
         for stale in self.work.glob(".*.tmp"):
             stale.unlink()  # a copy a crash cut short; its shot is still where it came from

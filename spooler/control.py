@@ -103,7 +103,7 @@ class QueueControl:
                 raise LabspoolError(
                     f"job {job_id} was never accepted (no {job_file}): submit a corrected file"
                 )
-            done = tx.transition(
+            tx.transition(
                 job_id,
                 JobState.QUEUED,
                 note=f"Requeued by {self.by} as attempt {record.attempt + 1}",

@@ -131,18 +131,16 @@ class Dispatcher:
             )
             if not pause.allows(now, finish):
                 if pause.active(now):
-                    note = f"Waiting: the spooler is {pause.describe()}"
+                    note = start = f"Waiting: the spooler is {pause.describe()}"
                 else:
-                    note = (
-                        f"Waiting: a stop is scheduled for {iso_time(pause.at)} and this job "
-                        + (
-                            "has no estimate yet"
-                            if finish is None
-                            else f"would finish at about {iso_time(finish)}"
-                        )
+                    start = f"Waiting: a stop is scheduled for {iso_time(pause.at)}"
+                    note = start + (
+                        " and this job has no estimate yet"
+                        if finish is None
+                        else f" and this job would finish at about {iso_time(finish)}"
                     )
                 with self.jobs.change() as tx:
-                    tx.note(job.job_id, note)
+                    tx.note(job.job_id, note, same_start=start)  # the finish moves each step
                 return None
         return job
 

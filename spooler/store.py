@@ -218,13 +218,6 @@ class Reader:
         ).fetchone()
         return int(total)
 
-    def queue_key_range(self) -> tuple[float, float] | None:
-        """The smallest and largest queue key among the queued jobs (None: the queue is empty)."""
-        low, high = self._db.execute(
-            "SELECT MIN(queue_key), MAX(queue_key) FROM jobs WHERE state = 'QUEUED'"
-        ).fetchone()
-        return None if low is None else (float(low), float(high))
-
     def pending_lab_actions(self) -> list[JobRecord]:
         """Jobs with something the spooler still has to do on the lab (oldest change first)."""
         rows = self._db.execute(
@@ -300,15 +293,13 @@ class Transaction(Reader):
         attempt = record.attempt
         queue_key = record.queue_key
         shots_expected, shots_done = record.shots_expected, record.shots_done
+        first_shot_at, last_shot_at = record.first_shot_at, record.last_shot_at
         if new is JobState.QUEUED:
             if record.state in (JobState.ERROR, JobState.CANCELLED):
                 attempt += 1  # a new attempt starts from nothing; the old history stays
                 error_message = None
                 shots_expected, shots_done = None, 0
-                self._db.execute(
-                    "UPDATE jobs SET first_shot_at = NULL, last_shot_at = NULL WHERE job_id = ?",
-                    (job_id,),
-                )
+                first_shot_at = last_shot_at = None
             if queue_key is None:
                 queue_key = float(record.seq)
         updated = dataclasses.replace(
@@ -320,11 +311,14 @@ class Transaction(Reader):
             queue_key=queue_key,
             shots_expected=shots_expected,
             shots_done=shots_done,
+            first_shot_at=first_shot_at,
+            last_shot_at=last_shot_at,
             updated_at=self.now,
         )
         self._db.execute(
             "UPDATE jobs SET state = ?, attempt = ?, detail = ?, error_message = ?, "
-            "queue_key = ?, shots_expected = ?, shots_done = ?, updated_at = ? WHERE job_id = ?",
+            "queue_key = ?, shots_expected = ?, shots_done = ?, first_shot_at = ?, "
+            "last_shot_at = ?, updated_at = ? WHERE job_id = ?",
             (
                 new.value,
                 attempt,
@@ -333,6 +327,8 @@ class Transaction(Reader):
                 queue_key,
                 shots_expected,
                 shots_done,
+                first_shot_at,
+                last_shot_at,
                 self.now,
                 job_id,
             ),
@@ -353,10 +349,17 @@ class Transaction(Reader):
         self.touched[job_id] = None
         return updated
 
-    def note(self, job_id: str, note: str, *, unless_last: bool = True) -> None:
-        """Append *note* to the detail (not a state change); skipped if it repeats the last note."""
+    def note(
+        self, job_id: str, note: str, *, unless_last: bool = True, same_start: str | None = None
+    ) -> None:
+        """Append *note* to the detail (not a state change); skipped if it repeats the last note,
+        or if the last note begins with *same_start* (a note whose tail moves, such as an
+        estimate, is written once while the situation lasts)."""
         record = self.require(job_id)
-        if unless_last and record.notes[-1:] == [_clean(note)]:
+        last = record.notes[-1:]
+        if unless_last and last == [_clean(note)]:
+            return
+        if same_start is not None and last and last[0].startswith(_clean(same_start)):
             return
         self._db.execute(
             "UPDATE jobs SET detail = ?, updated_at = ? WHERE job_id = ?",

@@ -284,6 +284,11 @@ def test_a_scheduled_stop_starts_only_jobs_that_finish_before_it(
     detail = spooler.jobs.read.require("second").detail
     assert "Waiting: a stop is scheduled for" in detail and "would finish at about" in detail
     assert [g["job_id"] for g in lab.engaged()] == ["first"]
+    for _ in range(3):  # waiting on: the estimated finish moves, the note is not repeated
+        clock.now += 1
+        spooler.step()
+    notes = spooler.jobs.read.require("second").notes
+    assert sum(n.startswith("Waiting: a stop is scheduled") for n in notes) == 1, notes
     control.pause(at=now + 40)
     spooler.step()
     assert [g["job_id"] for g in lab.engaged()] == ["first", "second"]

@@ -65,6 +65,16 @@ def ledger_count(lab: VirtualLab, job_id: str, attempt: int) -> int:
     return int(n)
 
 
+def cancel_while_running(
+    lab: VirtualLab, job_id: str, *, shots: int, after: int, tmp_path: Path
+) -> dict[str, Any]:
+    """Submit a job, cancel it once *after* shots are done; its status once withdrawn."""
+    lab.submit(job_id, job(shots), tmp_path)
+    lab.wait_for_status(job_id, lambda s: s.get("shots_done", 0) >= after, 180)
+    lab.labspool("cancel", job_id)
+    return lab.wait_for_status(job_id, lambda s: "Withdrawn from the lab" in s["detail"])
+
+
 def test_moves_change_the_order_the_jobs_run_in(lab: VirtualLab, tmp_path: Path) -> None:
     lab.labspool("pause", "--reason", "lining up the queue")
     for name in ("o1", "o2", "o3"):
@@ -87,10 +97,7 @@ def test_moves_change_the_order_the_jobs_run_in(lab: VirtualLab, tmp_path: Path)
 def test_a_cancelled_running_job_stops_making_shots_and_keeps_the_ones_made(
     lab: VirtualLab, tmp_path: Path
 ) -> None:
-    lab.submit("long", job(40), tmp_path)
-    lab.wait_for_status("long", lambda s: s.get("shots_done", 0) >= 3, 180)
-    lab.labspool("cancel", "long")
-    status = lab.wait_for_status("long", lambda s: "Withdrawn from the lab" in s["detail"])
+    status = cancel_while_running(lab, "long", shots=40, after=3, tmp_path=tmp_path)
     assert status["status"] == "CANCELLED"
     # A job behind it runs to the end; BLACS runs its queue in order, so once this is
     # DONE every shot of the cancelled job that was going to be made has been made.
@@ -111,10 +118,7 @@ def test_a_cancelled_running_job_stops_making_shots_and_keeps_the_ones_made(
 def test_requeue_runs_a_cancelled_job_again_and_keeps_its_history(
     lab: VirtualLab, tmp_path: Path
 ) -> None:
-    lab.submit("again", job(20), tmp_path)
-    lab.wait_for_status("again", lambda s: s.get("shots_done", 0) >= 1, 180)
-    lab.labspool("cancel", "again")
-    lab.wait_for_status("again", lambda s: "Withdrawn from the lab" in s["detail"])
+    cancel_while_running(lab, "again", shots=20, after=1, tmp_path=tmp_path)
     out = lab.labspool("requeue", "again")
     assert "QUEUED as attempt 2" in out
     status = lab.wait_for_status("again", done, 180)

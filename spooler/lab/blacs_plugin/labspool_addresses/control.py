@@ -66,7 +66,7 @@ def _in(path: str, folders: Iterable[str]) -> bool:
 
 
 def _publish(folder: str, name: str, document: dict[str, Any]) -> None:
-    tmp = write_hidden(folder, name, (json.dumps(document) + "\n").encode())
+    tmp = write_hidden(folder, name, (json.dumps(document, sort_keys=True) + "\n").encode())
     os.rename(tmp, os.path.join(folder, name))
 
 
@@ -186,8 +186,7 @@ class ControlServer:
         }
 
     def _remember(self) -> None:
-        data = (json.dumps(self.lingering, sort_keys=True) + "\n").encode()
-        os.rename(write_hidden(self.folder, "withdrawn.json", data), self.memory)
+        _publish(self.folder, "withdrawn.json", self.lingering)
         fsync_folder(self.folder)
 
     def _sweep(self) -> None:
