@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spooler.errors import ConfigError, LabspoolError
+from spooler.headless import headless
 
 __all__ = ["AnalysisError", "Routine", "analyse", "load_routines"]
 
@@ -55,6 +56,7 @@ def analyse(shot: Path, routines: list[Routine]) -> dict[str, dict[str, Any]]:
             "ignore", "Running standalone single-shot lyse scripts", FutureWarning
         )
         from lyse import Run
+    headless()  # the suite's import installed its Tk exception hook
 
     results: dict[str, dict[str, Any]] = {}
     for routine in routines:

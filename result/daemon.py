@@ -12,75 +12,33 @@ or full makes the daemon wait and retry with back-off, keeping everything local.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from spooler.backends import get_backend
-from spooler.errors import LabspoolError
-from spooler.fsutil import fsync_dir, read_regular_file
-from spooler.jobid import is_store_id
+from spooler.fsutil import fsync_dir
+from spooler.items import DeathCounter, Quarantine, describe_exception
 from spooler.logs import for_job
+from spooler.names import escaped
 from spooler.settings import Folders, Settings
 from spooler.states import JobState
 from spooler.store import JobRecord
 from spooler.watching import WatchingDaemon
 
+from .addresses import Address, BadAddress, DamagedShot, check_shot, read_address
 from .analysis import AnalysisError, analyse, load_routines
 from .archive import Archived, StoreUnavailable, archive, checksum, copy_durably, flush_file
 from .ledger import Ledger, ShotRow
 from .outputs import experiment_frame, result_document, shot_frame, write_csv, write_result
 
-__all__ = ["ResultDaemon"]
+__all__ = ["BadAddress", "ResultDaemon"]
 
 log = logging.getLogger(__name__)
 
-_ADDRESS_MAX_BYTES = 64 * 1024
-_EXPERIMENT = re.compile(r"experiment_(0|[1-9][0-9]*)")
-
-
-class BadAddress(LabspoolError):
-    pass
-
-
-@dataclass(frozen=True)
-class Address:
-    shot: Path
-    job_id: str | None
-    experiment: str | None
-    shot_index: int | None
-    attempt: int | None = None  # from the shot's globals (None: the job's current attempt)
-
-
-def read_address(path: Path) -> Address:
-    """An address file's content, checked (it names a file this daemon will move)."""
-    try:
-        data = json.loads(read_regular_file(path, _ADDRESS_MAX_BYTES))
-    except (OSError, ValueError, LabspoolError) as exc:
-        raise BadAddress(f"unreadable address file {path.name}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("shot"), str):
-        raise BadAddress(f"address file {path.name} names no shot")
-    shot = Path(data["shot"])
-    if not shot.is_absolute() or shot.suffix != ".h5":
-        raise BadAddress(f"address file {path.name}: {data['shot']!r} is not an absolute .h5 path")
-    job_id = data.get("job_id")
-    experiment = data.get("experiment")
-    index = data.get("shot_index")
-    attempt = data.get("attempt")
-    return Address(
-        shot=shot,
-        job_id=job_id if isinstance(job_id, str) and is_store_id(job_id) else None,
-        experiment=experiment
-        if isinstance(experiment, str) and _EXPERIMENT.fullmatch(experiment)
-        else None,
-        shot_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
-        attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None,
-    )
+KIND = "shot"  # the DeathCounter's kind of item: an address file and the shot it names
 
 
 class ResultDaemon(WatchingDaemon):
@@ -111,6 +69,9 @@ class ResultDaemon(WatchingDaemon):
 
                 activate(settings.lab.labscript_profile)
         self.ledger = Ledger(self.jobs.store)
+        self.deaths = DeathCounter(self.jobs.store, "result", settings.limits.item_deaths_max)
+        self.quarantine = Quarantine(settings.folders.quarantine, "result daemon")
+        self._doing = ""  # the step of the shot in hand, for "internal error while <step>"
         self.routines = load_routines(settings.result.routines)
         self.memory_routine = settings.result.memory_routine or (
             self.routines[-1].name if self.routines else None
@@ -131,14 +92,14 @@ class ResultDaemon(WatchingDaemon):
             # Addresses claimed but not finished: a crash, a store that was away, or one
             # unreadable; _process takes each from wherever its ledger row says it got.
             for name in sorted(os.listdir(self.claimed)):
-                done += self._process(self.claimed / name)
+                done += self._take(self.claimed / name)
             if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
                 self.addresses.rescan()
                 self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
             for candidate in self.addresses.take(self.settings.result.batch_max_shots):
-                path = self.addresses.claim(candidate)
-                if path is not None:
-                    done += self._process(path)
+                claim = self.addresses.claim(candidate)
+                if claim is not None:
+                    done += self._take(claim.path)
         except StoreUnavailable as exc:
             log.warning("the store is unavailable (next try in %.1f s): %s", self._delay_s, exc)
             self._retry_at = self.clock() + self._delay_s
@@ -178,41 +139,83 @@ class ResultDaemon(WatchingDaemon):
 
     # -- one shot -------------------------------------------------------------------------
 
+    def _take(self, address_path: Path) -> int:
+        """One address file and its shot, as one item (:mod:`spooler.items`): its start is
+        recorded first; an unexpected exception, or this daemon dying on it
+        ``limits.item_deaths_max`` times, gives it up to the quarantine folder."""
+        name = address_path.name
+        deaths = self.deaths.poisoned(self.jobs.read, KIND, name)
+        if deaths is not None:
+            self._give_up(
+                address_path,
+                f"the result daemon died {deaths} times while handling this shot (a damaged "
+                "file that crashes a library, or an analysis routine that ends the process); "
+                "given up without another try",
+            )
+            return 0
+        self.deaths.started(KIND, name)
+        self._doing = "reading the address file"
+        try:
+            return self._process(address_path)
+        except StoreUnavailable:
+            raise  # the store's fault, not the shot's: everything stays, tried again later
+        except Exception as exc:
+            for_job(log, self._job_of(name)).exception("internal error while %s", self._doing)
+            self._give_up(
+                address_path, f"internal error while {self._doing}: {describe_exception(exc)}"
+            )
+            return 0
+        finally:
+            self.deaths.ended(KIND, name)
+
+    def _job_of(self, address: str) -> str:
+        row = Ledger.get(self.jobs.read, address)
+        return (row.job_id if row is not None else None) or "-"
+
     def _process(self, address_path: Path) -> int:
         name = address_path.name
         row = Ledger.get(self.jobs.read, name)
-        if row is not None and row.state == "archived":
-            # Archived before: the same address again (a crash before it was filed), or a
-            # new shot whose address has an old one's name (a requeued job, a late repeat).
+        if row is not None and row.state in ("archived", "quarantined"):
+            # Done before: the same address again (a crash before it was filed), or a new
+            # shot whose address has an old one's name (a requeued job, a late repeat).
             try:
-                shot = str(read_address(address_path).shot)
+                shot = str(self._read(address_path).shot)
             except BadAddress:
                 shot = row.local_path
             if shot != row.local_path:
                 address_path = self._rename_claimed(address_path)
                 name, row = address_path.name, None
+        if row is not None and row.state == "quarantined":
+            self._quarantine_files(row, address_path)  # given up before a crash: finish it
+            return 0
         if row is None:
             try:
-                address = read_address(address_path)
+                address = self._read(address_path)
             except BadAddress as exc:
-                # Never filed away unread: it stays claimed and is tried again each pass.
-                if name not in self._reported:
-                    log.error("%s; it stays in %s", exc, self.claimed)
-                    self._reported.add(name)
+                self._refuse(address_path, str(exc))
                 return 0
-            job = self.jobs.read.get(address.job_id) if address.job_id else None
+            self._doing = "checking the shot file"
+            damage: str | None = None
+            try:
+                check_shot(address, self.settings.lab.globals)
+            except BadAddress as exc:
+                self._refuse(address_path, str(exc))
+                return 0
+            except DamagedShot as exc:
+                damage = str(exc)
             with self.jobs.change() as tx:
                 Ledger.claim(
                     tx,
                     name,
                     job_id=address.job_id,
-                    attempt=address.attempt
-                    if address.attempt is not None
-                    else (None if job is None else job.attempt),
+                    attempt=address.attempt,
                     experiment=address.experiment,
                     shot_index=address.shot_index,
                     local_path=str(address.shot),
                 )
+            if damage is not None:
+                self._give_up(address_path, f"not readable as a labscript shot: {damage}")
+                return 0
             row = Ledger.get(self.jobs.read, name)
             assert row is not None
         jlog = for_job(log, row.job_id or "-")
@@ -223,10 +226,12 @@ class ResultDaemon(WatchingDaemon):
             # lyse writes into the file it analyses, and an HDF5 file cut off mid-write is
             # broken: so the analysis works on a copy, and the shot stays untouched until
             # the analysed copy is safe on the store.
+            self._doing = "analysing the shot"
             self._analyse(row, local, work)
             row = Ledger.get(self.jobs.read, name)
             assert row is not None
         if row.state == "analysed":
+            self._doing = "archiving the shot"
             if work.exists():
                 archived = archive(work, target)
             elif target.exists():
@@ -237,7 +242,9 @@ class ResultDaemon(WatchingDaemon):
                 jlog.error("shot %s is gone and not on the store; its address file is kept", local)
                 self._file_address(address_path, suffix=".missing")
                 return 0
+            self._doing = "reading the archived shot's row of lyse's DataFrame"
             frame = shot_frame(archived.path)
+            self._doing = "recording the archived shot"
             with self.jobs.change() as tx:
                 Ledger.archived(
                     tx,
@@ -256,12 +263,75 @@ class ResultDaemon(WatchingDaemon):
                 jlog.warning(
                     "shot %s belongs to no running job; archived at %s", local.name, archived.path
                 )
+        self._doing = "removing the local copy and filing the address"
         for leftover in (work, local):
             if leftover.exists():
                 leftover.unlink()
                 fsync_dir(leftover.parent)
         self._file_address(address_path)
         return 1
+
+    def _read(self, address_path: Path) -> Address:
+        return read_address(
+            address_path,
+            self.jobs.read,
+            self.settings.folders,
+            max_bytes=self.settings.limits.address_file_max_bytes,
+        )
+
+    def _refuse(self, address_path: Path, reason: str) -> None:
+        """An address that is not believed: quarantined; the file it names is not touched."""
+        log.error("refused the address file %s: %s", escaped(address_path.name), reason)
+        self.quarantine.put(address_path, f"refused: {reason}")
+
+    def _give_up(self, address_path: Path, reason: str) -> None:
+        """Give up a shot: the address file and the shot (if the ledger has taken it, so it is
+        known to be the job's own file) go to the quarantine folder, kept; the ledger marks it
+        quarantined, and its job ends ERROR once its other shots are archived."""
+        name = address_path.name
+        row = Ledger.get(self.jobs.read, name)
+        if row is None:
+            self._refuse(address_path, reason)
+            return
+        jlog = for_job(log, row.job_id or "-")
+        if row.state in ("archived", "quarantined"):
+            # The shot is safe on the store (or given up before): only the address is left.
+            jlog.error("gave up the address file %s after its shot: %s", name, reason)
+            if address_path.exists():
+                self.quarantine.put(address_path, reason, job_id=row.job_id)
+            return
+        with self.jobs.change() as tx:
+            Ledger.quarantined(tx, name, error=reason)
+            self.deaths.end(tx, KIND, name)
+        quarantined = Ledger.get(self.jobs.read, name)
+        assert quarantined is not None
+        self._quarantine_files(quarantined, address_path)
+
+    def _quarantine_files(self, row: ShotRow, address_path: Path) -> None:
+        """Move a given-up shot and its address file to the quarantine folder (again after a
+        crash: the ledger said quarantined first)."""
+        local = Path(row.local_path)
+        (self.work / f"{row.address}.h5").unlink(missing_ok=True)
+        shot_name = local.name if local.exists() else f"{row.address}.h5"
+        reason = row.error or "given up"
+        reason_file = self.quarantine.put(
+            local if local.exists() else None,
+            reason,
+            name=f"{row.job_id}__{shot_name}",
+            job_id=row.job_id,
+            files=(address_path,) if address_path.exists() else (),
+            extra={
+                "experiment": row.experiment,
+                "shot_index": row.shot_index,
+                "attempt": row.attempt,
+                "shot": str(local),
+            },
+        )
+        with self.jobs.change() as tx:
+            Ledger.quarantine_place(tx, row.address, str(reason_file))
+        for_job(log, row.job_id or "-").error(
+            "quarantined the shot %s: %s (see %s)", local.name, reason, reason_file
+        )
 
     def _rename_claimed(self, address_path: Path) -> Path:
         """A claimed address file under a name the ledger has not seen."""
@@ -331,17 +401,21 @@ class ResultDaemon(WatchingDaemon):
             if not experiments or any(e.engaged_at is None for e in experiments):
                 continue
             rows = Ledger.of_job(self.jobs.read, job.job_id, job.attempt)
-            archived: dict[str, int] = {}
+            accounted: dict[str, int] = {}  # archived or given up
             for row in rows:
-                if row.state == "archived" and row.experiment:
-                    archived[row.experiment] = archived.get(row.experiment, 0) + 1
+                if row.state in ("archived", "quarantined") and row.experiment:
+                    accounted[row.experiment] = accounted.get(row.experiment, 0) + 1
             missing = {
-                e.name: (e.shots_expected or 0) - archived.get(e.name, 0)
+                e.name: (e.shots_expected or 0) - accounted.get(e.name, 0)
                 for e in experiments
-                if archived.get(e.name, 0) < (e.shots_expected or 0)
+                if accounted.get(e.name, 0) < (e.shots_expected or 0)
             }
             if not missing:
-                self._finish(job, rows)
+                given_up = [r for r in rows if r.state == "quarantined"]
+                if given_up:
+                    self._fail_quarantined(job, given_up)
+                else:
+                    self._finish(job, rows)
                 continue
             last = Ledger.last_received(self.jobs.read, job.job_id, job.attempt)
             engaged = max(e.engaged_at or 0.0 for e in experiments)
@@ -356,6 +430,25 @@ class ResultDaemon(WatchingDaemon):
                         error_message=f"no shot arrived for {quiet_s:.0f} s; missing: {what}",
                     )
                 for_job(log, job.job_id).error("shots stopped arriving; missing %s", what)
+
+    def _fail_quarantined(self, job: JobRecord, given_up: list[ShotRow]) -> None:
+        """Every other shot is archived, but some were given up: the job ends ERROR."""
+        first = given_up[0]
+        shot = Path(first.local_path).name
+        message = (
+            f"{len(given_up)} shot(s) given up and kept in "
+            f"{self.settings.folders.quarantine}; the first: {first.experiment} shot "
+            f"{first.shot_index} ({shot}): {first.error}"
+        )
+        with self.jobs.change() as tx:
+            tx.transition(
+                job.job_id,
+                JobState.ERROR,
+                expect=JobState.RUNNING,
+                note="Shots given up (see error_message); the others are archived",
+                error_message=message,
+            )
+        for_job(log, job.job_id).error("%s", message)
 
     def _finish(self, job: JobRecord, rows: list[ShotRow]) -> None:
         result_path, store, count = self._write_outputs(job, rows)

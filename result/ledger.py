@@ -5,7 +5,9 @@ restart the daemon knows exactly what is left, a shot's progress and its job's s
 in one transaction, and ``labspool-result reprocess JOB`` can find every archived shot.
 
 A shot's row moves through ``claimed`` (its address file taken), ``analysed`` (results saved
-in the shot file) and ``archived`` (a verified copy on the store, the local copy removable).
+in the shot file) and ``archived`` (a verified copy on the store, the local copy removable),
+or ends ``quarantined`` (given up and kept in the quarantine folder; ``error`` says why and
+``sds_path`` names the reason file there).
 ``frame`` holds the shot's row of lyse's DataFrame, read from the archived copy, so that a
 job's DataFrame is built from the ledger without opening every shot again.
 """
@@ -108,6 +110,18 @@ class Ledger:
             "archived_at = ? WHERE address = ?",
             (sds_path, size, sha256, frame, time.time(), address),
         )
+
+    @staticmethod
+    def quarantined(view: Reader, address: str, *, error: str) -> None:
+        """Given up: the shot is to be kept in the quarantine folder; *error* says why."""
+        view.execute(
+            "UPDATE shots SET state = 'quarantined', error = ? WHERE address = ?", (error, address)
+        )
+
+    @staticmethod
+    def quarantine_place(view: Reader, address: str, reason_file: str) -> None:
+        """Where a quarantined shot's reason file is (``sds_path``: where the shot is now)."""
+        view.execute("UPDATE shots SET sds_path = ? WHERE address = ?", (reason_file, address))
 
     @staticmethod
     def reanalysed(

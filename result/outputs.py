@@ -20,6 +20,7 @@ from typing import Any
 
 from spooler.backends import Backend
 from spooler.fsutil import write_atomic
+from spooler.headless import headless
 from spooler.store import ExperimentRecord
 
 from .ledger import ShotRow
@@ -31,6 +32,7 @@ def shot_frame(sds_path: Path) -> bytes:
     """The archived shot's row of lyse's DataFrame, pickled for the ledger."""
     from lyse.dataframe_utilities import get_dataframe_from_shot
 
+    headless()  # the suite's import installed its Tk exception hook
     return pickle.dumps(get_dataframe_from_shot(str(sds_path)))
 
 

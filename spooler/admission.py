@@ -9,7 +9,13 @@ A batch of claimed files goes through three steps, each durable before the next:
 3. one transaction moves every job to QUEUED or ERROR; then the status files are rendered.
 
 After a crash, :meth:`Admission.recover` finishes what step 1 started: the work of step 2
-is repeated (it is idempotent) for every job still INITIALIZING.
+is repeated (it is idempotent) for every job still INITIALIZING, one job at a time, so that
+a file that kills the process is found alone. Step 1 records each job's start in the
+:class:`~spooler.items.DeathCounter` and step 3 clears it: a job file on which the spooler
+died ``limits.item_deaths_max`` times ends ``ERROR`` (its file kept in ``rejected/``)
+instead of being checked again. An unexpected exception while admitting a batch has each of
+its jobs tried alone; one that fails alone ends ``ERROR`` with ``internal error while
+admitting the job: <type>: <message>``. Either way the spooler goes on.
 """
 
 from __future__ import annotations
@@ -19,20 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import JobRejected, LabspoolError
-from .fsutil import Batch, read_regular_file
-from .jobid import parse_job_file_name
+from .fsutil import Batch, move, read_regular_file
+from .intake import Claim
+from .items import DeathCounter, Quarantine, describe_exception
+from .jobid import is_valid_job_id, parse_job_file_name
 from .jobs import Jobs
 from .logs import for_job
 from .model import Job
 from .render import Renderer
 from .settings import Settings
 from .states import JobState
-from .store import JobRecord
+from .store import JobRecord, Reader, Transaction
 from .validation import JobValidator
 
 __all__ = ["Admission", "Verdict"]
 
 log = logging.getLogger(__name__)
+
+KIND = "job file"  # the DeathCounter's kind of item
 
 
 @dataclass(frozen=True)
@@ -51,57 +61,133 @@ class Admission:
         self.jobs = jobs
         self.validator = validator
         self.renderer = renderer
+        self.deaths = DeathCounter(jobs.store, "spooler", settings.limits.item_deaths_max)
+        self.quarantine = Quarantine(self.folders.quarantine, "spooler")
 
     # -- entry points -----------------------------------------------------------------
 
-    def admit(self, claimed: list[Path]) -> list[JobRecord]:
+    def admit(self, claimed: list[Claim]) -> list[JobRecord]:
         """Admit freshly claimed files (all in the claimed folder), oldest first."""
         if not claimed:
             return []
         pending: list[tuple[JobRecord, str | None]] = []
         with self.jobs.store.transaction() as tx:
-            for path in claimed:
-                name = path.name
-                reason: str | None = None
+            for claim in claimed:
+                tx.execute("SAVEPOINT job_file")
                 try:
-                    parsed = parse_job_file_name(name)
-                    job_id: str | None = parsed.job_id
-                    submitter = parsed.user
-                except JobRejected as exc:
-                    job_id, submitter, reason = None, None, f"job id: {exc}"
-                if job_id is not None:
-                    earlier = tx.get(job_id)
-                    if earlier is not None:
-                        reason = (
-                            f"job id: {job_id} is already used by an earlier job (submitted "
-                            f"as {earlier.source_name}); this file was not run and the earlier "
-                            "job is untouched. Submit it again under a new id"
-                        )
-                        job_id = None
-                record = tx.add_job(
-                    job_id=job_id,
-                    backend=self.validator.backend.name,
-                    source_name=name,
-                    claim_name=name,
-                    submitter=submitter,
-                )
-                pending.append((record, reason))
-        return self._decide(pending)
+                    pending.append(self._record(tx, claim))
+                except Exception as exc:  # never lose the batch for one file
+                    tx.execute("ROLLBACK TO job_file")
+                    self._quarantine_unrecorded(claim, exc)
+                finally:
+                    tx.execute("RELEASE job_file")
+        # (the transaction's touched jobs are published with the verdicts below)
+        try:
+            return self._decide(pending)
+        except Exception:
+            log.exception(
+                "admitting a batch of %d job file(s) failed; each is now tried alone", len(pending)
+            )
+            return self.recover()
 
     def recover(self) -> list[JobRecord]:
-        """Finish jobs left INITIALIZING by a crash, then admit orphaned claimed files."""
-        stuck: list[tuple[JobRecord, str | None]] = [
-            (r, None) for r in self.jobs.read.jobs(JobState.INITIALIZING)
-        ]
-        done = self._decide(stuck) if stuck else []
-        known = {r.claim_name for r, _ in stuck}
+        """Finish jobs left INITIALIZING (a crash, a failed batch), one at a time, then admit
+        orphaned claimed files."""
+        stuck = self.jobs.read.jobs(JobState.INITIALIZING)
+        done = [self._admit_alone(r) for r in stuck]
+        known = {r.claim_name for r in stuck}
         orphans = sorted(
             (p for p in self.folders.claimed.iterdir() if p.name not in known),
             key=lambda p: (p.lstat().st_ctime_ns, p.name),
         )
         if orphans:
             log.info("recovering %d claimed file(s) not yet recorded", len(orphans))
-        return done + self.admit(orphans)
+        return done + self.admit([Claim(p, p.name) for p in orphans])
+
+    def _record(self, tx: Transaction, claim: Claim) -> tuple[JobRecord, str | None]:
+        """Step 1 for one file: an INITIALIZING job, and its start counted."""
+        job_id, submitter, reason = self._job_id(tx, claim.name)
+        record = tx.add_job(
+            job_id=job_id,
+            backend=self.validator.backend.name,
+            source_name=claim.shown,
+            claim_name=claim.path.name,
+            submitter=submitter,
+        )
+        self.deaths.begin(tx, KIND, record.job_id)
+        return record, reason
+
+    @staticmethod
+    def _job_id(view: Reader, name: str) -> tuple[str | None, str | None, str | None]:
+        """(job id, submitter, reason to reject) from a file name; no id when it is unusable."""
+        try:
+            parsed = parse_job_file_name(name)
+        except JobRejected as exc:
+            return None, None, f"job id: {exc}"
+        earlier = view.get(parsed.job_id)
+        if earlier is not None:
+            return (
+                None,
+                None,
+                f"job id: {parsed.job_id} is already used by an earlier job (submitted as "
+                f"{earlier.source_name}); this file was not run and the earlier job is "
+                "untouched. Submit it again under a new id",
+            )
+        return parsed.job_id, parsed.user, None
+
+    def _admit_alone(self, record: JobRecord) -> JobRecord:
+        """Steps 2 and 3 for one job left INITIALIZING."""
+        jlog = for_job(log, record.job_id)
+        reason: str | None = None
+        if not is_valid_job_id(record.job_id):  # the reason was not recorded: find it again
+            reason = self._job_id(self.jobs.read, record.source_name)[2] or (
+                "job id: the file name gave no usable job id"
+            )
+        deaths = self.deaths.poisoned(self.jobs.read, KIND, record.job_id)
+        if deaths is not None:
+            jlog.error("the spooler died %d times while checking this job file; given up", deaths)
+            return self._give_up(
+                record,
+                f"the spooler died {deaths} times while checking this job file (it may crash "
+                "the process); it was given up without another try and is kept in rejected/",
+            )
+        self.deaths.started(KIND, record.job_id)
+        try:
+            return self._decide([(record, reason)])[0]
+        except Exception as exc:
+            jlog.exception("internal error while admitting the job")
+            return self._give_up(
+                record, f"internal error while admitting the job: {describe_exception(exc)}"
+            )
+
+    def _give_up(self, record: JobRecord, message: str) -> JobRecord:
+        """End an INITIALIZING job ERROR with *message*; its file goes to rejected/."""
+        source = self._locate(record)
+        rejected = self.folders.rejected / f"{record.job_id}.json"
+        if source is not None and source.parent != self.folders.rejected:
+            target, n = rejected, 1
+            while target.exists() or target.is_symlink():
+                target = rejected.with_name(f"{rejected.stem}.{n}{rejected.suffix}")
+                n += 1
+            move(source, target)
+        with self.jobs.change() as tx:
+            tx.clear_claim(record.job_id)
+            self.deaths.end(tx, KIND, record.job_id)
+            return tx.transition(
+                record.job_id,
+                JobState.ERROR,
+                note="Rejected: the job could not be checked (see error_message)",
+                error_message=message,
+            )
+
+    def _quarantine_unrecorded(self, claim: Claim, exc: Exception) -> None:
+        """A claimed file that could not even be recorded as a job: kept with the reason."""
+        log.exception("internal error while recording the job file %s", claim.shown)
+        self.quarantine.put(
+            claim.path,
+            f"internal error while recording the job file: {describe_exception(exc)}",
+            extra={"submitted_as": claim.shown},
+        )
 
     # -- the work ---------------------------------------------------------------------
 
@@ -118,6 +204,7 @@ class Admission:
             for verdict in verdicts:
                 record = verdict.record
                 tx.clear_claim(record.job_id)
+                self.deaths.end(tx, KIND, record.job_id)
                 if verdict.job is None:
                     message = verdict.error or "rejected"
                     finished.append(
@@ -180,7 +267,7 @@ class Admission:
                 raise  # a configuration problem (e.g. the header is missing): stop, don't reject
             except Exception as exc:  # a bug met by hostile input must not stop the daemon
                 for_job(log, record.job_id).exception("internal error while checking the job")
-                reason = f"internal error while checking the job ({type(exc).__name__}); reported"
+                reason = f"internal error while checking the job: {describe_exception(exc)}"
             else:
                 self._file_accepted(record, source, sources, batch)
                 return Verdict(record, job=job)

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Literal
 
 from .checks import PreRunChecks
-from .errors import LabRejected, LabUnavailable
+from .errors import LabRejected, LabspoolError, LabUnavailable
 from .estimates import duration_model
+from .fsutil import read_regular_file
+from .items import describe_exception
 from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
@@ -91,14 +93,16 @@ class Dispatcher:
             self._wait(record, str(exc))
             return None
         except LabRejected as exc:
-            with self.jobs.change() as tx:
-                tx.transition(
-                    record.job_id,
-                    JobState.ERROR,
-                    note="The lab refused the job",
-                    error_message=str(exc),
-                )
+            self._fail(record, "The lab refused the job", str(exc))
             for_job(log, record.job_id).error("the lab refused the job: %s", exc)
+            return None
+        except Exception as exc:  # one job must not stop the spooler: give up the job
+            for_job(log, record.job_id).exception("internal error while engaging the job")
+            self._fail(
+                record,
+                "Internal error while engaging the job",
+                f"internal error while engaging the job: {describe_exception(exc)}",
+            )
             return None
         if not engaged:
             return None
@@ -106,6 +110,11 @@ class Dispatcher:
         self._retry_at = float("-inf")
         self.jobs.publish_queue()
         return self.jobs.read.get(record.job_id)
+
+    def _fail(self, record: JobRecord, note: str, message: str) -> None:
+        with self.jobs.change() as tx:
+            if tx.require(record.job_id).state in (JobState.QUEUED, JobState.RUNNING):
+                tx.transition(record.job_id, JobState.ERROR, note=note, error_message=message)
 
     def _next(self) -> JobRecord | None:
         read = self.jobs.read
@@ -222,14 +231,16 @@ class Dispatcher:
         folder = folders.shot_folder(record.job_id, record.attempt, experiment)
         made = {p.name for p in folder.glob("*.h5")} if folder.is_dir() else set()
         pattern = f"{record.job_id}__{experiment}__*"
-        for place in (folders.addresses, folders.result_claimed, folders.processed):
-            for path in place.glob(pattern) if place.is_dir() else ():
-                try:
-                    shot = Path(json.loads(path.read_bytes())["shot"])
-                except (OSError, ValueError, KeyError, TypeError):
+        places = [(folders.addresses, pattern), (folders.result_claimed, pattern)]
+        places += [(folders.processed, pattern), (folders.quarantine, "*.reason.json")]
+        for place, glob in places:
+            for path in place.glob(glob) if place.is_dir() else ():
+                try:  # untrusted files: a FIFO or a huge file must not stop the spooler
+                    shot = json.loads(read_regular_file(path, 1 << 20, what="the file"))["shot"]
+                    if isinstance(shot, str) and Path(shot).parent == folder:
+                        made.add(Path(shot).name)
+                except (OSError, ValueError, KeyError, TypeError, LabspoolError):
                     continue
-                if shot.parent == folder:
-                    made.add(shot.name)
         return made
 
     def _load(self, record: JobRecord) -> Job:

@@ -187,8 +187,9 @@ class Batch:
                 fsync_dir(folder)
 
 
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """Read a job file safely: no symlinks, only a regular file with one link, at most *max_bytes*.
+def read_regular_file(path: Path, max_bytes: int, *, what: str = "the job file") -> bytes:
+    """Read a job file (or another untrusted file, *what*) safely: no symlinks, only a
+    regular file with one link, at most *max_bytes*.
 
     The size is checked with fstat before anything is read; FIFOs and devices are opened
     non-blocking and refused.
@@ -199,20 +200,20 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
     except OSError as exc:
         if path.is_symlink():
             raise JobRejected(
-                "the job file is a symbolic link; only regular files are accepted"
+                f"{what} is a symbolic link; only regular files are accepted"
             ) from exc
         raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise JobRejected("the job file is not a regular file")
+            raise JobRejected(f"{what} is not a regular file")
         if info.st_nlink != 1:
             raise JobRejected(
-                f"the job file has {info.st_nlink} hard links; only a file with one link is taken"
+                f"{what} has {info.st_nlink} hard links; only a file with one link is taken"
             )
         if info.st_size > max_bytes:
             raise JobRejected(
-                f"the job file has {info.st_size} bytes, more than the limit of {max_bytes} bytes"
+                f"{what} has {info.st_size} bytes, more than the limit of {max_bytes} bytes"
             )
         chunks = []
         remaining = max_bytes + 1
@@ -224,7 +225,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
             remaining -= len(chunk)
         data = b"".join(chunks)
         if len(data) > max_bytes:
-            raise JobRejected(f"the job file grew beyond the limit of {max_bytes} bytes while read")
+            raise JobRejected(f"{what} grew beyond the limit of {max_bytes} bytes while read")
         return data
     finally:
         os.close(fd)

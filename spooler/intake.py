@@ -25,8 +25,9 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from .fsutil import is_ignored_name
+from .names import escaped, is_plain, plain_name
 
-__all__ = ["Candidate", "DumpFolder", "DumpWatcher"]
+__all__ = ["Candidate", "Claim", "DumpFolder", "DumpWatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,20 @@ LOOK_INTERVAL_S = 0.005
 class Candidate:
     arrived_ns: int
     name: str = field(compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A file taken out of the watched folder: where it is now, and the name it came under
+    (any bytes: such a name is kept on disk under a daemon-made plain one)."""
+
+    path: Path
+    name: str
+
+    @property
+    def shown(self) -> str:
+        """The name it came under, printable (:func:`spooler.names.escaped`)."""
+        return escaped(self.name)
 
 
 class DumpFolder:
@@ -136,19 +151,23 @@ class DumpFolder:
             taken.append(candidate)
         return taken
 
-    def claim(self, candidate: Candidate) -> Path | None:
-        """Rename the file into the claimed folder; None if it is gone (someone else took it)."""
-        target = self.claimed / candidate.name
+    def claim(self, candidate: Candidate) -> Claim | None:
+        """Rename the file into the claimed folder; None if it is gone (someone else took it).
+
+        A name that is not plain text (not UTF-8, control characters: :mod:`spooler.names`)
+        is claimed under a daemon-made plain name, so that nothing downstream meets it."""
+        name = candidate.name if is_plain(candidate.name) else plain_name(candidate.name)
+        target = self.claimed / name
         if target.exists() or target.is_symlink():
             # Only after a crash mid-claim; the earlier file is processed first (recovery).
-            log.warning("%s is already in the claimed folder; it waits", candidate.name)
+            log.warning("%s is already in the claimed folder; it waits", escaped(name))
             return None
         try:
             os.rename(self.folder / candidate.name, target)
         except FileNotFoundError:
             return None
         self._last_claim = self.clock()
-        return target
+        return Claim(target, candidate.name)
 
     def events_delayed(self) -> bool:
         """True while the watcher's events may lag behind our own claims (inotify only)."""

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import JobRejected
-from .strictjson import describe_value
+from .names import escaped
 
 __all__ = [
     "JOB_ID_PATTERN",
@@ -62,8 +62,10 @@ def parse_job_file_name(name: str) -> JobName:
         match = pattern.fullmatch(name)
         if match:
             return JobName(match["id"], match.groupdict().get("user"))
+    shown = escaped(name)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
     raise JobRejected(
-        f"the file name {describe_value(name, 60)} gives no valid job id: name job files "
+        f"the file name '{shown}' gives no valid job id: name job files "
         "<id>.json, job-<id>.json or file_<id>-<user>.json, where the id has 1 to 100 letters, "
         "digits, '_' or '-' and starts with a letter or digit"
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from .control import LabAction
 from .errors import LabRejected, LabUnavailable
+from .items import describe_exception
 from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
@@ -56,6 +57,16 @@ class LabActions:
                 for_job(log, record.job_id).warning("lab action waits: %s", exc)
                 self._retry_at = self.clock() + self.settings.lab.retry_interval_s
                 break
+            except Exception as exc:  # one job's action must not stop the spooler
+                for_job(log, record.job_id).exception("internal error while withdrawing")
+                with self.jobs.change() as tx:
+                    tx.set_lab_action(record.job_id, None)
+                    tx.note(
+                        record.job_id,
+                        "Internal error while withdrawing its shots from the lab: "
+                        f"{describe_exception(exc)}, not tried again (its remaining shots may "
+                        "still run; they are archived as shots of no running job)",
+                    )
             done += 1
         return done
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Protocol
 
+from .headless import headless
 from .notify import Notifier
 
 __all__ = ["serve", "stop_on_signals"]
@@ -33,6 +34,7 @@ def stop_on_signals(request_stop: Callable[[], None]) -> None:
 
 def serve(daemon: Daemon) -> None:
     """Run *daemon* until a stop signal, notifying systemd when run under it."""
+    headless()
     stop_on_signals(daemon.request_stop)
     notifier = Notifier.from_environment()
     try:

@@ -52,6 +52,7 @@ class Folders:
     processed: Path
     sds: Path
     control: Path
+    quarantine: Path
 
     @property
     def claimed(self) -> Path:
@@ -85,6 +86,10 @@ class Limits:
     job_file_max_bytes: int = 1 << 20
     instructions_per_experiment_max: int = 10_000
     json_depth_max: int = 16
+    address_file_max_bytes: int = 64 * 1024
+    # A daemon that died this many times while handling one item (a job file, a shot) gives
+    # that item up (quarantine, its job ERROR) instead of starting it again.
+    item_deaths_max: int = 3
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -67,20 +67,18 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def loads_strict(data: bytes, *, max_depth: int) -> Any:
+def loads_strict(data: bytes, *, max_depth: int, what: str = "the job file") -> Any:
     """Parse UTF-8 JSON bytes strictly; raise :class:`JobRejected` with the reason."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1 and b"\x00" in data[:4]):
-        raise JobRejected("the job file is not UTF-8 (it looks like UTF-16); save it as UTF-8")
+        raise JobRejected(f"{what} is not UTF-8 (it looks like UTF-16); save it as UTF-8")
     if data.startswith(b"\xef\xbb\xbf"):
-        raise JobRejected(
-            "the job file starts with a byte-order mark; save it as UTF-8 without BOM"
-        )
+        raise JobRejected(f"{what} starts with a byte-order mark; save it as UTF-8 without BOM")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise JobRejected(f"the job file is not valid UTF-8 (byte {exc.start})") from None
+        raise JobRejected(f"{what} is not valid UTF-8 (byte {exc.start})") from None
     if not text.strip():
-        raise JobRejected("the job file is empty")
+        raise JobRejected(f"{what} is empty")
     try:
         value = json.loads(
             text,
@@ -91,10 +89,10 @@ def loads_strict(data: bytes, *, max_depth: int) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise JobRejected(
-            f"the job file is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise JobRejected(f"the job nests deeper than {max_depth} levels") from None
+        raise JobRejected(f"{what} nests deeper than {max_depth} levels") from None
     if _depth(value, max_depth) > max_depth:
-        raise JobRejected(f"the job nests deeper than {max_depth} levels")
+        raise JobRejected(f"{what} nests deeper than {max_depth} levels")
     return value

@@ -11,6 +11,12 @@ threads live, and STOPPING=1 precedes the return.
 
 The daemon says what a pass is (:meth:`WatchingDaemon._pass`: True while there is more to do
 at once) and how long it may sleep (:meth:`WatchingDaemon._sleep_s`).
+
+No single item stops the daemon (:mod:`spooler.items`): each daemon gives up an item on which
+it meets an unexpected exception. A pass that fails all the same (a full disk, a bug outside
+any item) is logged with its traceback and tried again after a pause that doubles from
+``PASS_RETRY_S`` up to ``PASS_RETRY_MAX_S``; the loop, its systemd watchdog pings and its
+stop request go on meanwhile.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from .settings import Folders, Settings
 __all__ = ["WatchingDaemon"]
 
 log = logging.getLogger(__name__)
+
+PASS_RETRY_S = 1.0
+PASS_RETRY_MAX_S = 60.0
 
 
 class WatchingDaemon:
@@ -94,12 +103,22 @@ class WatchingDaemon:
         notifier.ready(f"watching {self.watched.folder}")
         log.info("%s: watching %s for %s", self.name, self.watched.folder, self.watching)
         look = False
+        retry_s = PASS_RETRY_S
         while not self._stop.is_set():
             heartbeat.beat()
             # Cleared before the pass, not after: a file that arrives during the pass must
             # wake the sleep below (cleared after, it waited for the next rescan).
             self.watched.wake.clear()
-            if self._pass(look):
+            try:
+                more = self._pass(look)
+            except Exception:
+                log.exception("%s: a pass failed; trying again in %.0f s", self.name, retry_s)
+                self._stop.wait(min(retry_s, heartbeat.seconds_left()))
+                retry_s = min(2 * retry_s, PASS_RETRY_MAX_S)
+                look = True
+                continue
+            retry_s = PASS_RETRY_S
+            if more:
                 look = False
                 continue
             if self._stop.is_set():

@@ -10,6 +10,7 @@ import pytest
 
 from spooler.daemon import Spooler
 from spooler.jobs import Jobs
+from spooler.names import escaped
 from spooler.settings import Settings
 from spooler.states import JobState
 from tests.conftest import drop, good_job
@@ -129,7 +130,7 @@ def test_names_without_a_valid_id_get_a_labspool_id(tree: Settings, name: str) -
     assert record.job_id.startswith("rejected.")
     assert record.state is JobState.ERROR
     assert "gives no valid job id" in str(record.error_message)
-    assert record.source_name == name
+    assert record.source_name == escaped(name)  # printable: a\nb.json
     assert (tree.folders.rejected / f"{record.job_id}.json").exists()
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from result.daemon import BadAddress, ResultDaemon, read_address
+from result.addresses import Address, BadAddress, read_address
+from result.daemon import ResultDaemon
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
@@ -83,47 +84,71 @@ def _address(tmp_path: Path, content: object) -> Path:
     return path
 
 
-def test_an_address_is_checked(tmp_path: Path) -> None:
-    good = read_address(
+def _read(tree: Settings, path: Path) -> Address:
+    jobs = Jobs(tree.folders)
+    try:
+        return read_address(path, jobs.read, tree.folders, max_bytes=65536)
+    finally:
+        jobs.close()
+
+
+def test_an_address_is_checked(tree: Settings, tmp_path: Path) -> None:
+    running_job(tree, "j", {"experiment_1": 5}, at=1.7e9)
+    shot = tree.folders.shot_folder("j", 1, "experiment_1") / "x.h5"
+    shot.parent.mkdir(parents=True)
+    shot.write_bytes(b"")
+    good = _read(
+        tree,
         _address(
             tmp_path,
-            {
-                "shot": "/data/shots/j/experiment_1/x.h5",
-                "job_id": "j",
-                "experiment": "experiment_1",
-                "shot_index": 4,
-            },
-        )
+            {"shot": str(shot), "job_id": "j", "experiment": "experiment_1", "shot_index": 4},
+        ),
     )
-    assert (good.job_id, good.experiment, good.shot_index) == ("j", "experiment_1", 4)
-    odd = read_address(
-        _address(
-            tmp_path,
-            {
-                "shot": "/x.h5",
-                "job_id": "../../etc",
-                "experiment": "experiment_1/../..",
-                "shot_index": True,
-            },
-        )
+    assert (good.shot, good.job_id, good.experiment, good.shot_index, good.attempt) == (
+        shot,
+        "j",
+        "experiment_1",
+        4,
+        1,
     )
-    assert (odd.job_id, odd.experiment, odd.shot_index) == (None, None, None)  # unattributed
 
 
 @pytest.mark.parametrize(
-    "content",
-    [[], {"shot": 5}, {"shot": "relative/x.h5"}, {"shot": "/x.txt"}, "text"],
+    ("content", "message"),
+    [
+        ([], "not a JSON object"),
+        ({"shot": 5}, "names no shot"),
+        ({"shot": "/x.h5", "job_id": "../../etc"}, "names no labspool job"),
+        ({"shot": "/x.h5", "job_id": "j", "experiment": "experiment_1/.."}, "no experiment"),
+        (
+            {"shot": "/x.h5", "job_id": "j", "experiment": "experiment_1", "shot_index": True},
+            "index",
+        ),
+        ({"shot": "/x.h5", "job_id": "k", "experiment": "experiment_1", "shot_index": 1}, "know"),
+        ({"shot": "rel/x.h5", "job_id": "j", "experiment": "experiment_1", "shot_index": 1}, "abs"),
+        ({"shot": "/x.h5", "job_id": "j", "experiment": "experiment_1", "shot_index": 1}, "folder"),
+        ("text", "not a JSON object"),
+    ],
 )
-def test_bad_addresses_are_refused(tmp_path: Path, content: object) -> None:
-    with pytest.raises(BadAddress):
-        read_address(_address(tmp_path, content))
+def test_bad_addresses_are_refused(
+    tree: Settings, tmp_path: Path, content: object, message: str
+) -> None:
+    running_job(tree, "j", {"experiment_1": 5}, at=1.7e9)
+    with pytest.raises(BadAddress, match=message):
+        _read(tree, _address(tmp_path, content))
 
 
-def test_an_unreadable_address_stays_claimed(tree: Settings, daemon: ResultDaemon) -> None:
+def test_an_unreadable_address_is_quarantined_with_its_reason(
+    tree: Settings, daemon: ResultDaemon
+) -> None:
     (tree.folders.addresses / "bad.json").write_text("{not json")
     daemon.run_once()
-    assert (daemon.claimed / "bad.json").exists()
+    assert not list(daemon.claimed.iterdir())
     assert not list(tree.folders.processed.iterdir())
+    assert (tree.folders.quarantine / "bad.json").read_text() == "{not json"
+    (reason,) = daemon.quarantine.reasons()
+    assert reason["item"] == "bad.json"
+    assert "the address file is not valid JSON" in str(reason["reason"])
 
 
 def test_an_address_that_arrives_during_a_step_wakes_the_loop(tree: Settings) -> None:

@@ -38,7 +38,7 @@ class Counting(WatchingDaemon):
         for candidate in self.watched.take(10):
             path = self.watched.claim(candidate)
             if path is not None:
-                self.claimed.append(path.name)
+                self.claimed.append(path.path.name)
                 self.claimed_one.set()
         return False
 
