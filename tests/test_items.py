@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -114,9 +113,7 @@ def test_a_job_file_that_kills_the_spooler_is_given_up_after_n_deaths(tree: Sett
         jobs.close()
     assert states["a"].state is JobState.QUEUED and states["z"].state is JobState.QUEUED
     assert states["p"].state is JobState.ERROR
-    assert "the spooler died 3 times while checking this job file" in str(
-        states["p"].error_message
-    )
+    assert "the spooler died 3 times while checking this job file" in str(states["p"].error_message)
     assert (tree.folders.rejected / "p.json").exists()
     status = json.loads((tree.folders.status / "p.json").read_text())
     assert status["status"] == "ERROR" and "died 3 times" in status["error_message"]
