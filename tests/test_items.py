@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from spooler.control import QueueControl
 from spooler.daemon import Spooler
 from spooler.items import DeathCounter, Quarantine, describe_exception
 from spooler.jobs import Jobs
+from spooler.lab import Withdrawal
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.watching import WatchingDaemon
@@ -120,7 +122,7 @@ def test_a_job_file_that_kills_the_spooler_is_given_up_after_n_deaths(tree: Sett
 
 
 class _BrokenLab(RecordingLab):
-    def set_globals(self, values: object) -> None:  # type: ignore[override]
+    def set_globals(self, values: Mapping[str, object]) -> None:
         raise RuntimeError("a bug in the lab driver")
 
 
@@ -144,7 +146,7 @@ def test_an_unexpected_error_while_engaging_ends_that_job_not_the_spooler(
 
 
 class _WithdrawBug(RecordingLab):
-    def withdraw(self, folders: object, *, abort: bool) -> object:  # type: ignore[override]
+    def withdraw(self, folders: Sequence[Path], *, abort: bool) -> Withdrawal:
         raise KeyError("surprise")
 
 
