@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS item_starts (
 """
 
 _MESSAGE_MAX = 500
+# An item's name here, plus ".<n>", "--<companion>" or ".reason.json", within NAME_MAX (255)
+_STEM_MAX_BYTES = 120
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -132,13 +134,9 @@ class Quarantine:
         ever replaced."""
         self.folder.mkdir(parents=True, exist_ok=True)
         base = name or (item.name if item is not None else "item")
-        if not is_plain(base):
-            base = plain_name(base)
-        stem = self._free(base)
+        stem = self._free(self.stem_for(base))
         moved: dict[str, str] = {}
-        targets = [(item, stem)] + [
-            (f, f"{stem}--{f.name if is_plain(f.name) else plain_name(f.name)}") for f in files
-        ]
+        targets = [(item, stem)] + [(f, f"{stem}--{self.stem_for(f.name)}") for f in files]
         for source, target_name in targets:
             if source is None or not (source.exists() or source.is_symlink()):
                 continue
@@ -160,6 +158,15 @@ class Quarantine:
         reason_file = self.folder / f"{stem}.reason.json"
         write_atomic(reason_file, json.dumps(document, indent=1).encode() + b"\n")
         return reason_file
+
+    @staticmethod
+    def stem_for(name: str) -> str:
+        """The name an item gets here: plain, and short enough for its companions' names."""
+        if not is_plain(name):
+            return plain_name(name)
+        if len(name.encode()) > _STEM_MAX_BYTES:
+            return plain_name(name, prefix=name.encode()[:100].decode("utf-8", "ignore"))
+        return name
 
     def _free(self, base: str) -> str:
         stem, n = base, 1

@@ -1,4 +1,4 @@
-"""An analysis routine that fails, for the result daemon's tests (not shipped)."""
+"""Analysis routines that fail, for the result daemon's tests (not shipped)."""
 
 from __future__ import annotations
 
@@ -7,3 +7,14 @@ from typing import Any
 
 def explode(run: Any) -> dict[str, Any]:
     raise RuntimeError("the camera saw nothing")
+
+
+def die_on_poison(run: Any) -> dict[str, Any]:
+    """Ends its own process on shot 1 of the job ``poison`` (a library that crashes on one
+    file, as a segfault would): the result daemon must give that shot up, not loop."""
+    import os
+
+    shot_globals = run.get_globals()
+    if shot_globals.get("labspool_job_id") == "poison" and int(shot_globals["labspool_shot"]) == 1:
+        os._exit(3)
+    return {}
