@@ -33,6 +33,7 @@ from typing import Any
 
 from spooler.errors import JobRejected, LabspoolError
 from spooler.fsutil import read_regular_file
+from spooler.headless import headless
 from spooler.jobid import is_valid_job_id
 from spooler.names import escaped
 from spooler.settings import Folders, GlobalNames
@@ -150,12 +151,10 @@ def check_shot(address: Address, names: GlobalNames) -> None:
 
     Imports the suite's ``h5_lock`` before h5py, as the suite requires (lyse refuses to be
     imported after a plain h5py), so it needs the daemon's labscript profile active."""
-    import labscript_utils.h5_lock  # noqa: F401
-    import h5py
-
-    from spooler.headless import headless
+    import labscript_utils.h5_lock  # noqa: F401  (first: the suite's rule)
 
     headless()  # the suite's import installed its Tk exception hook
+    import h5py
 
     path = address.shot
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
