@@ -205,9 +205,15 @@ def test_a_hostile_corpus_through_both_daemons_twice(tmp_path: Path) -> None:
         folders = lab.settings.folders
         lab.submit("victim", {"experiment_0": experiment(1.0, 6, seed=1)}, tmp_path)
         lab.submit("other", {"experiment_0": experiment(1.0, 2, seed=2)}, tmp_path)
+        lab.submit("blind", {"experiment_0": experiment(1.0, 2, seed=3)}, tmp_path)
         lab.wait_for_addresses("victim", 6)
         lab.wait_for_addresses("other", 2)
+        (blind, _) = lab.wait_for_addresses("blind", 2)
         cases, damaged = build_corpus(lab, tmp_path)
+        import h5py
+
+        with h5py.File(blind["shot"], "r+") as shot:  # measured, but the image is lost
+            del shot["images"]
         assert len(cases) + len(damaged) >= 30
         before = {p: fingerprint(p) for case in cases for p in case.untouched}
 
@@ -281,6 +287,9 @@ def test_a_hostile_corpus_through_both_daemons_twice(tmp_path: Path) -> None:
         assert "6 shot(s) given up" in victim["error_message"]
         other = lab.wait_for_status("other", lambda s: s.get("status") == "DONE", 60)
         assert other["shots_done"] == 2
+        blinded = lab.status("blind")  # a readable shot whose analysis fails: archived, ERROR
+        assert blinded["status"] == "ERROR" and blinded["shots_done"] == 2, blinded
+        assert "camera image (images/top/fluorescence/atoms) is missing" in blinded["error_message"]
 
         # Afterwards a good job still runs through both daemons.
         lab.start_result_daemon()
