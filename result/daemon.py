@@ -397,39 +397,57 @@ class ResultDaemon(WatchingDaemon):
 
     def _check_jobs(self) -> None:
         for job in self.jobs.read.jobs(JobState.RUNNING):
-            experiments = self.jobs.read.experiments(job.job_id, job.attempt)
-            if not experiments or any(e.engaged_at is None for e in experiments):
-                continue
-            rows = Ledger.of_job(self.jobs.read, job.job_id, job.attempt)
-            accounted: dict[str, int] = {}  # archived or given up
-            for row in rows:
-                if row.state in ("archived", "quarantined") and row.experiment:
-                    accounted[row.experiment] = accounted.get(row.experiment, 0) + 1
-            missing = {
-                e.name: (e.shots_expected or 0) - accounted.get(e.name, 0)
-                for e in experiments
-                if accounted.get(e.name, 0) < (e.shots_expected or 0)
-            }
-            if not missing:
-                given_up = [r for r in rows if r.state == "quarantined"]
-                if given_up:
-                    self._fail_quarantined(job, given_up)
-                else:
-                    self._finish(job, rows)
-                continue
-            last = Ledger.last_received(self.jobs.read, job.job_id, job.attempt)
-            engaged = max(e.engaged_at or 0.0 for e in experiments)
-            quiet_s = self.wall_clock() - max(last or 0.0, engaged)
-            if quiet_s > self.settings.result.shots_timeout_s:
-                what = ", ".join(f"{n} of {name}" for name, n in missing.items())
+            try:
+                self._check_job(job)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # one job must not stop the others, nor the daemon
+                for_job(log, job.job_id).exception("internal error while finishing the job")
                 with self.jobs.change() as tx:
-                    tx.transition(
-                        job.job_id,
-                        JobState.ERROR,
-                        note="Shots stopped arriving",
-                        error_message=f"no shot arrived for {quiet_s:.0f} s; missing: {what}",
-                    )
-                for_job(log, job.job_id).error("shots stopped arriving; missing %s", what)
+                    if tx.require(job.job_id).state is JobState.RUNNING:
+                        tx.transition(
+                            job.job_id,
+                            JobState.ERROR,
+                            note="Internal error while finishing the job",
+                            error_message="internal error while finishing the job: "
+                            + describe_exception(exc),
+                        )
+
+    def _check_job(self, job: JobRecord) -> None:
+        """Complete, timed out, or still waiting for shots."""
+        experiments = self.jobs.read.experiments(job.job_id, job.attempt)
+        if not experiments or any(e.engaged_at is None for e in experiments):
+            return
+        rows = Ledger.of_job(self.jobs.read, job.job_id, job.attempt)
+        accounted: dict[str, int] = {}  # archived or given up
+        for row in rows:
+            if row.state in ("archived", "quarantined") and row.experiment:
+                accounted[row.experiment] = accounted.get(row.experiment, 0) + 1
+        missing = {
+            e.name: (e.shots_expected or 0) - accounted.get(e.name, 0)
+            for e in experiments
+            if accounted.get(e.name, 0) < (e.shots_expected or 0)
+        }
+        if not missing:
+            given_up = [r for r in rows if r.state == "quarantined"]
+            if given_up:
+                self._fail_quarantined(job, given_up)
+            else:
+                self._finish(job, rows)
+            return
+        last = Ledger.last_received(self.jobs.read, job.job_id, job.attempt)
+        engaged = max(e.engaged_at or 0.0 for e in experiments)
+        quiet_s = self.wall_clock() - max(last or 0.0, engaged)
+        if quiet_s > self.settings.result.shots_timeout_s:
+            what = ", ".join(f"{n} of {name}" for name, n in missing.items())
+            with self.jobs.change() as tx:
+                tx.transition(
+                    job.job_id,
+                    JobState.ERROR,
+                    note="Shots stopped arriving",
+                    error_message=f"no shot arrived for {quiet_s:.0f} s; missing: {what}",
+                )
+            for_job(log, job.job_id).error("shots stopped arriving; missing %s", what)
 
     def _fail_quarantined(self, job: JobRecord, given_up: list[ShotRow]) -> None:
         """Every other shot is archived, but some were given up: the job ends ERROR."""

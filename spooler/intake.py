@@ -167,6 +167,10 @@ class DumpFolder:
         except FileNotFoundError:
             return None
         self._last_claim = self.clock()
+        if name != candidate.name:
+            log.warning(
+                "claimed %s as %s (its name is not plain text)", escaped(candidate.name), name
+            )
         return Claim(target, candidate.name)
 
     def events_delayed(self) -> bool:

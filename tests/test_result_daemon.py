@@ -183,3 +183,23 @@ def test_an_address_that_arrives_during_a_step_wakes_the_loop(tree: Settings) ->
         thread.join(30)
         daemon.close()
     assert not thread.is_alive()
+
+
+def test_a_job_that_cannot_be_finished_ends_error_and_the_others_go_on(
+    tree: Settings, daemon: ResultDaemon, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running_job(tree, "a", {"experiment_0": 0}, at=clock.now)  # complete at once
+    running_job(tree, "b", {"experiment_0": 2}, at=clock.now)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the CSV writer broke")
+
+    monkeypatch.setattr(daemon, "_write_outputs", broken)
+    clock.now += tree.result.shots_timeout_s + 1
+    daemon.step()
+    a, b = daemon.jobs.read.require("a"), daemon.jobs.read.require("b")
+    assert a.state is JobState.ERROR
+    assert a.error_message == (
+        "internal error while finishing the job: RuntimeError: the CSV writer broke"
+    )
+    assert b.state is JobState.ERROR and "missing: 2 of experiment_0" in str(b.error_message)
