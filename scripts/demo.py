@@ -68,31 +68,56 @@ class _Wake(FileSystemEventHandler):
         self.event.set()
 
 
+FINAL = ("DONE", "ERROR", "CANCELLED")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in *path*, or None while it is not there yet: not written yet, or
+    caught while being replaced (labspool publishes by rename, but the demo does not rely on
+    that). What the demo reads is waited for, never a traceback."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):  # ValueError: JSON or UTF-8 cut off mid-write
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def wait_until_finished(root: Path, job_ids: list[str], shots: int) -> None:
-    """Wait until every job is DONE or ERROR, woken by changes of the status files."""
+    """Wait until every job's status file exists and says DONE, ERROR or CANCELLED, woken
+    by changes in the status folder. A status file that is missing (the spooler has not
+    taken the job yet) or unreadable (being replaced) is "not there yet"."""
+    folder = root / "status"
     wake = _Wake()
     observer = Observer()
-    observer.schedule(wake, str(root / "status"))
+    observer.schedule(wake, str(folder))
     observer.start()
     begun = time.monotonic()
     shown = -1
     try:
         while True:
-            states = [json.loads((root / "status" / f"{job}.json").read_text()) for job in job_ids]
-            done = sum(int(s["shots_done"] or 0) for s in states)
-            if all(s["status"] in ("DONE", "ERROR") for s in states):
+            wake.event.clear()  # before reading: a change from here on ends the wait below
+            states = {job: read_json(folder / f"{job}.json") for job in job_ids}
+            seen = [s for s in states.values() if s is not None and "status" in s]
+            done = sum(int(s.get("shots_done") or 0) for s in seen)
+            if len(seen) == len(job_ids) and all(s["status"] in FINAL for s in seen):
                 break
             if time.monotonic() - begun > TIMEOUT_S:
-                sys.exit(f"only {done} of {shots} shots were finished in {TIMEOUT_S:.0f} s")
+                missing = [job for job, s in states.items() if s is None or "status" not in s]
+                unseen = f"; no status file yet for {', '.join(missing)}" if missing else ""
+                sys.exit(f"only {done} of {shots} shots were finished in {TIMEOUT_S:.0f} s{unseen}")
             if done // 10 != shown // 10:
                 print(f"   {done}/{shots} shots run, analysed and archived", flush=True)
                 shown = done
             wake.event.wait(5.0)  # woken by the next status change; 5 s if one is lost
-            wake.event.clear()
     finally:
         observer.stop()
         observer.join()
     print(f"   all {len(job_ids)} jobs finished in {time.monotonic() - begun:.1f} s")
+
+
+def no_result(job: str, status: dict[str, Any]) -> str:
+    """What to say instead of a result file that was not written (the job did not finish)."""
+    return f"no result file: job {job} ended {status.get('status')} ({status.get('error_message')})"
 
 
 def stop(process: subprocess.Popen[bytes] | None, name: str) -> None:
@@ -117,6 +142,7 @@ def main() -> int:
     config = labspool("lab", "up", str(root)).strip().splitlines()[-1]
     print(f"   configuration: {config}")
     spooler = results = None
+    failed: list[str] = []
     try:
         for job in EXAMPLES:
             step(f"labspool validate {job.relative_to(REPO)} --compile")
@@ -144,44 +170,60 @@ def main() -> int:
         broken.unlink()
 
         step("waiting until every job has finished (one engaged at a time)")
-        wait_until_finished(root, [job.stem for job in EXAMPLES], expected)
+        job_ids = [job.stem for job in EXAMPLES]
+        wait_until_finished(root, [*job_ids, broken_id], expected)
 
         step("labspool status")
         print(indent(labspool("--config", config, "status")))
-        broken_status = json.loads((root / "status" / "broken.json").read_text())
-        print(f"\n   broken: {broken_status['error_message']}")
+        statuses = {job: read_json(root / "status" / f"{job}.json") or {} for job in job_ids}
+        broken_status = read_json(root / "status" / f"{broken_id}.json") or {}
+        print(f"\n   broken: {broken_status.get('error_message')}")
 
         step("on the store: archived shots and a CSV per experiment (lyse's DataFrame)")
         for job in EXAMPLES:
             store = root / "sds" / job.stem
             csvs = ", ".join(sorted(p.name for p in store.glob("*.csv")))
             print(f"   sds/{job.stem}/: {len(list(store.glob('*/*.h5')))} shots; {csvs}")
-        first = sorted((root / "processed").glob("*.json"))[0]
-        print(f"\n   processed/{first.name} (an address file from the BLACS plugin):")
-        print(indent(first.read_text()))
+        processed = sorted((root / "processed").glob("*.json"))
+        if processed:
+            print(f"\n   processed/{processed[0].name} (an address file from the BLACS plugin):")
+            print(indent(processed[0].read_text()))
+        else:
+            print("\n   processed/ holds no address file")
 
         step("results/squeezing.json (the Qiskit result format the clients read)")
-        print(indent((root / "results" / "squeezing.json").read_text()))
+        squeezing = root / "results" / "squeezing.json"
+        if read_json(squeezing) is None:
+            print(indent(no_result("squeezing", statuses.get("squeezing", {}))))
+        else:
+            print(indent(squeezing.read_text()))
 
         step("the physics: a Rabi flop on 50 atoms (results/rabi.json)")
         rabi = json.loads((REPO / "config" / "examples" / "rabi.json").read_text())
-        measured: dict[str, Any] = {
-            r["header"]["name"]: r["data"]["memory"]
-            for r in json.loads((root / "results" / "rabi.json").read_text())["results"]
-        }
-        for name, body in sorted(rabi.items()):
-            angle = body["instructions"][1][2][0]
-            counts = [int(m) for m in measured[name]]
-            mean = sum(counts) / len(counts)
-            exact = 50 * math.sin(angle / 2) ** 2
-            print(f"   {name}: rlx {angle:.3f}  atoms {counts}")
-            print(f"      mean {mean:.1f} atoms; the exact expectation is {exact:.1f}")
+        rabi_result = read_json(root / "results" / "rabi.json")
+        if rabi_result is None:
+            print(indent(no_result("rabi", statuses.get("rabi", {}))))
+        else:
+            measured: dict[str, Any] = {
+                r["header"]["name"]: r["data"]["memory"] for r in rabi_result["results"]
+            }
+            for name, body in sorted(rabi.items()):
+                angle = body["instructions"][1][2][0]
+                counts = [int(m) for m in measured[name]]
+                mean = sum(counts) / len(counts)
+                exact = 50 * math.sin(angle / 2) ** 2
+                print(f"   {name}: rlx {angle:.3f}  atoms {counts}")
+                print(f"      mean {mean:.1f} atoms; the exact expectation is {exact:.1f}")
+        failed = [job for job, status in statuses.items() if status.get("status") != "DONE"]
     finally:
         step("shutting down")
         stop(results, "result daemon")
         stop(spooler, "spooler")
         print(indent(labspool("lab", "down", str(root), check=False)))
     print(f"\nEverything is left in {root} to inspect.")
+    if failed:
+        print(f"Not DONE: {', '.join(failed)} (see labspool status above)", file=sys.stderr)
+        return 1
     return 0
 
 
