@@ -105,10 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--front", action="store_true")
     where.add_argument("--back", action="store_true")
     where.add_argument("--before", metavar="OTHER")
-    p = command("pause", _queue_command(_pause), "take no new job until resume (survives restarts)")
+    p = command(
+        "pause",
+        _queue_command(_pause, create_store=True),
+        "take no new job until resume (survives restarts)",
+    )
     p.add_argument("--at", metavar="TIME", help="scheduled stop: 18:00, +2h, or ISO 8601")
     p.add_argument("--reason", default="", help="said in the queued jobs' detail")
-    command("resume", _queue_command(_resume), "lift a pause or a scheduled stop")
+    command(
+        "resume", _queue_command(_resume, create_store=True), "lift a pause or a scheduled stop"
+    )
     p = command("schema", _schema, "print the JSON schema of a job for a backend")
     p.add_argument("backend", nargs="?", choices=sorted(BACKENDS))
 
@@ -261,14 +267,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _queue_command(
-    action: Callable[[QueueControl, argparse.Namespace], str],
+    action: Callable[[QueueControl, argparse.Namespace], str], *, create_store: bool = False
 ) -> Callable[[argparse.Namespace], int]:
     """A command of queue control: *action* gets the operator's :class:`QueueControl` and
-    returns what to print."""
+    returns what to print.
+
+    With *create_store* a missing job store is created (and the tree's folders with it): an
+    operator pauses a machine before its spooler first starts, and the spooler finds the
+    pause in the store. The commands that act on jobs refuse instead, since there is none."""
 
     def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
-        if not settings.folders.database.exists():
+        if create_store:
+            settings.folders.create()
+        elif not settings.folders.database.exists():
             raise LabspoolError(f"no job store at {settings.folders.database}: no job came in yet")
         jobs = Jobs(settings.folders)
         try:

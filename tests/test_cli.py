@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from spooler.daemon import Spooler
 from spooler.jobs import Jobs
+from spooler.pause import read_pause
 from spooler.settings import Settings
-from tests.conftest import good_job
+from spooler.states import JobState
+from tests.conftest import drop, good_job
+from tests.fakes import Clock, RecordingLab
 
 
 def labspool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -137,3 +142,55 @@ def test_queue_commands_say_what_they_did_and_refuse_nonsense(
     assert out.strip() == "the spooler was not paused"
     code, _, err = run_cli("--config", config, "cancel", "nope")
     assert code == 2 and "no job with id 'nope'" in err
+
+
+def test_pause_on_a_fresh_tree_creates_the_store_and_the_spooler_started_later_honours_it(
+    tree: Settings, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """An operator pauses a machine before opening it to users (before the spooler's first
+    start); the other queue commands still say there is no job yet."""
+    config = str(tree.path)
+    assert not tree.folders.database.exists()
+    code, _, err = run_cli("--config", config, "cancel", "x")
+    assert code == 2 and "no job came in yet" in err
+    assert not tree.folders.database.exists(), "only pause and resume make the store"
+    code, out, err = run_cli("--config", config, "pause", "--reason", "commissioning")
+    assert code == 0, err
+    assert out.startswith("spooler paused by ") and "commissioning" in out
+    assert tree.folders.database.is_file()
+    drop(tree, "a.json", good_job())
+    lab = RecordingLab()
+    spooler = Spooler(tree, lab=lab, clock=Clock())
+    try:
+        spooler.run_once()
+        assert lab.engaged() == []
+        record = spooler.jobs.read.require("a")
+        assert record.state is JobState.QUEUED
+        assert "Waiting: the spooler is paused by " in record.detail
+        assert record.detail.endswith("commissioning")
+        code, out, _ = run_cli("--config", config, "resume")
+        assert (code, out.strip()) == (0, "resumed")
+        spooler.step()
+        assert [g["job_id"] for g in lab.engaged()] == ["a"]
+    finally:
+        spooler.close()
+
+
+def test_resume_on_a_fresh_tree_says_not_paused_and_pause_makes_missing_folders(
+    tree: Settings, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    config = str(tree.path)
+    code, out, err = run_cli("--config", config, "resume")
+    assert (code, out.strip()) == (0, "the spooler was not paused"), err
+    shutil.rmtree(tree.folders.state)
+    shutil.rmtree(tree.folders.status)
+    code, out, err = run_cli("--config", config, "pause", "--at", "+2h")
+    assert code == 0, err
+    assert "stop" in out
+    assert tree.folders.database.is_file() and tree.folders.status.is_dir()
+    jobs = Jobs(tree.folders)
+    try:
+        pause = read_pause(jobs.read)
+    finally:
+        jobs.close()
+    assert pause is not None and pause.at is not None
