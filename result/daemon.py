@@ -12,6 +12,7 @@ or full makes the daemon wait and retry with back-off, keeping everything local.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from spooler.backends import get_backend
 from spooler.fsutil import fsync_dir
+from spooler.headless import headless
 from spooler.items import DeathCounter, Quarantine, describe_exception
 from spooler.logs import for_job
 from spooler.names import escaped
@@ -72,6 +74,7 @@ class ResultDaemon(WatchingDaemon):
         self.deaths = DeathCounter(self.jobs.store, "result", settings.limits.item_deaths_max)
         self.quarantine = Quarantine(settings.folders.quarantine, "result daemon")
         self._doing = ""  # the step of the shot in hand, for "internal error while <step>"
+        self._ended = False  # its start record cleared already
         self.routines = load_routines(settings.result.routines)
         self.memory_routine = settings.result.memory_routine or (
             self.routines[-1].name if self.routines else None
@@ -113,6 +116,7 @@ class ResultDaemon(WatchingDaemon):
 
     def run_once(self) -> int:
         """Process everything waiting, then return (a store that is away ends the pass)."""
+        self._warm_up()
         total = 0
         self._next_rescan = float("-inf")
         while True:
@@ -126,6 +130,24 @@ class ResultDaemon(WatchingDaemon):
         return folders.addresses, folders.result_claimed
 
     # -- the loop (WatchingDaemon.run) ----------------------------------------------------
+
+    def _prepare(self) -> None:
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Import the labscript suite now, not inside the first shot: a process killed while
+        it imports (a second or more) must not count as a death on that shot. Only where a
+        labscript profile is set up (the lab's, or the user's with its labconfig): importing
+        the suite makes a profile where there is none."""
+        if self.settings.lab.labscript_profile is None:
+            import labscript_profile
+
+            if not Path(labscript_profile.default_labconfig_path()).is_file():
+                return
+        # in this order: the suite's h5_lock before h5py, as the suite requires
+        for module in ("labscript_utils.h5_lock", "h5py", "lyse", "lyse.dataframe_utilities"):
+            importlib.import_module(module)
+        headless()  # the suite's import installed its Tk exception hook
 
     def _pass(self, look: bool) -> bool:
         if look:
@@ -155,6 +177,7 @@ class ResultDaemon(WatchingDaemon):
             return 0
         self.deaths.started(KIND, name)
         self._doing = "reading the address file"
+        self._ended = False
         try:
             return self._process(address_path)
         except StoreUnavailable:
@@ -166,7 +189,8 @@ class ResultDaemon(WatchingDaemon):
             )
             return 0
         finally:
-            self.deaths.ended(KIND, name)
+            if not self._ended:
+                self.deaths.ended(KIND, name)
 
     def _job_of(self, address: str) -> str:
         row = Ledger.get(self.jobs.read, address)
@@ -254,11 +278,13 @@ class ResultDaemon(WatchingDaemon):
                     sha256=archived.sha256,
                     frame=frame,
                 )
+                self.deaths.end(tx, KIND, name)  # what is left (cleaning up) cannot crash on it
                 job = tx.get(row.job_id) if row.job_id else None
                 if job is not None and job.attempt == row.attempt:
                     tx.set_counts(
                         job.job_id, shots_done=Ledger.archived_count(tx, job.job_id, job.attempt)
                     )
+            self._ended = True
             if job is None or job.attempt != row.attempt or job.state is not JobState.RUNNING:
                 jlog.warning(
                     "shot %s belongs to no running job; archived at %s", local.name, archived.path

@@ -7,9 +7,13 @@ folder). An item can also kill the whole process (a segfault in a C library on a
 file, running out of memory, ``os._exit`` in an analysis routine), where no exception
 handler runs. For those, :class:`DeathCounter` records durably, before an item is started,
 that it is started, and removes the record when it is done; a record found by the next
-process means the previous one died on that item. After ``limits.item_deaths_max`` deaths
-the item is given up instead of started again (the dead-letter queue of SQS and RabbitMQ),
-so a systemd restart loop ends after a few restarts with the item quarantined.
+process (of the same boot: a power cut is not the item's fault) means the previous one died
+on that item. The daemons load what they import lazily (the labscript suite) before they
+start the first item, so that the window in which a death counts is the item's own work.
+After ``limits.item_deaths_max`` deaths the item is given up instead of started again (the
+dead-letter queue of SQS and RabbitMQ), so a systemd restart loop ends after a few restarts
+with the item quarantined. A SIGKILL from outside during an item counts as a death too (the
+next process cannot tell it from the OOM killer); the window is kept short for that reason.
 
 :class:`Quarantine` is the folder of what was given up: each item moved there (never
 replacing anything) with ``<name>.reason.json`` beside it.
@@ -23,6 +27,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from .fsutil import fsync_dir, write_atomic
@@ -40,6 +45,7 @@ CREATE TABLE IF NOT EXISTS item_starts (
     kind     TEXT NOT NULL,
     key      TEXT NOT NULL,
     starts   INTEGER NOT NULL,
+    boot     TEXT NOT NULL,
     first_at REAL NOT NULL,
     last_at  REAL NOT NULL,
     PRIMARY KEY (daemon, kind, key)
@@ -49,6 +55,15 @@ CREATE TABLE IF NOT EXISTS item_starts (
 _MESSAGE_MAX = 500
 # An item's name here, plus ".<n>", "--<companion>" or ".reason.json", within NAME_MAX (255)
 _STEM_MAX_BYTES = 120
+
+
+@cache
+def boot_id() -> str:
+    """This boot of the machine (Linux's random boot id; elsewhere, the boot time)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return str(round(time.time() - time.monotonic()))
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -70,12 +85,12 @@ class DeathCounter:
 
     def deaths(self, view: Reader, kind: str, key: str) -> int:
         """How often a process of this daemon died while handling the item (started, not
-        ended)."""
+        ended) since the machine booted: a reboot or a power cut is not the item's fault."""
         row = view.execute(
-            "SELECT starts FROM item_starts WHERE daemon = ? AND kind = ? AND key = ?",
+            "SELECT starts, boot FROM item_starts WHERE daemon = ? AND kind = ? AND key = ?",
             (self.daemon, kind, key),
         ).fetchone()
-        return 0 if row is None else int(row[0])
+        return 0 if row is None or row[1] != boot_id() else int(row[0])
 
     def poisoned(self, view: Reader, kind: str, key: str) -> int | None:
         """The number of deaths when the item must not be started again, else None."""
@@ -85,10 +100,11 @@ class DeathCounter:
     def begin(self, tx: Transaction, kind: str, key: str) -> None:
         """Record a start (durable when *tx* commits): call before the item's work."""
         tx.execute(
-            "INSERT INTO item_starts (daemon, kind, key, starts, first_at, last_at) "
-            "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (daemon, kind, key) "
-            "DO UPDATE SET starts = starts + 1, last_at = excluded.last_at",
-            (self.daemon, kind, key, tx.now, tx.now),
+            "INSERT INTO item_starts (daemon, kind, key, starts, boot, first_at, last_at) "
+            "VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT (daemon, kind, key) DO UPDATE SET "
+            "starts = CASE WHEN boot = excluded.boot THEN starts + 1 ELSE 1 END, "
+            "boot = excluded.boot, last_at = excluded.last_at",
+            (self.daemon, kind, key, boot_id(), tx.now, tx.now),
         )
 
     def end(self, tx: Transaction, kind: str, key: str) -> None:

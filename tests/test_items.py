@@ -45,6 +45,23 @@ def test_deaths_are_the_starts_that_did_not_end(tree: Settings) -> None:
         jobs.close()
 
 
+def test_a_reboot_is_not_a_death(tree: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import spooler.items
+
+    jobs = Jobs(tree.folders)
+    try:
+        counter = DeathCounter(jobs.store, "result", deaths_max=2)
+        counter.started("shot", "a")
+        counter.started("shot", "a")
+        assert counter.poisoned(jobs.read, "shot", "a") == 2
+        monkeypatch.setattr(spooler.items, "boot_id", lambda: "after-a-power-cut")
+        assert counter.deaths(jobs.read, "shot", "a") == 0
+        counter.started("shot", "a")  # counting starts again in this boot
+        assert counter.deaths(jobs.read, "shot", "a") == 1
+    finally:
+        jobs.close()
+
+
 def test_quarantine_keeps_everything_and_replaces_nothing(tmp_path: Path) -> None:
     quarantine = Quarantine(tmp_path / "quarantine", "result daemon", clock=lambda: 1.7e9)
     first, second = tmp_path / "x.json", tmp_path / "y" / "x.json"
