@@ -8,9 +8,17 @@
 2. Finishing a job of M shots: the daemon's completion step (CSVs built from the ledger, the
    result JSON, DONE) against lyse's ``get_dataframe_from_shots`` on the same archived shots.
 
+The shots and their address files are what the real apparatus leaves: each shot in the
+tree's shot folder of its job, attempt and experiment, with the globals runmanager sets
+(job id, experiment, shot index, attempt), and its address file written by the BLACS
+plugin's own ``shot_record`` and ``write_address_file``.
+
 Runs in a throw-away labscript profile with a zlock server of its own (stopped by pid).
+``--smoke`` runs the whole benchmark at a size that takes seconds (to check that it runs,
+not to measure).
 
     python scripts/bench_result.py [--shots 200] [--shot-mb 1.0] [--big-job 500] [--out FILE]
+    python scripts/bench_result.py --smoke
 """
 
 from __future__ import annotations
@@ -28,8 +36,16 @@ from spooler.lab.profile import Ports, activate, start_zlock, stop_process, writ
 from spooler.scaffold import write_tree
 from spooler.settings import Settings, load_settings
 
+FULL = {"shots": 200, "shot_mb": 1.0, "big_job": 500}
+SMOKE = {"shots": 10, "shot_mb": 1.0, "big_job": 20}
+
+EXPERIMENT = "experiment_0"
+ATTEMPT = 1
+
 
 def make_shots(settings: Settings, job_id: str, count: int, shot_mb: float) -> list[Path]:
+    """*count* shots of attempt 1 of *job_id*, each with the address file the BLACS plugin
+    writes when BLACS has run it."""
     import h5py
     import numpy as np
     import runmanager
@@ -38,24 +54,35 @@ def make_shots(settings: Settings, job_id: str, count: int, shot_mb: float) -> l
 
     side = max(8, int((shot_mb * 2**20 / 4) ** 0.5))
     rng = np.random.default_rng(1)
-    folder = settings.folders.shots / job_id / "experiment_0"
+    folder = settings.folders.shot_folder(job_id, ATTEMPT, EXPERIMENT)
+    sequence_id = f"20261122T000000_{EXPERIMENT}"
     sequence = {
-        "script_basename": "experiment_0",
+        "script_basename": EXPERIMENT,
         "sequence_date": "2026-11-22T00:00:00",
         "sequence_index": 1,
-        "sequence_id": "20261122T000000_experiment_0",
+        "sequence_id": sequence_id,
     }
+    # the globals labspool has runmanager set, under the names the daemon checks
+    names = settings.lab.globals
+    plugin_names = {  # the plugin's names for them (its labconfig keys)
+        "job_id": names.job_id,
+        "experiment": names.experiment_name,
+        "shot": names.shot,
+        "attempt": names.attempt,
+    }
+    digits = int(np.ceil(np.log10(count)))  # runmanager's numbering of a sequence's files
     paths = []
     for i in range(count):
-        path = folder / f"20261122T000000_experiment_0_{i:04d}.h5"
+        path = folder / f"{sequence_id}_{i:0{digits}d}.h5"
         runmanager.make_single_run_file(
             str(path),
             None,
             {
-                "labspool_job_id": job_id,
-                "labspool_experiment": "experiment_0",
-                "labspool_shot": i,
-                "labspool_seed": 1,
+                names.job_id: job_id,
+                names.experiment_name: EXPERIMENT,
+                names.shot: i,
+                names.seed: 1,
+                names.attempt: ATTEMPT,
             },
             sequence,
             i,
@@ -71,12 +98,7 @@ def make_shots(settings: Settings, job_id: str, count: int, shot_mb: float) -> l
                 "atoms", data=image
             )
             dataset.attrs["signal_per_atom"] = 50.0
-        names = {
-            "job_id": "labspool_job_id",
-            "experiment": "labspool_experiment",
-            "shot": "labspool_shot",
-        }
-        write_address_file(str(settings.folders.addresses), shot_record(str(path), names))
+        write_address_file(str(settings.folders.addresses), shot_record(str(path), plugin_names))
         paths.append(path)
     return paths
 
@@ -173,11 +195,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shots", type=int, default=200)
-    parser.add_argument("--shot-mb", type=float, default=1.0)
-    parser.add_argument("--big-job", type=int, default=500)
+    parser.add_argument("--shots", type=int, help=f"default {FULL['shots']}")
+    parser.add_argument("--shot-mb", type=float, help=f"default {FULL['shot_mb']}")
+    parser.add_argument("--big-job", type=int, help=f"default {FULL['big_job']}")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the whole benchmark at a size that takes seconds: "
+        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()),
+    )
     args = parser.parse_args()
+    for name, value in (SMOKE if args.smoke else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     with tempfile.TemporaryDirectory(prefix="labspool-bench-result-") as tmp:
         root = Path(tmp)
         profile, ports = root / "profile", Ports.free()
@@ -205,6 +236,8 @@ def main() -> int:
         "lyse get_dataframe_from_shots on the same shots "
         f"{f['lyse_get_dataframe_from_shots_s']:.2f} s ({f['lyse_over_ledger']:.1f}x)"
     )
+    if args.smoke:
+        print("(a smoke run: it shows that the benchmark runs; its figures measure nothing)")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0

@@ -1,0 +1,115 @@
+"""The benchmarks never rot: each ``scripts/bench_*.py`` runs whole with ``--smoke``.
+
+Each runs as its own process, as a developer runs it, with a marker in its environment
+(inherited by every process it starts, even a daemon the labscript suite starts by itself),
+its own temporary folder and home folder; afterwards no process carries the marker, the
+temporary folder is empty, and neither that home folder nor the user's labscript profile
+(which the suite finds through the password database, not ``$HOME``) got anything.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.labtools import needs_suite
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE_TESTED = {"bench_intake.py", "bench_result.py"}  # a new benchmark gets its test here
+
+
+def _labscript_profile() -> dict[str, int] | None:
+    """The user's own labscript profile (where the suite puts it): every path and its mtime."""
+    profile = Path(f"~{getpass.getuser()}").expanduser() / "labscript-suite"
+    if not profile.exists():
+        return None
+    return {str(p): p.lstat().st_mtime_ns for p in [profile, *profile.rglob("*")]}
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            data = environ.read_bytes()
+            if marker.encode() in data:
+                found.append(
+                    (environ.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                )
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+def run_smoke(script: str, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """Run ``scripts/<script> --smoke``; its stdout and the figures it wrote (--out)."""
+    home, tmp, out = tmp_path / "home", tmp_path / "tmp", tmp_path / "figures.json"
+    home.mkdir()
+    tmp.mkdir()
+    marker = f"labspool-smoke-{uuid.uuid4().hex}"
+    profile_before = _labscript_profile()
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "HOME": str(home), "TMPDIR": str(tmp), "LABSPOOL_SMOKE": marker},
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert _processes_with(marker) == [], "the benchmark left processes behind"
+    assert list(tmp.iterdir()) == [], "the benchmark left files in its temporary folder"
+    assert list(home.iterdir()) == [], "the benchmark wrote into the home folder"
+    assert _labscript_profile() == profile_before, "the benchmark touched ~/labscript-suite"
+    assert "a smoke run" in run.stdout
+    return run.stdout, json.loads(out.read_text())
+
+
+def _positive(*values: object) -> bool:
+    return all(isinstance(v, float | int) and math.isfinite(v) and v > 0 for v in values)
+
+
+def test_every_benchmark_has_a_smoke_test() -> None:
+    assert {p.name for p in (REPO / "scripts").glob("bench_*.py")} == SMOKE_TESTED
+
+
+def test_the_intake_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
+    out, figures = run_smoke("bench_intake.py", tmp_path)
+    burst, latency = figures["burst"], figures["latency"]
+    assert burst["jobs"] == 200 and latency["jobs"] == 20
+    assert _positive(
+        burst["intake_jobs_per_s"],
+        burst["baseline_read_parse_jobs_per_s"],
+        latency["spooler"]["p99_ms"],
+        latency["baseline_bare_observer"]["p99_ms"],
+    )
+    assert re.search(r"^burst of 200 jobs: \d+ jobs/s admitted \(baseline", out, re.M)
+    assert re.search(r"^pickup latency over 20 jobs: p50 [\d.]+ ms, .* p99 [\d.]+ ms", out, re.M)
+
+
+@pytest.mark.lab
+@needs_suite
+def test_the_result_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
+    """Its shots and address files are the BLACS plugin's own, which the result daemon
+    checks; every shot is analysed and archived and the job ends DONE (the benchmark asserts
+    that itself), then both baselines are measured."""
+    out, figures = run_smoke("bench_result.py", tmp_path)
+    throughput, finishing = figures["throughput"], figures["finishing"]
+    assert throughput["shots"] == 10 and finishing["shots"] == 20
+    assert _positive(
+        throughput["daemon_shots_per_s"],
+        throughput["plain_copy_shots_per_s"],
+        finishing["finish_from_ledger_s"],
+        finishing["lyse_get_dataframe_from_shots_s"],
+    )
+    assert re.search(r"^10 shots of [\d.]+ MB: daemon [\d.]+ shots/s", out, re.M)
+    assert re.search(r"^finishing a 20-shot job: [\d.]+ s from the ledger", out, re.M)
