@@ -218,16 +218,7 @@ class ResultDaemon(WatchingDaemon):
             except BadAddress as exc:
                 self._refuse(address_path, str(exc))
                 return 0
-            self._doing = "checking the shot file"
-            damage: str | None = None
-            try:
-                check_shot(address, self.settings.lab.globals)
-            except BadAddress as exc:
-                self._refuse(address_path, str(exc))
-                return 0
-            except DamagedShot as exc:
-                damage = str(exc)
-            with self.jobs.change() as tx:
+            with self.jobs.change() as tx:  # from here on a death is the job's shot's
                 Ledger.claim(
                     tx,
                     name,
@@ -237,9 +228,27 @@ class ResultDaemon(WatchingDaemon):
                     shot_index=address.shot_index,
                     local_path=str(address.shot),
                 )
-            if damage is not None:
-                self._give_up(address_path, f"not readable as a labscript shot: {damage}")
+            row = Ledger.get(self.jobs.read, name)
+            assert row is not None
+        if row.state == "received":
+            self._doing = "checking the shot file"
+            assert row.job_id and row.experiment and row.attempt is not None
+            assert row.shot_index is not None
+            address = Address(
+                Path(row.local_path), row.job_id, row.experiment, row.shot_index, row.attempt
+            )
+            try:
+                check_shot(address, self.settings.lab.globals)
+            except BadAddress as exc:
+                with self.jobs.change() as tx:
+                    Ledger.forget(tx, name)
+                self._refuse(address_path, str(exc))
                 return 0
+            except DamagedShot as exc:
+                self._give_up(address_path, f"not readable as a labscript shot: {exc}")
+                return 0
+            with self.jobs.change() as tx:
+                Ledger.checked(tx, name)
             row = Ledger.get(self.jobs.read, name)
             assert row is not None
         jlog = for_job(log, row.job_id or "-")

@@ -4,8 +4,10 @@ A table in the job store (the same SQLite database as the job states), so that a
 restart the daemon knows exactly what is left, a shot's progress and its job's state change
 in one transaction, and ``labspool-result reprocess JOB`` can find every archived shot.
 
-A shot's row moves through ``claimed`` (its address file taken), ``analysed`` (results saved
-in the shot file) and ``archived`` (a verified copy on the store, the local copy removable),
+A shot's row moves through ``received`` (its address file read and believed, the shot's
+path checked), ``claimed`` (the shot read as a labscript shot of its job), ``analysed``
+(results saved in the shot file) and ``archived`` (a verified copy on the store, the local
+copy removable),
 or ends ``quarantined`` (given up and kept in the quarantine folder; ``error`` says why and
 ``sds_path`` names the reason file there).
 ``frame`` holds the shot's row of lyse's DataFrame, read from the archived copy, so that a
@@ -90,9 +92,22 @@ class Ledger:
     ) -> None:
         view.execute(
             "INSERT OR IGNORE INTO shots (address, job_id, attempt, experiment, shot_index, "
-            "local_path, state, received_at) VALUES (?, ?, ?, ?, ?, ?, 'claimed', ?)",
+            "local_path, state, received_at) VALUES (?, ?, ?, ?, ?, ?, 'received', ?)",
             (address, job_id, attempt, experiment, shot_index, local_path, time.time()),
         )
+
+    @staticmethod
+    def checked(view: Reader, address: str) -> None:
+        """The shot was read as a labscript shot of what its address says."""
+        view.execute(
+            "UPDATE shots SET state = 'claimed' WHERE address = ? AND state = 'received'",
+            (address,),
+        )
+
+    @staticmethod
+    def forget(view: Reader, address: str) -> None:
+        """A received address that was then refused: it names no shot of the job."""
+        view.execute("DELETE FROM shots WHERE address = ? AND state = 'received'", (address,))
 
     @staticmethod
     def analysed(view: Reader, address: str, *, memory: str | None, error: str | None) -> None:
