@@ -32,7 +32,17 @@ from spooler.watching import WatchingDaemon
 
 from .addresses import Address, BadAddress, DamagedShot, check_shot, read_address
 from .analysis import AnalysisError, analyse, load_routines
-from .archive import Archived, StoreUnavailable, archive, checksum, copy_durably, flush_file
+from .archive import (
+    Archived,
+    StoreUnavailable,
+    archive,
+    checksum,
+    copy_durably,
+    flush_file,
+    is_transient,
+)
+from .isolated import run_isolated
+from .killlock import release_leaked
 from .ledger import Ledger, ShotRow
 from .outputs import experiment_frame, result_document, shot_frame, write_csv, write_result
 
@@ -41,6 +51,22 @@ __all__ = ["BadAddress", "ResultDaemon"]
 log = logging.getLogger(__name__)
 
 KIND = "shot"  # the DeathCounter's kind of item: an address file and the shot it names
+KIND_SEEN = "shot, seen"  # deaths of an isolated process on the shot, seen by the daemon
+BACKSTOP = 3  # deaths of the daemon alone that give a shot up: BACKSTOP x item_deaths_max
+ISOLATED_TIMEOUT_S = 20.0  # within systemd's watchdog interval (60 s; pings every 30 s)
+
+
+def _died(daemon: int, seen: int, last: str | None) -> str:
+    parts = []
+    if daemon:
+        parts.append(f"the result daemon died {daemon} time(s) while handling this shot")
+    if seen:
+        how = f" (last: {last})" if last else ""
+        parts.append(f"a process handling it alone died {seen} time(s){how}")
+    return (
+        f"{' and '.join(parts)}: a damaged file that crashes a library, or an analysis routine "
+        "that ends the process; given up without another try"
+    )
 
 
 class ResultDaemon(WatchingDaemon):
@@ -54,14 +80,15 @@ class ResultDaemon(WatchingDaemon):
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        exclusive: bool = True,
     ) -> None:
-        super().__init__(settings, clock=clock, wall_clock=wall_clock)
+        super().__init__(settings, clock=clock, wall_clock=wall_clock, exclusive=exclusive)
         self.addresses = self.watched
         self.claimed = settings.folders.result_claimed
         # analysed copies, on their way to the store
         self.work = settings.folders.state / "result-work"
         self.work.mkdir(exist_ok=True)
-        for stale in self.work.glob(".*.tmp"):
+        for stale in self.work.glob(".*.tmp") if exclusive else ():
             stale.unlink()  # a copy a crash cut short; its shot is still where it came from
         if settings.lab.labscript_profile is not None:
             import sys
@@ -75,6 +102,7 @@ class ResultDaemon(WatchingDaemon):
         self.quarantine = Quarantine(settings.folders.quarantine, "result daemon")
         self._doing = ""  # the step of the shot in hand, for "internal error while <step>"
         self._ended = False  # its start record cleared already
+        self._last_death: str | None = None  # how the last isolated process died
         self.routines = load_routines(settings.result.routines)
         self.memory_routine = settings.result.memory_routine or (
             self.routines[-1].name if self.routines else None
@@ -104,7 +132,10 @@ class ResultDaemon(WatchingDaemon):
                 if claim is not None:
                     done += self._take(claim.path)
         except StoreUnavailable as exc:
-            log.warning("the store is unavailable (next try in %.1f s): %s", self._delay_s, exc)
+            release_leaked()  # h5_lock's, after zlock failed (no shot is open here)
+            log.warning(
+                "waiting for the store or zlock (next try in %.1f s): %s", self._delay_s, exc
+            )
             self._retry_at = self.clock() + self._delay_s
             self._delay_s = min(
                 2 * self._delay_s, self.settings.result.archive_retry_interval_max_s
@@ -162,20 +193,32 @@ class ResultDaemon(WatchingDaemon):
     # -- one shot -------------------------------------------------------------------------
 
     def _take(self, address_path: Path) -> int:
-        """One address file and its shot, as one item (:mod:`spooler.items`): its start is
-        recorded first; an unexpected exception, or this daemon dying on it
-        ``limits.item_deaths_max`` times, gives it up to the quarantine folder."""
+        """One address file and its shot, as one item (:mod:`spooler.items`).
+
+        Its start is recorded first. An unexpected exception gives it up to the quarantine
+        folder. A shot on which a process died before is handled again in a process of its
+        own (:mod:`result.isolated`), where a crash is seen for what it is: a death of the
+        daemon itself may have been a kill from outside, a death of that process is the
+        shot's. The shot is given up after ``limits.item_deaths_max`` deaths of which one at
+        least was seen so, or after three times as many deaths of the daemon alone."""
         name = address_path.name
-        deaths = self.deaths.poisoned(self.jobs.read, KIND, name)
-        if deaths is not None:
-            self._give_up(
-                address_path,
-                f"the result daemon died {deaths} times while handling this shot (a damaged "
-                "file that crashes a library, or an analysis routine that ends the process); "
-                "given up without another try",
-            )
+        read = self.jobs.read
+        daemon_deaths = self.deaths.deaths(read, KIND, name)
+        seen_deaths = self.deaths.deaths(read, KIND_SEEN, name)
+        limit = self.settings.limits.item_deaths_max
+        if daemon_deaths >= BACKSTOP * limit or (
+            seen_deaths and daemon_deaths + seen_deaths >= limit
+        ):
+            self._give_up(address_path, _died(daemon_deaths, seen_deaths, self._last_death))
             return 0
+        if daemon_deaths or seen_deaths:
+            return self._take_isolated(address_path)
         self.deaths.started(KIND, name)
+        return self._take_here(address_path)
+
+    def _take_here(self, address_path: Path) -> int:
+        """The shot's work in this process (its start recorded by the caller)."""
+        name = address_path.name
         self._doing = "reading the address file"
         self._ended = False
         try:
@@ -183,6 +226,8 @@ class ResultDaemon(WatchingDaemon):
         except StoreUnavailable:
             raise  # the store's fault, not the shot's: everything stays, tried again later
         except Exception as exc:
+            if is_transient(exc):  # a server of the suite did not answer (zlock): wait
+                raise StoreUnavailable(f"while {self._doing}: {describe_exception(exc)}") from exc
             for_job(log, self._job_of(name)).exception("internal error while %s", self._doing)
             self._give_up(
                 address_path, f"internal error while {self._doing}: {describe_exception(exc)}"
@@ -191,6 +236,35 @@ class ResultDaemon(WatchingDaemon):
         finally:
             if not self._ended:
                 self.deaths.ended(KIND, name)
+
+    def _take_isolated(self, address_path: Path) -> int:
+        """Handle a suspect shot in a process of its own and watch how that process ends."""
+        name = address_path.name
+        jlog = for_job(log, self._job_of(name))
+        jlog.warning("a process died on %s before: handling it in a process of its own", name)
+        self.deaths.started(KIND, name)  # if this daemon dies meanwhile, that counts as before
+        outcome = run_isolated(self.settings.path, address_path, timeout_s=ISOLATED_TIMEOUT_S)
+        if outcome.store_unavailable:
+            with self.jobs.change() as tx:
+                self.deaths.undo(tx, KIND, name)
+            raise StoreUnavailable("the store is unavailable (seen by the isolated process)")
+        if outcome.death is None:
+            with self.jobs.change() as tx:
+                self.deaths.end(tx, KIND, name)
+                self.deaths.end(tx, KIND_SEEN, name)
+            row = Ledger.get(self.jobs.read, name)
+            return int(row is not None and row.state == "archived")
+        with self.jobs.change() as tx:  # the death was seen: it is the shot's, not the daemon's
+            self.deaths.undo(tx, KIND, name)
+            self.deaths.begin(tx, KIND_SEEN, name)
+        self._last_death = outcome.death
+        jlog.error("the process handling %s died: %s", name, outcome.death)
+        return self._take(address_path) if address_path.exists() else 0
+
+    def take_alone(self, address_path: Path) -> int:
+        """In the isolated process (:mod:`result.isolated`): the shot's work, here."""
+        self._warm_up()
+        return self._take_here(address_path)
 
     def _job_of(self, address: str) -> str:
         row = Ledger.get(self.jobs.read, address)

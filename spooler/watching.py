@@ -52,18 +52,24 @@ class WatchingDaemon:
         *,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
+        exclusive: bool = True,
     ) -> None:
+        """*exclusive* False: without the tree's lock (a helper process of a daemon that
+        holds it, which waits for the helper)."""
         self.settings = settings
         self.clock = clock
         self.wall_clock = wall_clock
         settings.folders.create()
         folder, claimed = self.watched_folders(settings.folders)
-        self._lock_fd = exclusive_lock(settings.folders.state / self.lock, self.name)
+        self._lock_fd = (
+            exclusive_lock(settings.folders.state / self.lock, self.name) if exclusive else None
+        )
         try:
             claimed.mkdir(exist_ok=True)
             self.jobs = Jobs(settings.folders, clock=wall_clock)
         except BaseException:
-            os.close(self._lock_fd)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
             raise
         self.watched = DumpFolder(folder, claimed, clock=clock)
         self.watcher: DumpWatcher | None = None
@@ -75,7 +81,8 @@ class WatchingDaemon:
             self.watcher.stop()
             self.watcher = None
         self.jobs.close()
-        os.close(self._lock_fd)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to return after the current pass (safe from a signal handler)."""

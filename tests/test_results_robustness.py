@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.labtools import VirtualLab, needs_suite, virtual_lab, wait_until
 from tests.test_virtual_lab import experiment
@@ -60,21 +59,11 @@ def assert_every_shot_once_on_the_store(lab: VirtualLab, job_id: str, total: int
     assert not list(lab.settings.folders.shots.glob(f"{job_id}/*/*.h5")), "a local copy was left"
 
 
-def _tolerate_deaths(config: Path) -> None:
-    """This test kills the daemon 0.5-2.5 s after each start, which on a loaded machine is
-    when it takes up the shot it was killed on before: with the default of 3 deaths such a
-    shot is given up by design (spooler.items; tested in test_hostile_lab). Here every shot
-    must end on the store, so the counter is set out of the way."""
-    settings = yaml.safe_load(config.read_text())
-    settings.setdefault("limits", {})["item_deaths_max"] = 100
-    config.write_text(yaml.safe_dump(settings))
-
-
 def test_kill_minus_nine_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     experiments, per_experiment = 4, 50
     total = experiments * per_experiment
     rng = random.Random(20261122)
-    with virtual_lab(tmp_path / "lab", max_engaged_jobs=1, prepare=_tolerate_deaths) as lab:
+    with virtual_lab(tmp_path / "lab", max_engaged_jobs=1) as lab:
         lab.submit(
             "crash",
             {
