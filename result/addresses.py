@@ -40,6 +40,8 @@ from spooler.settings import Folders, GlobalNames
 from spooler.store import Reader
 from spooler.strictjson import describe_value, loads_strict
 
+from .archive import StoreUnavailable, is_transient
+
 __all__ = ["Address", "BadAddress", "DamagedShot", "check_shot", "read_address"]
 
 _EXPERIMENT = re.compile(r"experiment_(0|[1-9][0-9]{0,5})")
@@ -176,6 +178,8 @@ def check_shot(address: Address, names: GlobalNames) -> None:
     except DamagedShot:
         raise
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError, ... on damage
+        if is_transient(exc):  # the lock server did not answer: not the shot's fault
+            raise StoreUnavailable(f"zlock did not answer while opening the shot: {exc}") from exc
         raise DamagedShot(f"cannot be read as HDF5: {type(exc).__name__}: {exc}") from exc
     claims: list[tuple[str, object]] = [
         (names.job_id, address.job_id),

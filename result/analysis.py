@@ -17,6 +17,8 @@ from typing import Any
 from spooler.errors import ConfigError, LabspoolError
 from spooler.headless import headless
 
+from .archive import StoreUnavailable, is_transient
+
 __all__ = ["AnalysisError", "Routine", "analyse", "load_routines"]
 
 
@@ -65,6 +67,8 @@ def analyse(shot: Path, routines: list[Routine]) -> dict[str, dict[str, Any]]:
         try:
             values = dict(routine.function(run))
         except Exception as exc:
+            if is_transient(exc):  # zlock did not answer: not the routine's fault, nor the shot's
+                raise StoreUnavailable(f"zlock failed during {routine.spec}: {exc}") from exc
             raise AnalysisError(
                 f"{routine.spec} failed on {shot.name}: {type(exc).__name__}: {exc}"
             ) from exc

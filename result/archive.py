@@ -17,13 +17,29 @@ from pathlib import Path
 
 from spooler.fsutil import fsync_dir, temp_name
 
-__all__ = ["Archived", "StoreUnavailable", "archive", "checksum", "copy_durably", "flush_file"]
+__all__ = [
+    "Archived",
+    "StoreUnavailable",
+    "archive",
+    "checksum",
+    "copy_durably",
+    "flush_file",
+    "is_transient",
+]
 
 _CHUNK = 1 << 20
 
 
 class StoreUnavailable(OSError):
-    """The store cannot take the shot now (unreachable, read-only, full); try again later."""
+    """The store cannot take the shot now (unreachable, read-only, full), or a server the
+    suite needs did not answer (zlock, the lock server every HDF5 open goes through): the
+    shot is not at fault; everything stays and is tried again later."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the suite's servers (zlock over zmq: a time-out, a lost connection), not
+    a fault of the shot being read nor of the routine reading it."""
+    return (type(exc).__module__ or "").startswith(("zmq", "zprocess"))
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,13 @@ def test_stale_temporaries_of_a_killed_copy_are_cleared(shot: Path, tmp_path: Pa
     stale.write_bytes(b"cut short")
     archive(shot, target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["shot.h5"]
+
+
+def test_a_lock_server_that_does_not_answer_is_transient_not_the_shots_fault() -> None:
+    from zprocess.utils import TimeoutError as ZlockTimeout
+
+    from result.archive import is_transient
+
+    assert is_transient(ZlockTimeout("Could not connect to server: timed out"))
+    assert not is_transient(OSError("Unable to open file (truncated file)"))
+    assert not is_transient(TimeoutError("a routine's own time-out"))  # not retried forever
