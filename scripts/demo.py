@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -121,10 +122,34 @@ def no_result(job: str, status: dict[str, Any]) -> str:
 
 
 def stop(process: subprocess.Popen[bytes] | None, name: str) -> None:
-    if process is not None:
-        process.send_signal(signal.SIGTERM)
+    """SIGTERM (the daemon finishes its step), then SIGKILL if it has not ended in 30 s:
+    the demo never leaves a daemon behind, whatever happened."""
+    if process is None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
         process.wait(30)
-        print(f"   {name} (pid {process.pid}) stopped")
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        print(f"   {name} (pid {process.pid}) did not stop on SIGTERM in 30 s: killed")
+        return
+    print(f"   {name} (pid {process.pid}) stopped")
+
+
+def stop_leftover_daemons(root: Path) -> None:
+    """Daemons of an earlier demo in *root* that was cut short (their pids are in their lock
+    files): stopped, so that they do not serve the new tree made at the same place."""
+    for lock in ("spooler.lock", "result.lock"):
+        try:
+            pid = int((root / "state" / lock).read_text().split()[0])
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if str(root / "labspool.yaml").encode() not in command:
+            continue  # the pid is another process by now
+        os.kill(pid, signal.SIGKILL)
+        print(f"   stopped a daemon left by an earlier demo (pid {pid})")
 
 
 def main() -> int:
@@ -133,6 +158,7 @@ def main() -> int:
     if root.exists():
         if not (root / MARKER).exists():
             sys.exit(f"{root} exists and was not made by this demo; choose another folder")
+        stop_leftover_daemons(root)
         labspool("lab", "down", str(root), check=False)
         shutil.rmtree(root)
     root.mkdir(parents=True)
