@@ -7,10 +7,12 @@ the old or the new content, never a torn one, and a kill -9 at any instant loses
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
 import os
+import re
 import stat
 import threading
 from pathlib import Path
@@ -19,6 +21,7 @@ from .errors import JobRejected, SpoolerBusy
 
 __all__ = [
     "Batch",
+    "clear_stale_temps",
     "exclusive_lock",
     "fsync_dir",
     "is_ignored_name",
@@ -40,6 +43,44 @@ def is_ignored_name(name: str) -> bool:
 def temp_name(target: Path) -> Path:
     """A hidden temporary name beside *target*, unique per process and thread."""
     return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+# temp_name's (pid and thread) and the BLACS plugin's (pid only)
+_TEMPS = (
+    re.compile(r"\..+\.(?P<pid>[0-9]+)\.[0-9]+\.tmp"),
+    re.compile(r"\..+\.(?P<pid>[0-9]+)\.tmp"),
+)
+
+
+def clear_stale_temps(folder: Path, *, depth: int = 0) -> int:
+    """Remove the temporary files (:func:`temp_name`) that a killed process left in *folder*
+    (and *depth* levels of subfolders): those whose process is gone. Returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if depth and entry.is_dir(follow_symlinks=False):
+            removed += clear_stale_temps(Path(entry.path), depth=depth - 1)
+            continue
+        match = _TEMPS[0].fullmatch(entry.name) or _TEMPS[1].fullmatch(entry.name)
+        if match is None or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def fsync_dir(path: Path) -> None:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .fsutil import exclusive_lock
+from .fsutil import clear_stale_temps, exclusive_lock
 from .intake import DumpFolder, DumpWatcher
 from .jobs import Jobs
 from .notify import Heartbeat, Notifier
@@ -66,6 +66,8 @@ class WatchingDaemon:
         )
         try:
             claimed.mkdir(exist_ok=True)
+            if exclusive:
+                self._clear_stale_temps(settings.folders)
             self.jobs = Jobs(settings.folders, clock=wall_clock)
         except BaseException:
             if self._lock_fd is not None:
@@ -75,6 +77,27 @@ class WatchingDaemon:
         self.watcher: DumpWatcher | None = None
         self._stop = threading.Event()
         self._next_rescan = float("-inf")
+
+    @staticmethod
+    def _clear_stale_temps(folders: Folders) -> None:
+        """Temporary files of writes a kill cut short (status files, results, rendered jobs,
+        the spooler's or the plugin's): removed if their process is gone."""
+        removed = sum(
+            clear_stale_temps(folder, depth=1 if folder == folders.jobs else 0)
+            for folder in (
+                folders.status,
+                folders.results,
+                folders.jobs,
+                folders.rejected,
+                folders.staging,
+                folders.addresses,
+                folders.processed,
+                folders.quarantine,
+                folders.control,
+            )
+        )
+        if removed:
+            log.info("removed %d temporary file(s) left by killed processes", removed)
 
     def close(self) -> None:
         if self.watcher is not None:

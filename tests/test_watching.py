@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -73,3 +74,32 @@ def test_a_file_wakes_the_sleeping_loop_and_a_stop_ends_it(tree: Settings) -> No
         daemon.close()
     assert not thread.is_alive(), "a stop request ends the sleep too"
     assert not daemon.watcher_alive()
+
+
+def test_temporary_files_of_killed_processes_are_cleared_at_start(tree: Settings) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    folders = tree.folders
+    folders.create()
+    stale = [
+        folders.status / f".j.json.{dead}.140417241328512.tmp",  # a killed daemon's
+        folders.addresses / f".j__experiment_0__00001.{dead}.tmp",  # a killed BLACS's
+    ]
+    (folders.jobs / "j").mkdir()
+    stale.append(folders.jobs / "j" / f".experiment_0.py.{dead}.1.tmp")
+    live = folders.status / f".k.json.{os.getpid()}.1.tmp"  # a write in progress
+    other = folders.status / ".notes.tmp"  # not one of ours
+    for path in [*stale, live, other]:
+        path.write_text("x")
+    daemon = Counting(tree)
+    daemon.close()
+    assert [p.exists() for p in stale] == [False, False, False]
+    assert live.exists() and other.exists()
