@@ -83,7 +83,7 @@ class WatchingDaemon:
         """Temporary files of writes a kill cut short (status files, results, rendered jobs,
         the spooler's or the plugin's): removed if their process is gone."""
         removed = sum(
-            clear_stale_temps(folder, depth=1 if folder == folders.jobs else 0)
+            clear_stale_temps(folder, depth=1 if folder in (folders.jobs, folders.control) else 0)
             for folder in (
                 folders.status,
                 folders.results,

@@ -93,6 +93,8 @@ def test_temporary_files_of_killed_processes_are_cleared_at_start(tree: Settings
         folders.status / f".j.json.{dead}.140417241328512.tmp",  # a killed daemon's
         folders.addresses / f".j__experiment_0__00001.{dead}.tmp",  # a killed BLACS's
     ]
+    (folders.control / "requests").mkdir()
+    stale.append(folders.control / "requests" / f".a9.json.{dead}.139683542109056.tmp")
     (folders.jobs / "j").mkdir()
     stale.append(folders.jobs / "j" / f".experiment_0.py.{dead}.1.tmp")
     live = folders.status / f".k.json.{os.getpid()}.1.tmp"  # a write in progress
@@ -101,5 +103,5 @@ def test_temporary_files_of_killed_processes_are_cleared_at_start(tree: Settings
         path.write_text("x")
     daemon = Counting(tree)
     daemon.close()
-    assert [p.exists() for p in stale] == [False, False, False]
+    assert [p.exists() for p in stale] == [False] * len(stale)
     assert live.exists() and other.exists()
