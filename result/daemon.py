@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spooler.backends import get_backend
-from spooler.fsutil import fsync_dir
+from spooler.fsutil import clear_stale_temps, fsync_dir
 from spooler.headless import headless
 from spooler.items import DeathCounter, Quarantine, describe_exception
 from spooler.logs import for_job
@@ -242,11 +242,10 @@ class ResultDaemon(WatchingDaemon):
         name = address_path.name
         jlog = for_job(log, self._job_of(name))
         jlog.warning("a process died on %s before: handling it in a process of its own", name)
-        self.deaths.started(KIND, name)  # if this daemon dies meanwhile, that counts as before
+        # No start is recorded here: this daemon only waits, and its child dies with it, so a
+        # death of the daemon meanwhile is a kill from outside, not the shot's doing.
         outcome = run_isolated(self.settings.path, address_path, timeout_s=ISOLATED_TIMEOUT_S)
         if outcome.store_unavailable:
-            with self.jobs.change() as tx:
-                self.deaths.undo(tx, KIND, name)
             raise StoreUnavailable("the store is unavailable (seen by the isolated process)")
         if outcome.death is None:
             with self.jobs.change() as tx:
@@ -254,8 +253,7 @@ class ResultDaemon(WatchingDaemon):
                 self.deaths.end(tx, KIND_SEEN, name)
             row = Ledger.get(self.jobs.read, name)
             return int(row is not None and row.state == "archived")
-        with self.jobs.change() as tx:  # the death was seen: it is the shot's, not the daemon's
-            self.deaths.undo(tx, KIND, name)
+        with self.jobs.change() as tx:  # the death was seen: it is the shot's
             self.deaths.begin(tx, KIND_SEEN, name)
         self._last_death = outcome.death
         jlog.error("the process handling %s died: %s", name, outcome.death)
@@ -596,6 +594,7 @@ class ResultDaemon(WatchingDaemon):
         experiments = self.jobs.read.experiments(job.job_id, job.attempt)
         archived = [r for r in rows if r.state == "archived"]
         store = self.settings.folders.sds / job.job_id
+        clear_stale_temps(store)  # of a CSV whose writing a kill cut short
         for experiment in experiments:
             shots = [r for r in archived if r.experiment == experiment.name]
             shots.sort(key=lambda r: (r.shot_index if r.shot_index is not None else -1, r.address))

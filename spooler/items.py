@@ -114,17 +114,6 @@ class DeathCounter:
             (self.daemon, kind, key),
         )
 
-    def undo(self, tx: Transaction, kind: str, key: str) -> None:
-        """Take back the last :meth:`begin` (its outcome is known: not a death of this kind)."""
-        tx.execute(
-            "UPDATE item_starts SET starts = starts - 1 WHERE daemon = ? AND kind = ? AND key = ?",
-            (self.daemon, kind, key),
-        )
-        tx.execute(
-            "DELETE FROM item_starts WHERE daemon = ? AND kind = ? AND key = ? AND starts <= 0",
-            (self.daemon, kind, key),
-        )
-
     def started(self, kind: str, key: str) -> None:
         with self.store.transaction() as tx:
             self.begin(tx, kind, key)

@@ -6,6 +6,7 @@ queue is a list here (the edge). The lab tests run it inside BLACS.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -154,3 +155,24 @@ def test_an_unreadable_memory_refuses_nothing_and_the_plugin_starts(
     (tmp_path / "control" / "withdrawn.json").write_text("{not json")
     server = ControlServer(str(tmp_path / "control"), blacs)
     assert server.lingering == {}
+
+
+class _LogServerGone(logging.Handler):
+    """BLACS's zlog handler when the log server does not answer: it raises."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        raise TimeoutError("Could not connect to server: timed out")
+
+
+def test_a_log_server_that_times_out_does_not_end_the_control_thread(
+    tmp_path: Path, shots: Path, blacs: ListQueue, server: ControlServer
+) -> None:
+    plugin_log = logging.getLogger("BLACS.plugin.labspool_addresses.control")
+    handler = _LogServerGone()
+    plugin_log.addHandler(handler)
+    try:
+        client = BlacsControl(tmp_path / "control", timeout_s=5)
+        assert client.withdraw([shots / "a" / "e0"], abort=False).removed == 3
+        assert client.request("hello")["queued"] == 3  # the thread still answers
+    finally:
+        plugin_log.removeHandler(handler)

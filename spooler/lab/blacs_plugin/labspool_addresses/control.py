@@ -30,6 +30,7 @@ It imports nothing from labspool and nothing from Qt: BLACS's side is handed in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -59,6 +60,13 @@ class QueueOps(Protocol):
 
     def abort(self) -> bool:
         """Abort the running shot; False when there is nothing to abort."""
+
+
+def _log(level: int, message: str, *args: object, exc_info: bool = False) -> None:
+    """Log, and never raise: BLACS's log handler (zlog) can time out, and a logging call that
+    raised ended the control thread for good (no withdrawal answered until BLACS restarted)."""
+    with contextlib.suppress(Exception):
+        logger.log(level, message, *args, exc_info=exc_info)
 
 
 def _in(path: str, folders: Iterable[str]) -> bool:
@@ -112,7 +120,7 @@ class ControlServer:
             try:
                 self.poll()
             except Exception:  # the thread must outlive any one bad request
-                logger.exception("labspool control: a poll failed")
+                _log(logging.ERROR, "labspool control: a poll failed", exc_info=True)
 
     def poll(self) -> int:
         """Answer the waiting requests and sweep lingering folders; returns requests answered."""
@@ -129,7 +137,7 @@ class ControlServer:
             try:
                 reply = self._answer(taken)
             except Exception as exc:
-                logger.exception("labspool control: request %s failed", name)
+                _log(logging.ERROR, "labspool control: request %s failed", name, exc_info=True)
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             reply["id"] = name[: -len(".json")]
             _publish(self.replies, name, reply)
@@ -157,8 +165,12 @@ class ControlServer:
             running = self.ops.running()
             if running is not None and _in(running, folders) and self.ops.abort():
                 aborted = running
-        logger.info(
-            "labspool control: %s removed %d shot(s), aborted %s", action, len(removed), aborted
+        _log(
+            logging.INFO,
+            "labspool control: %s removed %d shot(s), aborted %s",
+            action,
+            len(removed),
+            aborted,
         )
         return {"ok": True, "removed": removed, "aborted": aborted}
 
@@ -174,7 +186,12 @@ class ControlServer:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            logger.error("labspool control: %s unreadable (%s); refusing nothing", self.memory, exc)
+            _log(
+                logging.ERROR,
+                "labspool control: %s unreadable (%s); refusing nothing",
+                self.memory,
+                exc,
+            )
             return {}
         now = self.clock()
         if not isinstance(saved, dict):
@@ -200,6 +217,8 @@ class ControlServer:
             late = [p for p in self.ops.queued() if _in(p, self.lingering)]
             if late:
                 removed = self.ops.remove(late)
-                logger.info(
-                    "labspool control: removed %d late shot(s) of withdrawn jobs", len(removed)
+                _log(
+                    logging.INFO,
+                    "labspool control: removed %d late shot(s) of withdrawn jobs",
+                    len(removed),
                 )
