@@ -16,6 +16,7 @@ from spooler.jobs import Jobs
 from spooler.names import escaped, is_plain, plain_name
 from spooler.settings import Settings
 from spooler.states import JobState
+from spooler.store import JobRecord
 from tests.conftest import good_job, init_tree
 
 NAME_MAX = 255
@@ -151,16 +152,22 @@ class _Collect(logging.Handler):
         self.messages.append(self.format(record))
 
 
-def test_a_long_name_of_255_bytes_is_refused_under_a_labspool_id(tree: Settings) -> None:
-    name = ("é" * 124 + "xx.json").encode()
-    assert len(name) == NAME_MAX
-    _drop_bytes(tree, name, json.dumps(good_job()).encode())
+def _the_only_job(tree: Settings) -> JobRecord:
+    """Run the spooler once over the tree; the one job it recorded."""
     spooler = Spooler(tree)
     try:
         spooler.run_once()
         (record,) = spooler.jobs.read.jobs()
     finally:
         spooler.close()
+    return record
+
+
+def test_a_long_name_of_255_bytes_is_refused_under_a_labspool_id(tree: Settings) -> None:
+    name = ("é" * 124 + "xx.json").encode()
+    assert len(name) == NAME_MAX
+    _drop_bytes(tree, name, json.dumps(good_job()).encode())
+    record = _the_only_job(tree)
     assert record.job_id.startswith("rejected.")
     assert record.source_name == name.decode()
     assert (tree.folders.rejected / f"{record.job_id}.json").exists()
@@ -169,12 +176,7 @@ def test_a_long_name_of_255_bytes_is_refused_under_a_labspool_id(tree: Settings)
 def test_look_alike_names_are_refused_with_the_name_shown(tree: Settings) -> None:
     look_alike = "j\u043eb.json"  # a Cyrillic o
     _drop_bytes(tree, look_alike.encode(), json.dumps(good_job()).encode())
-    spooler = Spooler(tree)
-    try:
-        spooler.run_once()
-        (record,) = spooler.jobs.read.jobs()
-    finally:
-        spooler.close()
+    record = _the_only_job(tree)
     assert record.state is JobState.ERROR
     assert look_alike in str(record.error_message)
 
@@ -186,11 +188,6 @@ def test_a_claimed_file_under_a_made_name_is_recovered_after_a_crash(tree: Setti
     claimed.mkdir(parents=True, exist_ok=True)
     orphan = claimed / plain_name(os.fsdecode(b"\xff.json"))
     orphan.write_text(json.dumps(good_job()))
-    spooler = Spooler(tree)
-    try:
-        spooler.run_once()
-        (record,) = spooler.jobs.read.jobs()
-    finally:
-        spooler.close()
+    record = _the_only_job(tree)
     assert record.state is JobState.ERROR and record.source_name == orphan.name
     assert not list(claimed.iterdir())
