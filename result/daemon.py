@@ -167,14 +167,11 @@ class ResultDaemon(WatchingDaemon):
 
     def _warm_up(self) -> None:
         """Import the labscript suite now, not inside the first shot: a process killed while
-        it imports (a second or more) must not count as a death on that shot. Only where a
-        labscript profile is set up (the lab's, or the user's with its labconfig): importing
-        the suite makes a profile where there is none."""
+        it imports (a second or more) must not count as a death on that shot. Only with the
+        lab's own profile (``lab.labscript_profile``): with the user's, importing the suite
+        may start servers (zlock) of that profile, which is left to the first shot."""
         if self.settings.lab.labscript_profile is None:
-            import labscript_profile
-
-            if not Path(labscript_profile.default_labconfig_path()).is_file():
-                return
+            return
         # in this order: the suite's h5_lock before h5py, as the suite requires
         for module in ("labscript_utils.h5_lock", "h5py", "lyse", "lyse.dataframe_utilities"):
             importlib.import_module(module)
