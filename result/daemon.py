@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 KIND = "shot"  # the DeathCounter's kind of item: an address file and the shot it names
 KIND_SEEN = "shot, seen"  # deaths of an isolated process on the shot, seen by the daemon
-BACKSTOP = 3  # deaths of the daemon alone that give a shot up: BACKSTOP x item_deaths_max
 ISOLATED_TIMEOUT_S = 20.0  # within systemd's watchdog interval (60 s; pings every 30 s)
 
 
@@ -197,15 +196,14 @@ class ResultDaemon(WatchingDaemon):
         own (:mod:`result.isolated`), where a crash is seen for what it is: a death of the
         daemon itself may have been a kill from outside, a death of that process is the
         shot's. The shot is given up after ``limits.item_deaths_max`` deaths of which one at
-        least was seen so, or after three times as many deaths of the daemon alone."""
+        least was seen so (the daemon itself dies at most once on a shot: after that, the
+        shot is only ever handled in a process of its own)."""
         name = address_path.name
         read = self.jobs.read
         daemon_deaths = self.deaths.deaths(read, KIND, name)
         seen_deaths = self.deaths.deaths(read, KIND_SEEN, name)
         limit = self.settings.limits.item_deaths_max
-        if daemon_deaths >= BACKSTOP * limit or (
-            seen_deaths and daemon_deaths + seen_deaths >= limit
-        ):
+        if seen_deaths and daemon_deaths + seen_deaths >= limit:
             self._give_up(address_path, _died(daemon_deaths, seen_deaths, self._last_death))
             return 0
         if daemon_deaths or seen_deaths:
