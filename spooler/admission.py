@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import JobRejected, LabspoolError
-from .fsutil import Batch, move, read_regular_file
+from .fsutil import Batch, read_regular_file
 from .intake import Claim
 from .items import DeathCounter, Quarantine, describe_exception
 from .jobid import is_valid_job_id, parse_job_file_name
@@ -163,13 +163,10 @@ class Admission:
     def _give_up(self, record: JobRecord, message: str) -> JobRecord:
         """End an INITIALIZING job ERROR with *message*; its file goes to rejected/."""
         source = self._locate(record)
-        rejected = self.folders.rejected / f"{record.job_id}.json"
         if source is not None and source.parent != self.folders.rejected:
-            target, n = rejected, 1
-            while target.exists() or target.is_symlink():
-                target = rejected.with_name(f"{rejected.stem}.{n}{rejected.suffix}")
-                n += 1
-            move(source, target)
+            batch = Batch()
+            self._file(source, self.folders.rejected / f"{record.job_id}.json", batch)
+            batch.commit()
         with self.jobs.change() as tx:
             tx.clear_claim(record.job_id)
             self.deaths.end(tx, KIND, record.job_id)
