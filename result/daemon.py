@@ -27,7 +27,7 @@ from spooler.logs import for_job
 from spooler.names import escaped
 from spooler.settings import Folders, Settings
 from spooler.states import JobState
-from spooler.store import JobRecord
+from spooler.store import JobRecord, Transaction
 from spooler.watching import WatchingDaemon
 
 from .addresses import Address, BadAddress, DamagedShot, check_shot, read_address
@@ -295,6 +295,7 @@ class ResultDaemon(WatchingDaemon):
                     shot_index=address.shot_index,
                     local_path=str(address.shot),
                 )
+                self._count_made(tx, address.job_id, address.attempt)
             row = Ledger.get(self.jobs.read, name)
             assert row is not None
         if row.state == "received":
@@ -309,6 +310,7 @@ class ResultDaemon(WatchingDaemon):
             except BadAddress as exc:
                 with self.jobs.change() as tx:
                     Ledger.forget(tx, name)
+                    self._count_made(tx, row.job_id, row.attempt)
                 self._refuse(address_path, str(exc))
                 return 0
             except DamagedShot as exc:
@@ -372,6 +374,13 @@ class ResultDaemon(WatchingDaemon):
                 fsync_dir(leftover.parent)
         self._file_address(address_path)
         return 1
+
+    @staticmethod
+    def _count_made(tx: Transaction, job_id: str, attempt: int) -> None:
+        """The job's count of shots made: what the spooler's look-ahead goes by."""
+        job = tx.get(job_id)
+        if job is not None and job.attempt == attempt:
+            tx.set_counts(job_id, shots_made=Ledger.received_count(tx, job_id, attempt))
 
     def _read(self, address_path: Path) -> Address:
         return read_address(
@@ -537,7 +546,9 @@ class ResultDaemon(WatchingDaemon):
             else:
                 self._finish(job, rows)
             return
-        last = Ledger.last_received(self.jobs.read, job.job_id, job.attempt)
+        # Quiet since the job's engagement or the machine's last shot of any job: a job
+        # engaged ahead (spooler.dispatch) waits behind the shots of the jobs before it.
+        last = Ledger.last_received_any(self.jobs.read)
         engaged = max(e.engaged_at or 0.0 for e in experiments)
         quiet_s = self.wall_clock() - max(last or 0.0, engaged)
         if quiet_s > self.settings.result.shots_timeout_s:

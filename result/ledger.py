@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS shots (
 );
 CREATE INDEX IF NOT EXISTS shots_by_job ON shots (job_id, attempt, experiment, shot_index);
 CREATE INDEX IF NOT EXISTS shots_by_state ON shots (state);
+-- the machine's last shot (the shots' time-out) without a scan
+CREATE INDEX IF NOT EXISTS shots_by_received ON shots (received_at);
 """
 
 _COLUMNS = (
@@ -166,8 +168,15 @@ class Ledger:
         return int(count)
 
     @staticmethod
-    def last_received(view: Reader, job_id: str, attempt: int) -> float | None:
-        (last,) = view.execute(
-            "SELECT MAX(received_at) FROM shots WHERE job_id = ? AND attempt = ?", (job_id, attempt)
+    def received_count(view: Reader, job_id: str, attempt: int) -> int:
+        """Shots of the attempt received, in whatever state now: the shots made."""
+        (count,) = view.execute(
+            "SELECT COUNT(*) FROM shots WHERE job_id = ? AND attempt = ?", (job_id, attempt)
         ).fetchone()
+        return int(count)
+
+    @staticmethod
+    def last_received_any(view: Reader) -> float | None:
+        """When the newest shot of any job was received: the machine's last sign of work."""
+        (last,) = view.execute("SELECT MAX(received_at) FROM shots").fetchone()
         return None if last is None else float(last)

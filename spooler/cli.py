@@ -124,7 +124,18 @@ def _parser() -> argparse.ArgumentParser:
         "up", help="build and start the virtual lab under DIR; prints its config"
     )
     p.add_argument("dir", type=Path)
-    p.add_argument("--max-engaged-jobs", type=int, default=1, metavar="N")
+    p.add_argument(
+        "--look-ahead-jobs",
+        type=int,
+        metavar="N",
+        help="lab.look_ahead_jobs of its configuration (0: no pipelining)",
+    )
+    p.add_argument(
+        "--look-ahead-shots",
+        type=int,
+        metavar="N",
+        help="lab.look_ahead_shots of its configuration",
+    )
     p.add_argument(
         "--load-time-s",
         type=float,
@@ -350,7 +361,12 @@ def _lab_up(args: argparse.Namespace) -> int:
     from .lab.virtual import lab_up
 
     extra = {} if args.load_time_s is None else {"load_time_s": args.load_time_s}
-    config = lab_up(args.dir, max_engaged_jobs=args.max_engaged_jobs, **extra)
+    config = lab_up(
+        args.dir,
+        look_ahead_jobs=args.look_ahead_jobs,
+        look_ahead_shots=args.look_ahead_shots,
+        **extra,
+    )
     print(f"runmanager and BLACS are up; stop them with: labspool lab down {args.dir}")
     print(config)
     return 0

@@ -15,7 +15,7 @@ from .errors import LabspoolError
 from .jobs import Jobs
 from .pause import PauseState, read_pause, write_pause
 from .states import JobState
-from .store import JobRecord, Transaction
+from .store import JobRecord, Reader, Transaction
 
 __all__ = ["LabAction", "QueueControl"]
 
@@ -23,6 +23,33 @@ __all__ = ["LabAction", "QueueControl"]
 class LabAction(StrEnum):
     WITHDRAW = "withdraw"  # take the job's shots that have not run out of BLACS's queue
     ABORT = "abort"  # that, and abort the shot BLACS is running if it is one of the job's
+
+
+def _engaged_not_started(view: Reader) -> list[JobRecord]:
+    """The jobs engaged ahead, none of whose shots is made, in the order they were engaged:
+    behind the running job whose shots the machine is making (or about to make: that one is
+    the machine's, made shots or not)."""
+    jobs = [
+        j
+        for j in view.jobs(JobState.RUNNING)
+        if j.lab_action is None and (j.shots_to_make is None or j.shots_to_make > 0)
+    ]
+    started = {j.job_id: view.entered(j.job_id, j.attempt, JobState.RUNNING) or 0.0 for j in jobs}
+    jobs.sort(key=lambda j: (started[j.job_id], j.seq))
+    return [j for j in jobs[1:] if j.shots_made == 0]
+
+
+def _renumber(tx: Transaction, order: list[str]) -> None:
+    """Give the queued jobs *order* (every queued job) their keys in that order: the keys
+    they have, sorted, or, if two are equal, their sequence numbers (distinct, and smaller
+    than any later job's, so that jobs that arrive afterwards still queue behind)."""
+    records = [tx.require(job_id) for job_id in order]
+    keys = sorted(_key(r) for r in records)
+    if len(set(keys)) < len(keys):
+        keys = sorted(float(r.seq) for r in records)
+    for record, key in zip(records, keys, strict=True):
+        if record.queue_key != key:
+            tx.set_queue_key(record.job_id, key)
 
 
 def _key(record: JobRecord) -> float:
@@ -116,23 +143,76 @@ class QueueControl:
     def move(
         self, job_id: str, *, front: bool = False, back: bool = False, before: str | None = None
     ) -> int:
-        """Change a queued job's place; returns its new position (1 runs next)."""
+        """Change the place of a job that has not run; returns its new position (1 runs next).
+
+        The order moved in is that of everything that has not run: the jobs engaged ahead
+        (the look-ahead, :mod:`spooler.dispatch`) none of whose shots is made yet, then the
+        queue. An engaged job that the move puts behind a job that is not engaged is taken
+        back from the lab: its shots are withdrawn from BLACS's queue, and it is queued
+        again, to run as a new attempt."""
         if sum((front, back, before is not None)) != 1:
             raise LabspoolError("say exactly one of --front, --back, --before OTHER")
         with self.jobs.change() as tx:
             record = tx.require(job_id)
-            if record.state is not JobState.QUEUED:
+            engaged = _engaged_not_started(tx)
+            if record.state is JobState.RUNNING and job_id not in {r.job_id for r in engaged}:
+                raise LabspoolError(
+                    f"job {job_id} is running ({record.shots_made} of its shots made): only "
+                    "jobs engaged behind it, none of whose shots is made, move (cancel it "
+                    "instead)"
+                )
+            if record.state not in (JobState.QUEUED, JobState.RUNNING):
                 raise LabspoolError(f"job {job_id} is {record.state}: only queued jobs move")
+            order = [r.job_id for r in engaged] + [r.job_id for r in tx.queue()]
+            order.remove(job_id)
             if before is not None:
-                self._place_before(tx, job_id, before)
+                if before == job_id:
+                    raise LabspoolError("a job cannot move before itself")
+                if before not in order:
+                    raise LabspoolError(
+                        f"job {before} is not queued (nor engaged with none of its shots made)"
+                    )
+                order.insert(order.index(before), job_id)
                 where = f"before {before}"
             else:
-                self._place(tx, job_id, front=front)
+                order.insert(0 if front else len(order), job_id)
                 where = "to the front" if front else "to the back"
-            tx.note(job_id, f"Moved {where} of the queue by {self.by}", unless_last=False)
-            position = tx.queue_positions([job_id])[job_id]
+            # The engaged jobs that the new order still has first, in the order they were
+            # engaged (their shots wait in BLACS's queue in that order), stay engaged.
+            engaged_at = {r.job_id: n for n, r in enumerate(engaged)}
+            kept: list[str] = []
+            for other in order:
+                n = engaged_at.get(other)
+                if n is None or (kept and n < engaged_at[kept[-1]]):
+                    break
+                kept.append(other)
+            for taken in (r for r in engaged if r.job_id not in kept):
+                why = (
+                    f"moved {where} by {self.by}"
+                    if taken.job_id == job_id
+                    else f"{job_id} was moved ahead of it by {self.by}"
+                )
+                self._take_back(tx, taken, why)
+            if record.state is JobState.QUEUED:
+                tx.note(job_id, f"Moved {where} of the queue by {self.by}", unless_last=False)
+            _renumber(tx, order[len(kept) :])
         self.jobs.publish_queue()
-        return position
+        return order.index(job_id) + 1
+
+    def _take_back(self, tx: Transaction, record: JobRecord, why: str) -> None:
+        """An engaged job none of whose shots is made goes back to the queue as a new attempt;
+        the spooler withdraws the old attempt's shots from the lab."""
+        tx.set_lab_action(record.job_id, LabAction.WITHDRAW.value)
+        tx.transition(
+            record.job_id,
+            JobState.QUEUED,
+            new_attempt=True,
+            note=(
+                f"Taken back from the lab before any of its shots was made ({why}): the "
+                "spooler withdraws its shots from BLACS's queue, and it runs again as attempt "
+                f"{record.attempt + 1}"
+            ),
+        )
 
     @staticmethod
     def _place(tx: Transaction, job_id: str, *, front: bool) -> None:
@@ -141,26 +221,6 @@ class QueueControl:
             return
         keys = [_key(r) for r in others]
         tx.set_queue_key(job_id, min(keys) - 1.0 if front else max(keys) + 1.0)
-
-    @staticmethod
-    def _place_before(tx: Transaction, job_id: str, other_id: str) -> None:
-        if other_id == job_id:
-            raise LabspoolError("a job cannot move before itself")
-        queue = [r for r in tx.queue() if r.job_id != job_id]
-        index = next((i for i, r in enumerate(queue) if r.job_id == other_id), None)
-        if index is None:
-            raise LabspoolError(f"job {other_id} is not queued")
-        keys = [_key(r) for r in queue]
-        low = keys[index - 1] if index else keys[index] - 2.0
-        if not low < (low + keys[index]) / 2 < keys[index]:
-            # Equal (or too close) keys: renumber the queue in its order with the queued
-            # jobs' own sequence numbers. They are distinct and smaller than any later job's,
-            # so jobs that arrive afterwards still queue behind.
-            keys = sorted(float(r.seq) for r in queue)
-            for r, key in zip(queue, keys, strict=True):
-                tx.set_queue_key(r.job_id, key)
-            low = keys[index - 1] if index else keys[index] - 2.0
-        tx.set_queue_key(job_id, (low + keys[index]) / 2)
 
     # -- the spooler ---------------------------------------------------------------------------
 

@@ -1,5 +1,16 @@
 """Dispatch: the job at the head of the queue is engaged on the lab.
 
+Pipelining (the look-ahead): BLACS waits a second before it looks at an empty queue again,
+and runmanager compiles a job only once it is engaged, so a job engaged only after the one
+before it finished leaves the machine idle for the finishing job's analysis, the next one's
+compilation and that second. So the next job is engaged while the shots of the one before
+still run: at most ``lab.look_ahead_jobs`` jobs behind the one whose shots run, and only
+while at most ``lab.look_ahead_shots`` shots of the jobs before it are still to be made (a
+job whose shots are all made no longer holds the machine, whatever its analysis still
+does). What is not engaged stays under queue control; an engaged job none of whose shots
+has run can still be taken back (:mod:`spooler.control`). ``look_ahead_jobs: 0`` engages a
+job only once every job before it finished.
+
 Before a new job is taken: the spooler must not be paused (with a scheduled stop, the job
 must be estimated to finish before it), and the pre-run checks must pass
 (:mod:`spooler.checks`). Per experiment, in order: set the globals, the experiment file and
@@ -29,7 +40,7 @@ from typing import Literal
 
 from .checks import PreRunChecks
 from .errors import LabRejected, LabspoolError, LabUnavailable
-from .estimates import duration_model
+from .estimates import Estimate, estimate_jobs
 from .fsutil import read_regular_file
 from .items import describe_exception
 from .jobs import Jobs
@@ -123,7 +134,7 @@ class Dispatcher:
             experiments = read.experiments(job.job_id, job.attempt)
             if any(e.engaged_at is None for e in experiments):
                 return job
-        if len(running) >= self.settings.lab.max_engaged_jobs:
+        if not self._room(running):
             return None
         head = read.queue(limit=1)
         if not head:
@@ -132,12 +143,7 @@ class Dispatcher:
         pause = read_pause(read)
         now = self.jobs.store.clock()
         if pause is not None:
-            model = duration_model(read, job.backend)
-            finish = (
-                None
-                if model is None or job.shots_requested is None
-                else now + model.duration_s(job.shots_requested)
-            )
+            finish = estimate_jobs(read, now, {job.job_id}).get(job.job_id, Estimate()).finish
             if not pause.allows(now, finish):
                 if pause.active(now):
                     note = start = f"Waiting: the spooler is {pause.describe()}"
@@ -152,6 +158,18 @@ class Dispatcher:
                     tx.note(job.job_id, note, same_start=start)  # the finish moves each step
                 return None
         return job
+
+    def _room(self, running: list[JobRecord]) -> bool:
+        """May another job be engaged behind the running ones (the look-ahead)?"""
+        lab = self.settings.lab
+        if lab.look_ahead_jobs == 0:
+            return not running
+        # the jobs whose shots are still to be made (all submitted: resumed engagements
+        # were taken first)
+        on_machine = [j for j in running if j.shots_to_make is None or j.shots_to_make > 0]
+        if len(on_machine) > lab.look_ahead_jobs:
+            return False
+        return sum(j.shots_to_make or 0 for j in on_machine) <= lab.look_ahead_shots
 
     def _wait(self, record: JobRecord, reason: str) -> None:
         with self.jobs.change() as tx:
@@ -168,8 +186,8 @@ class Dispatcher:
         known = {e.name: e for e in self.jobs.read.experiments(record.job_id, record.attempt)}
         for experiment in job.experiments:
             current = self.jobs.read.require(record.job_id)
-            if current.state not in (JobState.QUEUED, JobState.RUNNING):
-                # Cancelled (or aborted) by an operator while it was being engaged.
+            if not _still_engaging(current, record):
+                # Cancelled (or aborted, or taken back) by an operator while being engaged.
                 for_job(log, record.job_id).info("%s: not engaging the rest", current.state)
                 return True
             earlier = known.get(experiment.name)
@@ -266,8 +284,8 @@ class Dispatcher:
         shots = self.lab.n_shots()
         with self.jobs.change() as tx:
             current = tx.require(record.job_id)
-            if current.state not in (JobState.QUEUED, JobState.RUNNING):
-                return  # cancelled between the check and here: nothing was engaged
+            if not _still_engaging(current, record):
+                return  # cancelled or taken back since the check: nothing was engaged
             tx.experiment_submitted(record.job_id, record.attempt, experiment.name, shots)
             note = f"Submitting {experiment.name}: {shots} shot(s)"
             if shots != experiment.shots:
@@ -293,3 +311,12 @@ class Dispatcher:
             tx.experiment_engaged(record.job_id, record.attempt, experiment.name)
             tx.note(record.job_id, f"Engaged {experiment.name}")
         jlog.info("engaged %s: %d shot(s) to %s", experiment.name, shots, output)
+
+
+def _still_engaging(current: JobRecord, engaging: JobRecord) -> bool:
+    """The job is still the one being engaged: not ended, and not taken back from the lab
+    (which makes it a new attempt)."""
+    return current.attempt == engaging.attempt and current.state in (
+        JobState.QUEUED,
+        JobState.RUNNING,
+    )

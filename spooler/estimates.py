@@ -1,22 +1,29 @@
 """Progress and time estimates, from what this machine measured.
 
 The model, per backend, from the most recent finished jobs of that backend in the job store
-(which records when each job started running, when its shot count first and last rose, and
+(which records when each job started running, when its first and last shot were made, and
 when it was done):
 
-- ``lead_s``: from RUNNING to the first shot done (compiling, the first shot, its analysis);
-- ``per_shot_s``: from one shot done to the next, within a job;
-- ``tail_s``: from the last shot done to DONE (multi-shot analysis, the result file).
+- ``lead_s``: from RUNNING to the first shot, for a job engaged on a machine that had no
+  other shot to make (compiling, the first shot);
+- ``gap_s``: from the last shot of the job before to the first shot of this one, for a job
+  engaged ahead while that one's shots still ran (pipelining, :mod:`spooler.dispatch`);
+- ``per_shot_s``: from one shot made to the next, within a job;
+- ``tail_s``: from the last shot made to DONE (analysis of the last shot, archiving, the
+  multi-shot analysis, the result file).
 
-A job of *n* shots then takes ``lead_s + per_shot_s * (n - 1) + tail_s``. Each is the
-median over the jobs (so that one slow job, such as the first after a start, does not drag
-every estimate). No finished job yet: no estimate (``None``), rather than a guess.
+Each is the median over the jobs (so that one slow job, such as the first after a start,
+does not drag every estimate). No finished job yet: no estimate (``None``), rather than a
+guess. No job engaged ahead among them (the look-ahead is off): a job follows the one before
+it after that one's tail and its own lead.
 
-A running job is estimated from its progress: the shots still to come at its own measured
-rate (weighed against the model's as if the model were ``PRIOR_INTERVALS`` intervals of it),
-from its last shot. The machine runs one job after another in queue order, so a queued job's
-estimated start is the estimated finish of everything ahead of it. A paused spooler starts
-nothing: the queued jobs then have no estimated start.
+The machine makes the shots of one job after another, in the order they were engaged and
+then in queue order. A job is walked in that order: its first shot comes ``gap_s`` after the
+last shot of the job before (``lead_s`` after now on a machine with nothing to make), its
+last ``per_shot_s`` apart, and it is done ``tail_s`` after that; a running job that has made
+shots goes on at its own measured rate (weighed against the model's as if the model were
+``PRIOR_INTERVALS`` intervals of it). A queued job's estimated start is its first shot. A
+paused spooler starts nothing: the queued jobs then have no estimated start.
 """
 
 from __future__ import annotations
@@ -40,9 +47,15 @@ class DurationModel:
     per_shot_s: float
     tail_s: float
     samples: int
+    gap_s: float | None = None  # None: no job was engaged ahead (see the module's text)
 
     def duration_s(self, shots: int) -> float:
+        """A job of *shots* shots on a machine with nothing else to do."""
         return self.lead_s + self.per_shot_s * max(shots - 1, 0) + self.tail_s
+
+    def after_s(self) -> float:
+        """From the last shot of the job before to the first of the next one."""
+        return self.gap_s if self.gap_s is not None else self.tail_s + self.lead_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +68,40 @@ class Estimate:
 def duration_model(reader: Reader, backend: str, window: int = WINDOW_JOBS) -> DurationModel | None:
     """The medians over the last *window* DONE jobs of *backend* (None when there is none)."""
     rows = reader.execute(
-        "SELECT j.shots_done, j.first_shot_at, j.last_shot_at, "
+        "SELECT j.shots_made, j.first_shot_at, j.last_shot_at, "
         "  (SELECT MIN(at) FROM transitions t WHERE t.job_id = j.job_id "
         "     AND t.attempt = j.attempt AND t.to_state = 'RUNNING'), "
         "  (SELECT MAX(at) FROM transitions t WHERE t.job_id = j.job_id "
-        "     AND t.attempt = j.attempt AND t.to_state = 'DONE') "
-        "FROM jobs j WHERE j.state = 'DONE' AND j.backend = ? AND j.shots_done > 0 "
+        "     AND t.attempt = j.attempt AND t.to_state = 'DONE'), "
+        "  (SELECT MAX(k.last_shot_at) FROM jobs k WHERE k.last_shot_at < j.first_shot_at) "
+        "FROM jobs j WHERE j.state = 'DONE' AND j.backend = ? AND j.shots_made > 0 "
         "  AND j.first_shot_at IS NOT NULL "
         "ORDER BY j.updated_at DESC LIMIT ?",
         (backend, window),
     ).fetchall()
     jobs = [
-        (int(n), float(first), float(last), float(running), float(done))
-        for n, first, last, running, done in rows
+        (int(n), float(first), float(last), float(running), float(done), before)
+        for n, first, last, running, done, before in rows
         if running is not None and done is not None
     ]
     if not jobs:
         return None
-    lead = statistics.median(first - running for _, first, _, running, _ in jobs)
-    tail = statistics.median(done - last for _, _, last, _, done in jobs)
-    rates = [(last - first) / (n - 1) for n, first, last, _, _ in jobs if n > 1]
+    # engaged ahead: running before the job before it made its last shot
+    gaps = [first - b for _, first, _, running, _, b in jobs if b is not None and running < b]
+    leads = [first - running for _, first, _, running, _, b in jobs if b is None or running >= b]
+    tail = statistics.median(done - last for _, _, last, _, done, _ in jobs)
+    rates = [(last - first) / (n - 1) for n, first, last, _, _, _ in jobs if n > 1]
+    gap = statistics.median(gaps) if gaps else None
+    lead = statistics.median(leads) if leads else (gap or 0.0)
     # only one-shot jobs: the first shot's whole time is all that was measured of a shot
     per_shot = statistics.median(rates) if rates else lead
-    return DurationModel(max(lead, 0.0), max(per_shot, 0.0), max(tail, 0.0), len(jobs))
+    return DurationModel(
+        max(lead, 0.0),
+        max(per_shot, 0.0),
+        max(tail, 0.0),
+        len(jobs),
+        None if gap is None else max(gap, 0.0),
+    )
 
 
 def estimate_jobs(
@@ -100,12 +124,20 @@ def estimate_jobs(
         return models[backend]
 
     result: dict[str, Estimate] = {}
-    machine_free = now
-    for job in reader.jobs(JobState.RUNNING):
-        started = reader.entered(job.job_id, job.attempt, JobState.RUNNING)
-        finish = _running_finish(job, started, now, model(job.backend))
-        if finish is not None:
-            machine_free = max(machine_free, finish)
+    # When the machine will have made the shots of every job walked so far (None: it has
+    # nothing to make; unknown counts as nothing, the jobs behind then go by their lead).
+    machine: float | None = None
+    running = [
+        (reader.entered(j.job_id, j.attempt, JobState.RUNNING), j)
+        for j in reader.jobs(JobState.RUNNING)
+    ]
+    running.sort(key=lambda pair: (pair[0] is None, pair[0] or 0.0, pair[1].seq))
+    for started, job in running:
+        m = model(job.backend)
+        last = _running_last_shot(job, started, now, machine, m)
+        if last is not None and (job.shots_to_make is None or job.shots_to_make > 0):
+            machine = last if machine is None else max(machine, last)
+        finish = None if last is None or m is None else max(last + m.tail_s, now)
         result[job.job_id] = Estimate(None if started is None else now - started, started, finish)
     if job_ids is not None:
         for job_id in job_ids - result.keys():
@@ -115,7 +147,7 @@ def estimate_jobs(
                 if started is not None:
                     result[job_id] = Estimate(ended.updated_at - started, started, ended.updated_at)
     pause = read_pause(reader)
-    cursor: float | None = None if pause is not None and pause.active(now) else machine_free
+    walking = pause is None or not pause.active(now)
     if job_ids is None:
         ahead = reader.queue()
     else:
@@ -125,30 +157,46 @@ def estimate_jobs(
         ahead = reader.queue(limit=depth) if depth else []
     for job in ahead:
         m = model(job.backend)
-        if cursor is None or m is None or job.shots_requested is None:
-            cursor = None
+        if not walking or m is None or job.shots_requested is None:
+            walking = False
             result[job.job_id] = Estimate()
             continue
-        start, cursor = cursor, cursor + m.duration_s(job.shots_requested)
-        result[job.job_id] = Estimate(None, start, cursor)
+        first = _first_shot(now, machine, m)
+        machine = first + m.per_shot_s * max(job.shots_requested - 1, 0)
+        result[job.job_id] = Estimate(None, first, machine + m.tail_s)
     return result
 
 
-def _running_finish(
-    job: JobRecord, started: float | None, now: float, model: DurationModel | None
+def _first_shot(engaged: float, machine: float | None, model: DurationModel) -> float:
+    """When a job engaged at *engaged* makes its first shot, behind shots ahead until
+    *machine*."""
+    if machine is None or machine + model.after_s() <= engaged + model.lead_s:
+        return engaged + model.lead_s
+    return machine + model.after_s()
+
+
+def _running_last_shot(
+    job: JobRecord,
+    started: float | None,
+    now: float,
+    machine: float | None,
+    model: DurationModel | None,
 ) -> float | None:
+    """When a running job makes its last shot (None: no model, or its size is unknown)."""
     # shots_expected grows as the experiments are submitted one by one; until the last is,
     # the job's own request says better how many shots there will be.
     shots = max(job.shots_expected or 0, job.shots_requested or 0)
     if started is None or model is None or not shots:
         return None
-    left = max(shots - job.shots_done, 0)
-    if job.shots_done == 0 or job.first_shot_at is None or job.last_shot_at is None:
-        # Not a shot yet; running late, the first one is at least due now.
-        late = now + model.per_shot_s * max(left - 1, 0) + model.tail_s
-        return max(started + model.duration_s(shots), late)
-    intervals = job.shots_done - 1
+    left = max(shots - job.shots_made, 0)
+    if job.shots_made == 0 or job.first_shot_at is None or job.last_shot_at is None:
+        # Not a shot yet: behind the shots ahead; running late, the first is at least due now.
+        first = max(_first_shot(started, machine, model), now)
+        return first + model.per_shot_s * max(left - 1, 0)
+    intervals = job.shots_made - 1
     own = (job.last_shot_at - job.first_shot_at) / intervals if intervals else model.per_shot_s
     rate = (intervals * own + PRIOR_INTERVALS * model.per_shot_s) / (intervals + PRIOR_INTERVALS)
+    if not left:
+        return job.last_shot_at
     # Running late (no shot for longer than the rate says): the next shot is due now.
-    return max(job.last_shot_at + rate * left, now + rate * max(left - 1, 0)) + model.tail_s
+    return max(job.last_shot_at + rate * left, now + rate * max(left - 1, 0))

@@ -1,6 +1,7 @@
 """Carrying out on the lab what operators asked for (:mod:`spooler.control`).
 
-A cancelled or aborted running job carries a ``lab_action``; the spooler, the one process
+A cancelled or aborted running job, or an engaged one taken back into the queue, carries a
+``lab_action``; the spooler, the one process
 that drives the lab, has BLACS's labspool plugin take the job's shots that have not run out
 of BLACS's queue and refuse those runmanager still sends (runmanager then stops compiling
 that experiment), and, for an abort, abort the running shot if it is the job's. It notes
@@ -21,6 +22,7 @@ from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
 from .settings import Settings
+from .states import FINISHED
 from .store import JobRecord
 
 __all__ = ["LabActions"]
@@ -73,10 +75,15 @@ class LabActions:
     def _carry_out(self, record: JobRecord, action: LabAction) -> None:
         jlog = for_job(log, record.job_id)
         read = self.jobs.read
-        experiments = [e for e in read.experiments(record.job_id, record.attempt) if e.submitted_at]
+        # The action is of the attempt that was on the lab: the job's last one if it ended
+        # (cancelled, aborted), the one before if it was taken back (queued again, or even
+        # engaged again since: that attempt's shots must stay).
+        last = record.attempt if record.state in FINISHED else record.attempt - 1
         folders = [
-            self.settings.folders.shot_folder(record.job_id, record.attempt, e.name)
-            for e in experiments
+            self.settings.folders.shot_folder(record.job_id, attempt, e.name)
+            for attempt in range(1, last + 1)
+            for e in read.experiments(record.job_id, attempt)
+            if e.submitted_at
         ]
         withdrawal = self.lab.withdraw(folders, abort=action is LabAction.ABORT)
         notes = [f"{withdrawal.removed} queued shot(s) taken out of BLACS's queue"]

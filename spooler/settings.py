@@ -135,7 +135,13 @@ class GlobalNames:
 @dataclass(frozen=True, kw_only=True)
 class LabSettings:
     kind: str = "none"
-    max_engaged_jobs: int = 1
+    # Pipelined engagement: while the last shots of the job on the machine run, the next
+    # jobs are engaged (compiled, queued in BLACS) so that BLACS's queue never runs dry.
+    # At most look_ahead_jobs jobs are engaged behind the one whose shots run, and a job is
+    # engaged ahead only while at most look_ahead_shots shots of the jobs before it are still
+    # to be made. look_ahead_jobs 0: a job is engaged only once the one before it finished.
+    look_ahead_jobs: int = 2
+    look_ahead_shots: int = 10
     retry_interval_s: float = 2.0
     retry_interval_max_s: float = 60.0
     # An experiment submitted without confirmation (a crash, a time-out) is submitted again
@@ -206,6 +212,13 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if raw is None:
         raw = {}
+    lab = raw.get("lab") if isinstance(raw, dict) else None
+    if isinstance(lab, dict) and "max_engaged_jobs" in lab:
+        raise ConfigError(
+            f"{path}: lab.max_engaged_jobs: replaced by lab.look_ahead_jobs (jobs engaged behind "
+            "the one whose shots run; 0 engages a job only once the one before it finished) "
+            "and lab.look_ahead_shots"
+        )
     error = jsonschema.exceptions.best_match(_config_validator().iter_errors(raw))
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"

@@ -22,7 +22,7 @@ from .states import JobState, check_transition
 
 __all__ = ["ExperimentRecord", "JobRecord", "JobStore", "Transaction", "TransitionRecord"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at     REAL NOT NULL,
     lab_action     TEXT,
     first_shot_at  REAL,
-    last_shot_at   REAL
+    last_shot_at   REAL,
+    shots_made     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
 -- the latest finished jobs of a backend (the estimates' model) without a scan
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _JOB_COLUMNS = (
     "seq, job_id, state, attempt, backend, submitter, source_name, claim_name, detail, "
     "error_message, queue_key, experiments, shots_requested, shots_expected, shots_done, "
-    "created_at, updated_at, lab_action, first_shot_at, last_shot_at"
+    "created_at, updated_at, lab_action, first_shot_at, last_shot_at, shots_made"
 )
 
 # Columns added after version 1: (table, column, declaration), added to older databases.
@@ -83,6 +84,7 @@ _ADDED_COLUMNS = (
     ("jobs", "lab_action", "TEXT"),  # version 2
     ("jobs", "first_shot_at", "REAL"),  # version 3
     ("jobs", "last_shot_at", "REAL"),
+    ("jobs", "shots_made", "INTEGER NOT NULL DEFAULT 0"),  # version 4
 )
 
 
@@ -106,9 +108,20 @@ class JobRecord:
     created_at: float
     updated_at: float
     lab_action: str | None = None  # what the spooler still has to do on the lab (LabAction)
-    # when this attempt's shot count first rose and last rose (the estimates' measure)
+    # when this attempt's first and last shot were made (``shots_made`` rose): the estimates'
+    # measure of the machine
     first_shot_at: float | None = None
     last_shot_at: float | None = None
+    # shots BLACS finished, as far as the result daemon has received their address files
+    # (shots_done: those analysed and archived)
+    shots_made: int = 0
+
+    @property
+    def shots_to_make(self) -> int | None:
+        """Shots of this attempt the machine has still to make (None: not all submitted)."""
+        if self.shots_expected is None:
+            return None
+        return max(self.shots_expected - self.shots_made, 0)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobRecord:
@@ -284,8 +297,12 @@ class Transaction(Reader):
         note: str | None = None,
         error_message: str | None = None,
         expect: JobState | None = None,
+        new_attempt: bool = False,
     ) -> JobRecord:
-        """Move *job_id* to *new*, appending *note* to its detail. Checked against the table."""
+        """Move *job_id* to *new*, appending *note* to its detail. Checked against the table.
+
+        Back to QUEUED from ERROR or CANCELLED (a requeue), or with *new_attempt* (a job
+        taken back from the lab), the job starts again as a new attempt."""
         record = self.require(job_id)
         if expect is not None and record.state is not expect:
             raise LabspoolError(f"job {job_id} is {record.state}, expected {expect}")
@@ -293,12 +310,13 @@ class Transaction(Reader):
         attempt = record.attempt
         queue_key = record.queue_key
         shots_expected, shots_done = record.shots_expected, record.shots_done
+        shots_made = record.shots_made
         first_shot_at, last_shot_at = record.first_shot_at, record.last_shot_at
         if new is JobState.QUEUED:
-            if record.state in (JobState.ERROR, JobState.CANCELLED):
+            if new_attempt or record.state in (JobState.ERROR, JobState.CANCELLED):
                 attempt += 1  # a new attempt starts from nothing; the old history stays
                 error_message = None
-                shots_expected, shots_done = None, 0
+                shots_expected, shots_done, shots_made = None, 0, 0
                 first_shot_at = last_shot_at = None
             if queue_key is None:
                 queue_key = float(record.seq)
@@ -311,14 +329,15 @@ class Transaction(Reader):
             queue_key=queue_key,
             shots_expected=shots_expected,
             shots_done=shots_done,
+            shots_made=shots_made,
             first_shot_at=first_shot_at,
             last_shot_at=last_shot_at,
             updated_at=self.now,
         )
         self._db.execute(
             "UPDATE jobs SET state = ?, attempt = ?, detail = ?, error_message = ?, "
-            "queue_key = ?, shots_expected = ?, shots_done = ?, first_shot_at = ?, "
-            "last_shot_at = ?, updated_at = ? WHERE job_id = ?",
+            "queue_key = ?, shots_expected = ?, shots_done = ?, shots_made = ?, "
+            "first_shot_at = ?, last_shot_at = ?, updated_at = ? WHERE job_id = ?",
             (
                 new.value,
                 attempt,
@@ -327,6 +346,7 @@ class Transaction(Reader):
                 queue_key,
                 shots_expected,
                 shots_done,
+                shots_made,
                 first_shot_at,
                 last_shot_at,
                 self.now,
@@ -375,20 +395,22 @@ class Transaction(Reader):
         shots_requested: int | None = None,
         shots_expected: int | None = None,
         shots_done: int | None = None,
+        shots_made: int | None = None,
     ) -> None:
         values = {
             "experiments": experiments,
             "shots_requested": shots_requested,
             "shots_expected": shots_expected,
             "shots_done": shots_done,
+            "shots_made": shots_made,
         }
         changes = {k: v for k, v in values.items() if v is not None}
-        if shots_done:
-            # the shot count rising is the time a shot was done (the estimates' measure)
+        if shots_made:
+            # the count of shots made rising is the time a shot was made (the estimates' measure)
             self._db.execute(
                 "UPDATE jobs SET first_shot_at = COALESCE(first_shot_at, ?), last_shot_at = ? "
-                "WHERE job_id = ? AND shots_done < ?",
-                (self.now, self.now, job_id, shots_done),
+                "WHERE job_id = ? AND shots_made < ?",
+                (self.now, self.now, job_id, shots_made),
             )
         if changes:
             assignments = ", ".join(f"{k} = ?" for k in changes)

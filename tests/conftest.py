@@ -27,6 +27,16 @@ def init_tree(root: Path, backend: str = "singlequdit") -> Settings:
     return load_settings(out.getvalue().strip())
 
 
+def with_lab(settings: Settings, **keys: object) -> Settings:
+    """The tree's configuration with these keys of its ``lab`` section changed."""
+    import yaml
+
+    raw = yaml.safe_load(settings.path.read_text(encoding="utf-8"))
+    raw["lab"].update(keys)
+    settings.path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_settings(settings.path)
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Settings:
     """A complete labspool tree for the singlequdit backend."""

@@ -212,15 +212,21 @@ class VirtualLab:
 def virtual_lab(
     root: Path,
     *,
-    max_engaged_jobs: int = 100,
+    look_ahead_jobs: int | None = None,
+    look_ahead_shots: int | None = None,
     load_time_s: float | None = None,
     result_daemon: bool = False,
     prepare: Callable[[Path], None] | None = None,
 ) -> Iterator[VirtualLab]:
     """`labspool lab up`, a spooler process (and a result daemon), all stopped by pid after.
 
+    *look_ahead_jobs*, *look_ahead_shots*: the lab's (None: labspool's defaults).
     *prepare* may change the lab's configuration file before the daemons start."""
-    argv = ["lab", "up", str(root), "--max-engaged-jobs", str(max_engaged_jobs)]
+    argv = ["lab", "up", str(root)]
+    if look_ahead_jobs is not None:
+        argv += ["--look-ahead-jobs", str(look_ahead_jobs)]
+    if look_ahead_shots is not None:
+        argv += ["--look-ahead-shots", str(look_ahead_shots)]
     if load_time_s is not None:
         argv += ["--load-time-s", repr(load_time_s)]
     up = cli(*argv)

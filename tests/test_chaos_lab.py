@@ -615,7 +615,7 @@ def test_chaos_both_daemons_killed_at_random_while_an_operator_works(tmp_path: P
     sources = tmp_path / "sources"
     sources.mkdir()
     operator = f"{getpass.getuser()}@{socket.gethostname()}"
-    with virtual_lab(tmp_path / "lab", max_engaged_jobs=2, result_daemon=True) as lab:
+    with virtual_lab(tmp_path / "lab", result_daemon=True) as lab:
         chaos = Chaos(lab, rng, operator, started=started)
         for job_id in job_ids[:first]:
             lab.submit(job_id, plan.documents[job_id], sources)

@@ -68,6 +68,73 @@ def test_the_dispatcher_takes_the_moved_job_first(
     assert [g["job_id"] for g in lab.engaged()] == ["b"]
 
 
+def engage_four(spooler: Spooler, tree: Settings) -> None:
+    """a runs; b and c are engaged behind it (the look-ahead's 2 jobs); d is queued."""
+    for name in "abcd":
+        drop(tree, f"{name}.json", good_job())
+    spooler.run_once()
+    spooler.step()
+    spooler.step()
+    states = {name: spooler.jobs.read.require(name).state for name in "abcd"}
+    assert list(states.values()) == [JobState.RUNNING] * 3 + [JobState.QUEUED]
+
+
+def test_move_to_the_front_takes_back_the_jobs_engaged_ahead(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl
+) -> None:
+    engage_four(spooler, tree)
+    assert control.move("d", front=True) == 1
+    assert queue(spooler) == ["d", "b", "c"]
+    assert spooler.jobs.read.require("a").state is JobState.RUNNING, "the machine's job stays"
+    for name in "bc":
+        record = spooler.jobs.read.require(name)
+        assert (record.attempt, record.lab_action, record.shots_expected) == (2, "withdraw", None)
+        assert "Taken back from the lab before any of its shots was made (d was moved ahead" in (
+            record.detail
+        )
+    spooler.step()  # withdraws b and c (attempt 1), engages d
+    withdrawn = [arg[0] for name, arg in lab.calls if name == "withdraw"]
+    assert withdrawn == [[tree.folders.shot_folder(n, 1, "experiment_0")] for n in "bc"]
+    spooler.step()
+    assert [(g["job_id"], g["attempt"]) for g in lab.engaged()] == [
+        ("a", 1),
+        ("b", 1),
+        ("c", 1),
+        ("d", 1),
+        ("b", 2),
+    ]
+    assert spooler.jobs.read.require("b").lab_action is None
+
+
+def test_move_back_takes_back_only_the_engaged_job_moved(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl
+) -> None:
+    engage_four(spooler, tree)
+    assert control.move("b", back=True) == 3
+    assert queue(spooler) == ["d", "b"]
+    assert spooler.jobs.read.require("c").state is JobState.RUNNING, "c's shots stay in BLACS"
+    assert "moved to the back by operator@lab" in spooler.jobs.read.require("b").detail
+    assert control.move("c", before="d") == 1, "an engaged job kept where it is"
+    assert spooler.jobs.read.require("c").state is JobState.RUNNING
+    spooler.step()  # b's shots are withdrawn; d is engaged behind c
+    assert [g["job_id"] for g in lab.engaged()] == ["a", "b", "c", "d"]
+    with pytest.raises(LabspoolError, match="a is running"):
+        control.move("a", back=True)
+
+
+def test_an_engaged_job_with_a_shot_made_does_not_move(
+    spooler: Spooler, tree: Settings, control: QueueControl
+) -> None:
+    engage_four(spooler, tree)
+    with spooler.jobs.change() as tx:
+        tx.set_counts("a", shots_made=3)  # a is made: b is the machine's now
+        tx.set_counts("b", shots_made=1)
+    with pytest.raises(LabspoolError, match="b is running \\(1 of its shots made\\)"):
+        control.move("b", back=True)
+    control.move("c", back=True)
+    assert queue(spooler) == ["d", "c"]
+
+
 def test_move_refuses_what_is_not_queued(
     spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl
 ) -> None:
@@ -158,27 +225,34 @@ def test_a_job_cancelled_while_being_engaged_is_not_engaged_further(
     ]
 
 
-def test_abort_cancels_the_running_job_aborts_its_shot_and_pauses(
+def test_abort_cancels_the_running_jobs_aborts_their_shot_and_pauses(
     spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl
 ) -> None:
-    drop(tree, "r.json", good_job())
-    drop(tree, "s.json", good_job())
+    for name in "rstu":
+        drop(tree, f"{name}.json", good_job())
     spooler.run_once()
-    with pytest.raises(LabspoolError, match="not RUNNING"):
-        control.abort("s")
-    (stopped,) = control.abort()
-    assert stopped.job_id == "r" and stopped.state is JobState.CANCELLED
-    assert stopped.lab_action == "abort"
-    pause = read_pause(spooler.jobs.read)
-    assert pause is not None and "after aborting r" in pause.reason
+    spooler.step()  # r runs, s and t are engaged behind it (the look-ahead), u waits
     spooler.step()
-    assert next(arg for name, arg in lab.calls if name == "withdraw")[1] is True
+    assert [g["job_id"] for g in lab.engaged()] == ["r", "s", "t"]
+    with pytest.raises(LabspoolError, match="not RUNNING"):
+        control.abort("u")
+    stopped = control.abort()
+    assert [(r.job_id, r.state, r.lab_action) for r in stopped] == [
+        (name, JobState.CANCELLED, "abort") for name in "rst"
+    ]
+    pause = read_pause(spooler.jobs.read)
+    assert pause is not None and "after aborting r, s, t" in pause.reason
+    spooler.step()
+    withdrawals = [arg for name, arg in lab.calls if name == "withdraw"]
+    assert [(folders, abort) for folders, abort in withdrawals] == [
+        ([tree.folders.shot_folder(name, 1, "experiment_0")], True) for name in "rst"
+    ]
     assert "none of its shots was running" in spooler.jobs.read.require("r").detail
-    assert spooler.jobs.read.require("s").state is JobState.QUEUED, "paused: s waits"
-    assert "Waiting: the spooler is paused by operator@lab" in spooler.jobs.read.require("s").detail
+    assert spooler.jobs.read.require("u").state is JobState.QUEUED, "paused: u waits"
+    assert "Waiting: the spooler is paused by operator@lab" in spooler.jobs.read.require("u").detail
     control.resume()
     spooler.step()
-    assert spooler.jobs.read.require("s").state is JobState.RUNNING
+    assert spooler.jobs.read.require("u").state is JobState.RUNNING
 
 
 def test_requeue_runs_the_job_again_as_a_new_attempt_keeping_its_history(
@@ -274,7 +348,7 @@ def test_a_scheduled_stop_starts_only_jobs_that_finish_before_it(
     for done in range(1, 4):  # the first job takes 30 s: 10 s a shot on this machine
         clock.now += 10
         with spooler.jobs.change() as tx:
-            tx.set_counts("first", shots_done=done)
+            tx.set_counts("first", shots_made=done, shots_done=done)
     with spooler.jobs.change() as tx:
         tx.transition("first", JobState.DONE)
     drop(tree, "second.json", good_job(shots=3))
@@ -298,7 +372,8 @@ def test_a_queue_key_of_zero_is_a_key(
     spooler: Spooler, tree: Settings, lab: RecordingLab, control: QueueControl
 ) -> None:
     admit(spooler, tree, "a", "b", "c", lab=lab)
-    control.move("b", front=True)  # a has key 1.0, so b gets 0.0
-    assert spooler.jobs.read.require("b").queue_key == 0.0
+    with spooler.jobs.change() as tx:
+        tx.set_queue_key("b", 0.0)  # as a requeue to the front of a queue whose head has 1.0
+    assert queue(spooler) == ["b", "a", "c"]
     control.move("c", front=True)
     assert queue(spooler) == ["c", "b", "a"]

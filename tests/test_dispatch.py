@@ -7,7 +7,7 @@ import pytest
 from spooler.daemon import Spooler
 from spooler.settings import Settings
 from spooler.states import JobState
-from tests.conftest import drop, good_job
+from tests.conftest import drop, good_job, with_lab
 from tests.fakes import Clock, RecordingLab
 
 
@@ -50,14 +50,78 @@ def test_engages_each_experiment_in_order_and_runs(
     ]
 
 
-def test_one_job_at_a_time(spooler: Spooler, tree: Settings, lab: RecordingLab) -> None:
-    drop(tree, "a.json", good_job())
-    spooler.run_once()
-    drop(tree, "b.json", good_job())
-    spooler.run_once()
-    assert [g["job_id"] for g in lab.engaged()] == ["a"]
-    assert spooler.jobs.read.require("b").state is JobState.QUEUED
-    assert spooler.jobs.status_files.read("b")["queue_position"] == 1
+def made(spooler: Spooler, job_id: str, shots: int) -> None:
+    """The result daemon received *shots* of the job's shots (BLACS made them)."""
+    with spooler.jobs.change() as tx:
+        tx.set_counts(job_id, shots_made=shots)
+
+
+def engaged_jobs(lab: RecordingLab) -> list[object]:
+    return [g["job_id"] for g in lab.engaged()]
+
+
+def test_without_look_ahead_one_job_at_a_time(
+    tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    spooler = Spooler(with_lab(tree, look_ahead_jobs=0), lab=lab, clock=clock)
+    try:
+        drop(tree, "a.json", good_job())
+        spooler.run_once()
+        drop(tree, "b.json", good_job())
+        made(spooler, "a", 3)  # all made, not yet DONE: b still waits
+        spooler.run_once()
+        assert engaged_jobs(lab) == ["a"]
+        assert spooler.jobs.read.require("b").state is JobState.QUEUED
+        assert spooler.jobs.status_files.read("b")["queue_position"] == 1
+        with spooler.jobs.change() as tx:
+            tx.transition("a", JobState.DONE)
+        spooler.step()
+        assert engaged_jobs(lab) == ["a", "b"]
+    finally:
+        spooler.close()
+
+
+def test_the_look_ahead_engages_jobs_behind_the_running_one(
+    tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    spooler = Spooler(with_lab(tree, look_ahead_jobs=2, look_ahead_shots=10), lab=lab, clock=clock)
+    try:
+        for name in "abcd":
+            drop(tree, f"{name}.json", good_job(shots=3))
+        spooler.run_once()
+        spooler.step()  # one job engaged per step
+        spooler.step()
+        # a runs, b and c behind it (6 shots to make before c: within 10), d waits
+        assert engaged_jobs(lab) == ["a", "b", "c"]
+        assert spooler.jobs.status_files.read("d")["queue_position"] == 1
+        made(spooler, "a", 2)
+        spooler.step()
+        assert engaged_jobs(lab) == ["a", "b", "c"], "three jobs still have shots to make"
+        made(spooler, "a", 3)  # a's shots are all made; its analysis does not hold d back
+        spooler.step()
+        assert engaged_jobs(lab) == ["a", "b", "c", "d"]
+        assert spooler.jobs.read.require("a").state is JobState.RUNNING
+    finally:
+        spooler.close()
+
+
+def test_the_look_ahead_waits_while_many_shots_are_still_to_make(
+    tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    spooler = Spooler(with_lab(tree, look_ahead_jobs=2, look_ahead_shots=10), lab=lab, clock=clock)
+    try:
+        drop(tree, "long.json", good_job(shots=25))
+        drop(tree, "next.json", good_job(shots=2))
+        spooler.run_once()
+        assert engaged_jobs(lab) == ["long"]
+        made(spooler, "long", 14)  # 11 to make
+        spooler.step()
+        assert engaged_jobs(lab) == ["long"]
+        made(spooler, "long", 15)  # 10 to make: the next one is engaged now
+        spooler.step()
+        assert engaged_jobs(lab) == ["long", "next"]
+    finally:
+        spooler.close()
 
 
 def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(

@@ -37,7 +37,7 @@ def run_job(
 def count_shots(store: JobStore, clock: Clock, job_id: str, counts: range, per_shot: float) -> None:
     for done in counts:
         with store.transaction() as tx:
-            tx.set_counts(job_id, shots_done=done)
+            tx.set_counts(job_id, shots_made=done, shots_done=done)
         clock.now += per_shot
 
 
@@ -129,9 +129,10 @@ def test_the_queue_is_estimated_one_job_after_another(store: JobStore, clock: Cl
     estimates = estimate_jobs(store.read, clock.now)
     assert estimates["running"].elapsed_s == pytest.approx(4.0)
     assert estimates["running"].finish == pytest.approx(start + 10)
-    assert estimates["next"].start == pytest.approx(start + 10)
+    # a queued job's start is its first shot: the lead after the running one's last
+    assert estimates["next"].start == pytest.approx(start + 11)
     assert estimates["next"].finish == pytest.approx(start + 30)
-    assert estimates["last"].start == pytest.approx(start + 30)
+    assert estimates["last"].start == pytest.approx(start + 31)
     assert estimates["last"].finish == pytest.approx(start + 35)
     with store.transaction() as tx:
         tx.set_counts("running", shots_expected=5)  # one experiment of two submitted so far

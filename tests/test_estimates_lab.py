@@ -27,7 +27,6 @@ LOAD_TIME_S = 0.6
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLab]:
     with virtual_lab(
         tmp_path_factory.mktemp("estimates-lab"),
-        max_engaged_jobs=1,
         load_time_s=LOAD_TIME_S,
         result_daemon=True,
     ) as running:

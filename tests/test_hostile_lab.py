@@ -201,7 +201,7 @@ def build_corpus(lab: VirtualLab, tmp: Path) -> tuple[list[Case], dict[str, str]
 
 
 def test_a_hostile_corpus_through_both_daemons_twice(tmp_path: Path) -> None:
-    with virtual_lab(tmp_path / "lab", max_engaged_jobs=100) as lab:
+    with virtual_lab(tmp_path / "lab", look_ahead_jobs=100, look_ahead_shots=100_000) as lab:
         folders = lab.settings.folders
         lab.submit("victim", {"experiment_0": experiment(1.0, 6, seed=1)}, tmp_path)
         lab.submit("other", {"experiment_0": experiment(1.0, 2, seed=2)}, tmp_path)
@@ -316,7 +316,10 @@ def test_a_shot_that_kills_the_result_daemon_is_handled_alone_then_quarantined(
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the daemons import the test's routine
     with virtual_lab(
-        tmp_path / "lab", max_engaged_jobs=100, prepare=_use_the_poison_routine
+        tmp_path / "lab",
+        look_ahead_jobs=100,
+        look_ahead_shots=100_000,
+        prepare=_use_the_poison_routine,
     ) as lab:
         lab.submit("poison", {"experiment_0": experiment(1.0, 4, seed=4)}, tmp_path)
         lab.submit("fine", {"experiment_0": experiment(1.0, 3, seed=5)}, tmp_path)

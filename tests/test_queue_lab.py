@@ -26,9 +26,7 @@ pytestmark = [pytest.mark.lab, needs_suite]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLab]:
-    with virtual_lab(
-        tmp_path_factory.mktemp("queue-lab"), max_engaged_jobs=1, result_daemon=True
-    ) as running:
+    with virtual_lab(tmp_path_factory.mktemp("queue-lab"), result_daemon=True) as running:
         yield running
 
 

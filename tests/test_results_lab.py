@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, needs_suite]
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLab]:
     root = tmp_path_factory.mktemp("results") / "lab"
-    with virtual_lab(root, max_engaged_jobs=1, result_daemon=True) as running:
+    with virtual_lab(root, result_daemon=True) as running:
         yield running
 
 

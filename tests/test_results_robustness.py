@@ -63,7 +63,7 @@ def test_kill_minus_nine_at_random_moments_loses_nothing(tmp_path: Path) -> None
     experiments, per_experiment = 4, 50
     total = experiments * per_experiment
     rng = random.Random(20261122)
-    with virtual_lab(tmp_path / "lab", max_engaged_jobs=1) as lab:
+    with virtual_lab(tmp_path / "lab", look_ahead_jobs=0) as lab:
         lab.submit(
             "crash",
             {
@@ -107,7 +107,7 @@ def test_an_unwritable_store_is_waited_for_and_nothing_is_lost(tmp_path: Path) -
             "chattr +i is not permitted here (it is how the test makes the store unwritable)"
         )
     _immutable(probe, False)
-    with virtual_lab(tmp_path / "lab", max_engaged_jobs=1, result_daemon=True) as lab:
+    with virtual_lab(tmp_path / "lab", look_ahead_jobs=0, result_daemon=True) as lab:
         store = lab.settings.folders.sds
         lab.submit("outage", {"experiment_0": experiment(1.0, 30, seed=3)}, tmp_path)
         wait_until(
@@ -157,7 +157,7 @@ def test_a_routine_that_raises_ends_the_job_error_and_the_shot_is_still_archived
         )
 
     with virtual_lab(
-        tmp_path / "lab", max_engaged_jobs=1, result_daemon=True, prepare=add_failing_routine
+        tmp_path / "lab", look_ahead_jobs=0, result_daemon=True, prepare=add_failing_routine
     ) as lab:
         lab.submit("broken", {"experiment_0": experiment(1.0, 2, seed=1)}, tmp_path)
         status = lab.wait_for_status("broken", lambda s: s.get("status") == "ERROR", 120)

@@ -148,7 +148,7 @@ def test_an_older_store_gains_the_new_columns_and_keeps_its_jobs(tmp_path: Path)
         assert store.read.meta("schema_version") == str(SCHEMA_VERSION)
         with store.transaction() as tx:
             tx.transition("kept", JobState.RUNNING)
-            tx.set_counts("kept", shots_done=2)
+            tx.set_counts("kept", shots_made=2)
         assert store.read.require("kept").last_shot_at == 10.0
     finally:
         store.close()

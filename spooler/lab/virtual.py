@@ -209,17 +209,24 @@ def _spawn(layout: LabLayout, role: str, argv: list[str]) -> subprocess.Popen[by
         log.close()
 
 
-def lab_up(root: Path, *, max_engaged_jobs: int = 1, load_time_s: float = LOAD_TIME_S) -> Path:
+def lab_up(
+    root: Path,
+    *,
+    look_ahead_jobs: int | None = None,
+    look_ahead_shots: int | None = None,
+    load_time_s: float = LOAD_TIME_S,
+) -> Path:
     """Build and start the virtual lab under *root*; returns the labspool configuration path.
 
     *load_time_s*: the apparatus' loading stage (the runmanager global ``load_time_s``), so
-    that a shot lasts about that long, as on a real machine whose trap loads for seconds."""
+    that a shot lasts about that long, as on a real machine whose trap loads for seconds.
+    *look_ahead_jobs*, *look_ahead_shots*: the configuration's (None: labspool's defaults)."""
     layout = LabLayout(root.expanduser().absolute())
     if layout.processes.exists() and LabProcesses(layout.processes).alive():
         raise LabspoolError(f"the lab in {layout.root} is up already (labspool lab down first)")
     ports = Ports.free()
     runmanager_port = ports.runmanager
-    config = _write_config(layout, runmanager_port, max_engaged_jobs)
+    config = _write_config(layout, runmanager_port, look_ahead_jobs, look_ahead_shots)
     settings = load_settings(config)
     for folder in (layout.lab, layout.logs):
         folder.mkdir(parents=True, exist_ok=True)
@@ -324,14 +331,26 @@ def start_role(root: Path, role: str) -> int:
     return process.pid
 
 
-def _write_config(layout: LabLayout, runmanager_port: int, max_engaged_jobs: int) -> Path:
+def _write_config(
+    layout: LabLayout,
+    runmanager_port: int,
+    look_ahead_jobs: int | None,
+    look_ahead_shots: int | None,
+) -> Path:
     config = layout.root / "labspool.yaml"
     if config.exists():
         config.unlink()  # a lab's configuration is the lab's; it is rewritten with new ports
+    look_ahead = "".join(
+        f"  {key}: {value}\n"
+        for key, value in (
+            ("look_ahead_jobs", look_ahead_jobs),
+            ("look_ahead_shots", look_ahead_shots),
+        )
+        if value is not None
+    )
     lab_section = f"""lab:
   kind: runmanager            # the virtual lab's runmanager (labspool lab up)
-  max_engaged_jobs: {max_engaged_jobs}
-  retry_interval_s: 1.0
+{look_ahead}  retry_interval_s: 1.0
   retry_interval_max_s: 10.0
   labscript_profile: lab/profile
   runmanager:
