@@ -54,6 +54,7 @@ def status_document(
         "experiments": record.experiments,
         "shots_requested": record.shots_requested,
         "shots_expected": record.shots_expected,
+        "shots_made": record.shots_made,
         "shots_done": record.shots_done,
         "elapsed_s": None if estimate.elapsed_s is None else round(estimate.elapsed_s, 3),
         "estimated_start": iso_time(estimate.start),

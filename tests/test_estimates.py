@@ -148,6 +148,62 @@ def test_the_queue_is_estimated_one_job_after_another(store: JobStore, clock: Cl
     assert paused["next"].start is None and paused["running"].finish is not None
 
 
+def run_pipelined(store: JobStore, clock: Clock, names: list[str], shots: int) -> None:
+    """Jobs engaged ahead: the first makes its first shot 1 s after it runs; each next one
+    runs 3 s before the last shot of the one before and makes its first shot 0.2 s after
+    it; a shot a second; DONE 2 s after the last shot."""
+    for name in names:
+        queue_job(store, name, shots)
+    events: list[tuple[float, int, str, int]] = []  # (time, order, job, shots made; -1 RUNNING)
+    first = clock.now + 1.0
+    for name in names:
+        last = first + shots - 1
+        events.append((first - (1.0 if name == names[0] else 3.2), 0, name, -1))
+        events += [(first + k, 1, name, k + 1) for k in range(shots)]
+        events.append((last + 2.0, 2, name, 0))
+        first = last + 0.2
+    for at, _, name, made in sorted(events):
+        clock.now = at
+        with store.transaction() as tx:
+            if made == -1:
+                tx.transition(name, JobState.RUNNING)
+                tx.set_counts(name, shots_expected=shots)
+            elif made:
+                tx.set_counts(name, shots_made=made, shots_done=made)
+            else:
+                tx.transition(name, JobState.DONE)
+    clock.now += 1.0
+
+
+def test_jobs_engaged_ahead_measure_the_gap_between_jobs(store: JobStore, clock: Clock) -> None:
+    run_pipelined(store, clock, [f"p{n}" for n in range(5)], 10)
+    model = duration_model(store.read, "singlequdit")
+    assert model is not None and model.samples == 5
+    assert model.gap_s == pytest.approx(0.2)
+    assert model.lead_s == pytest.approx(1.0), "the first one was engaged on an idle machine"
+    assert (model.per_shot_s, model.tail_s) == pytest.approx((1.0, 2.0))
+    # a running job with 4 shots to go, one engaged behind it, one queued
+    queue_job(store, "now", 10)
+    queue_job(store, "ahead", 10)
+    queue_job(store, "queued", 3)
+    with store.transaction() as tx:
+        tx.transition("now", JobState.RUNNING)
+        tx.set_counts("now", shots_expected=10)
+    clock.now += 1.0
+    count_shots(store, clock, "now", range(1, 7), 1.0)
+    last_shot = clock.now - 1.0
+    with store.transaction() as tx:
+        tx.transition("ahead", JobState.RUNNING)
+        tx.set_counts("ahead", shots_expected=10)
+    estimates = estimate_jobs(store.read, clock.now)
+    assert estimates["now"].finish == pytest.approx(last_shot + 4 + 2.0)
+    ahead_first = last_shot + 4 + 0.2
+    assert estimates["ahead"].finish == pytest.approx(ahead_first + 9 + 2.0)
+    queued_first = ahead_first + 9 + 0.2
+    assert estimates["queued"].start == pytest.approx(queued_first)
+    assert estimates["queued"].finish == pytest.approx(queued_first + 2 + 2.0)
+
+
 def test_a_running_job_is_estimated_at_its_own_rate_too(store: JobStore, clock: Clock) -> None:
     for n in range(3):
         run_job(store, clock, f"done{n}", 30)  # the model: 1 s per shot

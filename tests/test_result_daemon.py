@@ -69,6 +69,29 @@ def test_shots_that_never_come_end_the_job_with_what_is_missing(
     assert daemon.jobs.status_files.read("j")["status"] == "ERROR"
 
 
+def test_a_job_engaged_ahead_does_not_time_out_while_the_machine_makes_other_shots(
+    tree: Settings, daemon: ResultDaemon, clock: Clock
+) -> None:
+    running_job(tree, "front", {"experiment_0": 50}, at=clock.now)
+    running_job(tree, "behind", {"experiment_0": 2}, at=clock.now)  # engaged ahead
+    clock.now += tree.result.shots_timeout_s - 1
+    with daemon.jobs.change() as tx:  # a shot of the job in front, received just now
+        tx.execute(
+            "INSERT INTO shots (address, job_id, attempt, experiment, shot_index, local_path, "
+            "state, received_at) VALUES ('front__0', 'front', 1, 'experiment_0', 0, '/x.h5', "
+            "'archived', ?)",
+            (clock.now,),
+        )
+    clock.now += 2
+    daemon.step()
+    assert daemon.jobs.read.require("behind").state is JobState.RUNNING
+    clock.now += tree.result.shots_timeout_s
+    daemon.step()
+    behind = daemon.jobs.read.require("behind")
+    assert behind.state is JobState.ERROR
+    assert "missing: 2 of experiment_0" in str(behind.error_message)
+
+
 def test_a_second_result_daemon_on_the_same_tree_is_refused(
     tree: Settings, daemon: ResultDaemon
 ) -> None:
