@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.labtools import needs_suite
+from tests.labtools import cli, needs_suite
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,13 +107,18 @@ def test_read_json_says_not_there_yet_for_a_missing_or_cut_off_file(tmp_path: Pa
 @needs_suite
 def test_the_demos_jobs_end_done_with_one_memory_entry_per_shot(tmp_path: Path) -> None:
     root = tmp_path / "demo"
-    run = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo.py"), str(root)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO,
-    )
+    try:
+        run = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "demo.py"), str(root)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+        )
+    except BaseException:  # a demo cut short by the time-out leaves its lab up: stop it
+        if (root / "lab" / "processes.json").exists():
+            cli("lab", "down", str(root))
+        raise
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "stopped 8 process(es)" in run.stdout
     for example in sorted((REPO / "config" / "examples").glob("*.json")):

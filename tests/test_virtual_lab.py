@@ -32,7 +32,10 @@ SIGNAL_PER_ATOM = 50.0
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualLab]:
-    with virtual_lab(tmp_path_factory.mktemp("virtual") / "lab") as running:
+    # no result daemon here: no shot counts as made, so the look-ahead is opened wide
+    with virtual_lab(
+        tmp_path_factory.mktemp("virtual") / "lab", look_ahead_jobs=100, look_ahead_shots=100_000
+    ) as running:
         yield running
 
 
