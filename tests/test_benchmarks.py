@@ -25,7 +25,8 @@ import pytest
 from tests.labtools import needs_suite
 
 REPO = Path(__file__).resolve().parent.parent
-SMOKE_TESTED = {"bench_intake.py", "bench_result.py"}  # a new benchmark gets its test here
+# a new benchmark gets its test here
+SMOKE_TESTED = {"bench_dutycycle.py", "bench_intake.py", "bench_result.py"}
 
 
 def _labscript_profile() -> dict[str, int] | None:
@@ -113,3 +114,25 @@ def test_the_result_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
     )
     assert re.search(r"^10 shots of [\d.]+ MB: daemon [\d.]+ shots/s", out, re.M)
     assert re.search(r"^finishing a 20-shot job: [\d.]+ s from the ledger", out, re.M)
+
+
+@pytest.mark.lab
+@needs_suite
+def test_the_dutycycle_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
+    """Four fresh virtual labs (look-ahead off and the defaults, jobs of 2 shots and of 1),
+    every job DONE (the benchmark checks that itself), then a turnaround job; every lab and
+    daemon is stopped and the temporary folder removed (run_smoke checks)."""
+    out, figures = run_smoke("bench_dutycycle.py", tmp_path)
+    duty, turnaround = figures["duty_cycle"], figures["turnaround"]
+    for shape, shots in (("multi_shot", 2), ("single_shot", 1)):
+        for label, pipelined in (("look_ahead_off", False), ("look_ahead_default", True)):
+            run = duty[shape][label]
+            assert (run["jobs"], run["shots_per_job"], run["shots"]) == (2, shots, 2 * shots)
+            assert (run["look_ahead_jobs"] > 0) is pipelined
+            assert _positive(run["shot_median_s"], run["span_s"], run["busy_share"])
+            assert _positive(run["floor_busy_share"], run["tail_max_s"])
+            assert 0 < run["busy_share"] <= 1
+    assert turnaround["jobs"] == 1
+    assert _positive(turnaround["total_median_s"], *turnaround["stages_median_s"].values())
+    assert re.search(r"^2x2 look-ahead off \(jobs 0, shots \d+\) ", out, re.M)
+    assert re.search(r"^turnaround of a 1-shot job on an idle machine, median of 1: ", out, re.M)
