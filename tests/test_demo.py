@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from spooler.lab.virtual import process_alive
 from tests.labtools import cli, needs_suite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,7 +122,11 @@ def test_the_demos_jobs_end_done_with_one_memory_entry_per_shot(tmp_path: Path) 
             cli("lab", "down", str(root))
         raise
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "stopped 8 process(es)" in run.stdout
+    stopped = re.search(r"stopped (\d+) process\(es\): ([\d ]+)", run.stdout)
+    assert stopped is not None, run.stdout[-3000:]
+    pids = [int(pid) for pid in stopped.group(2).split()]
+    assert len(pids) == int(stopped.group(1)) >= 3, "zlock, runmanager, BLACS and its workers"
+    assert not [pid for pid in pids if process_alive(pid)], "all of them ended"
     for example in sorted((REPO / "config" / "examples").glob("*.json")):
         job = json.loads(example.read_text())
         status = json.loads((root / "status" / f"{example.stem}.json").read_text())
