@@ -23,8 +23,9 @@ labspool's BLACS plugin when BLACS is done with it).
 
    Baseline in the same run: ``lab.look_ahead_jobs 0`` (a job is engaged only once the one
    before it finished, the old behaviour), against labspool's shipped look-ahead defaults;
-   each on a fresh lab with shots of a realistic length (``--load-time-s``, 0.3 s of loading;
-   ~0.6 s a shot). Both again with N one-shot jobs, where no job has a gap within it: their
+   each on a fresh lab with shots of a realistic length (``--load-time-s``, 0.3 s of loading:
+   ~0.37 s from ``run time`` to ``completed_at``; BLACS's programming of the devices before
+   it falls in the gap). Both again with N one-shot jobs, where no job has a gap within it: their
    floor is the within-job gap of the M-shot run with the same setting. Goals: gap between
    jobs / gap within a job <= 1.2, busy share / floor >= 0.97, tail <= 0.5 s.
 
@@ -38,7 +39,10 @@ labspool's BLACS plugin when BLACS is done with it).
    (until DONE). Medians are reported. The states' times are the job store's transitions
    (opened read-only), which the status files' history shows rounded to milliseconds.
 
-Figures are printed and, with ``--out``, written as JSON. Everything runs under one
+Figures are printed and, with ``--out``, written as JSON. The machine is shared: the CPU
+time other processes (those without the benchmark's marker in their environment) used
+while each measurement ran is reported as a share of the machine, with a warning above
+10%; such figures are noise. Everything runs under one
 temporary folder (``$TMPDIR``), removed at the end, and every process started is stopped by
 pid (``labspool lab down`` for the lab's). ``--dir DIR`` keeps the labs there instead, to
 inspect the logs. ``--smoke`` runs the whole benchmark at a tiny size (to check that it
@@ -63,6 +67,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,6 +126,47 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, ValueError):
         return None
     return document if isinstance(document, dict) else None
+
+
+MARKER = "LABSPOOL_BENCH_DUTYCYCLE"  # in the environment of every process the benchmark starts
+OTHER_CPU_WARN = 0.1  # of the machine's CPU time used by others: the figures are noise
+
+
+class CpuMeter:
+    """CPU time the machine spent on processes other than the benchmark's (those that carry
+    its marker in their environment, and itself) while a measurement ran, as a share of
+    the machine's capacity: a measure of how noisy the figures are."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.busy_s, self.ours_s = self._busy_s(), self._ours_s()
+
+    @staticmethod
+    def _busy_s() -> float:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        idle = values[3] + values[4]  # idle, iowait
+        return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours_s() -> float:
+        own = os.times()
+        total = own.user + own.system + own.children_user + own.children_system
+        marker = f"{MARKER}={os.environ[MARKER]}".encode()
+        ticks = 0
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone, or not ours to read
+                continue
+            ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        return total + ticks / os.sysconf("SC_CLK_TCK")
+
+    def other_share(self) -> float:
+        elapsed = time.monotonic() - self.started
+        others = (self._busy_s() - self.busy_s) - (self._ours_s() - self.ours_s)
+        return max(0.0, others) / (elapsed * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -338,12 +384,13 @@ def duty_cycle(
     *within_floor_s*: the within-job gap to use for the floor when the jobs have none (one
     shot each)."""
     ids = [f"dc{i:03d}" for i in range(jobs)]
-    load_before = os.getloadavg()[0]
     for i, job_id in enumerate(ids):
         lab.submit(job_id, job(shots, seed=i + 1))
     lab.wait_for_states(ids, ("QUEUED",), 60)
+    meter = CpuMeter()
     lab.labspool("resume")
     lab.wait_for_states(ids, FINAL, 120 + jobs * shots * (load_time_s + 3.0))
+    other_cpu = meter.other_share()
     lab.require_done(ids)
     done = {job_id: entered(lab, job_id)["DONE"] for job_id in ids}
     all_shots = archived_shots(lab, ids)
@@ -374,9 +421,7 @@ def duty_cycle(
         "busy_share": busy / span,
         "tail_median_s": statistics.median(tails),
         "tail_max_s": max(tails),
-        # the machine's 1-minute load average before and after: above its CPUs, something
-        # else ran meanwhile and the figures are noise
-        "load_average": [load_before, os.getloadavg()[0]],
+        "other_cpu_share": other_cpu,
     }
     if within_median is not None:
         floor = busy / (busy + (len(all_shots) - 1) * within_median)
@@ -403,6 +448,7 @@ STAGES = ("pickup", "validation", "engage_compile", "shot", "analysis_archive", 
 def turnaround(lab: Lab, *, jobs: int) -> dict[str, Any]:
     """*jobs* one-shot jobs on the idle *lab*, one after the other."""
     per_job: list[dict[str, Any]] = []
+    meter = CpuMeter()
     for n in range(jobs):
         time.sleep(1.0)  # idle: nothing left of the job before in either daemon
         job_id = f"ta{n:03d}"
@@ -438,6 +484,7 @@ def turnaround(lab: Lab, *, jobs: int) -> dict[str, Any]:
         "total_median_s": statistics.median(r["total_s"] for r in per_job),
         "tail_median_s": statistics.median(r["tail_s"] for r in per_job),
         "tail_max_s": max(r["tail_s"] for r in per_job),
+        "other_cpu_share": meter.other_share(),
         "per_job": per_job,
     }
 
@@ -487,18 +534,20 @@ def report(results: dict[str, Any]) -> None:
             f"{_s(i['span_baseline_over_pipelined'], 2)}"
         )
     print("  (within in parentheses: the one-shot jobs have none; the M-shot run's is used)")
-    loads = [
-        f"{runs[label]['jobs']}x{runs[label]['shots_per_job']} {label}: "
-        + " -> ".join(f"{v:.1f}" for v in runs[label]["load_average"])
+    shares = {
+        f"{runs[label]['jobs']}x{runs[label]['shots_per_job']} {label}": runs[label][
+            "other_cpu_share"
+        ]
         for runs in results["duty_cycle"].values()
         for label in ("look_ahead_off", "look_ahead_default")
-    ]
-    print(f"  load average (1 min) before -> after each run: {'; '.join(loads)}")
-    busy = [
-        r for runs in results["duty_cycle"].values() for r in runs.values() if "load_average" in r
-    ]
-    if any(max(r["load_average"]) > results["cpus"] for r in busy):
-        print("  WARNING: the machine was busy with something else: these figures are noise")
+    }
+    shares["turnaround"] = results["turnaround"]["other_cpu_share"]
+    print(
+        "  CPU used by other processes while measuring: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    )
+    if max(shares.values()) > OTHER_CPU_WARN:
+        print("  WARNING: something else ran on the machine meanwhile: read these figures as noise")
     t = results["turnaround"]
     stages = ", ".join(f"{k} {v:.3f}" for k, v in t["stages_median_s"].items())
     print(
@@ -540,6 +589,7 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Each duty-cycle run on a fresh lab; the turnaround on the last one (shipped defaults)
     once it is idle."""
     begun = time.monotonic()
+    os.environ[MARKER] = uuid.uuid4().hex
     # Every process started keeps its runtime folder, caches and settings inside *root*:
     # Qt (BLACS and runmanager run offscreen) makes $TMPDIR/runtime-$USER when there is no
     # runtime folder, and matplotlib (which the suite imports) writes ~/.config and ~/.cache.
