@@ -60,7 +60,6 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -74,6 +73,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchsizes import parse_sized
+
+from spooler.lab.profile import stop_process
 from spooler.settings import Settings, load_settings
 
 FULL = {"jobs": 8, "shots": 8, "single_jobs": 8, "turnaround_jobs": 5}
@@ -98,17 +100,6 @@ def labspool(*args: str, timeout: float = 300) -> str:
     if run.returncode != 0:
         raise RuntimeError(f"labspool {' '.join(args)} failed:\n{run.stderr[-3000:]}")
     return run.stdout
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the daemon finishes its step), SIGKILL after 30 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -278,7 +269,7 @@ def running_lab(
         yield lab
     finally:
         for process in reversed(daemons.values()):
-            stop(process)
+            stop_process(process, timeout_s=30.0)
         if (root / "lab" / "processes.json").exists():
             labspool("lab", "down", str(root))
 
@@ -660,16 +651,7 @@ def main() -> int:
     parser.add_argument(
         "--dir", type=Path, help="run the labs in this new folder and keep it (default: $TMPDIR)"
     )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="the whole benchmark at a tiny size: "
-        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()),
-    )
-    args = parser.parse_args()
-    for name, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    args = parse_sized(parser, FULL, SMOKE, "the whole benchmark at a tiny size")
     if args.shots < 2 or min(args.jobs, args.single_jobs) < 2 or args.turnaround_jobs < 1:
         parser.error("--shots and --jobs / --single-jobs need 2 at least, --turnaround-jobs 1")
     if args.dir is not None:

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchsizes import parse_sized
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -217,16 +218,7 @@ def main() -> int:
     parser.add_argument("--latency-jobs", type=int, help=f"default {FULL['latency_jobs']}")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="the whole benchmark at a size that takes seconds: "
-        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()),
-    )
-    args = parser.parse_args()
-    for name, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    args = parse_sized(parser, FULL, SMOKE)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="labspool-bench-") as tmp:
         root = Path(tmp)

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchsizes import parse_sized
+
 from spooler.lab.profile import Ports, activate, start_zlock, stop_process, write_profile
 from spooler.scaffold import write_tree
 from spooler.settings import Settings, load_settings
@@ -199,16 +201,7 @@ def main() -> int:
     parser.add_argument("--shot-mb", type=float, help=f"default {FULL['shot_mb']}")
     parser.add_argument("--big-job", type=int, help=f"default {FULL['big_job']}")
     parser.add_argument("--out", type=Path)
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="the whole benchmark at a size that takes seconds: "
-        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()),
-    )
-    args = parser.parse_args()
-    for name, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    args = parse_sized(parser, FULL, SMOKE)
     with tempfile.TemporaryDirectory(prefix="labspool-bench-result-") as tmp:
         root = Path(tmp)
         profile, ports = root / "profile", Ports.free()

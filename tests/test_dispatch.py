@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -60,11 +62,22 @@ def engaged_jobs(lab: RecordingLab) -> list[object]:
     return [g["job_id"] for g in lab.engaged()]
 
 
+@contextmanager
+def spooler_with(
+    tree: Settings, lab: RecordingLab, clock: Clock, **look_ahead: int
+) -> Iterator[Spooler]:
+    """A spooler on the tree with these ``lab`` settings (the look-ahead's)."""
+    spooler = Spooler(with_lab(tree, **look_ahead), lab=lab, clock=clock)
+    try:
+        yield spooler
+    finally:
+        spooler.close()
+
+
 def test_without_look_ahead_one_job_at_a_time(
     tree: Settings, lab: RecordingLab, clock: Clock
 ) -> None:
-    spooler = Spooler(with_lab(tree, look_ahead_jobs=0), lab=lab, clock=clock)
-    try:
+    with spooler_with(tree, lab, clock, look_ahead_jobs=0) as spooler:
         drop(tree, "a.json", good_job())
         spooler.run_once()
         drop(tree, "b.json", good_job())
@@ -77,15 +90,12 @@ def test_without_look_ahead_one_job_at_a_time(
             tx.transition("a", JobState.DONE)
         spooler.step()
         assert engaged_jobs(lab) == ["a", "b"]
-    finally:
-        spooler.close()
 
 
 def test_the_look_ahead_engages_jobs_behind_the_running_one(
     tree: Settings, lab: RecordingLab, clock: Clock
 ) -> None:
-    spooler = Spooler(with_lab(tree, look_ahead_jobs=2, look_ahead_shots=10), lab=lab, clock=clock)
-    try:
+    with spooler_with(tree, lab, clock, look_ahead_jobs=2, look_ahead_shots=10) as spooler:
         for name in "abcd":
             drop(tree, f"{name}.json", good_job(shots=3))
         spooler.run_once()
@@ -101,15 +111,12 @@ def test_the_look_ahead_engages_jobs_behind_the_running_one(
         spooler.step()
         assert engaged_jobs(lab) == ["a", "b", "c", "d"]
         assert spooler.jobs.read.require("a").state is JobState.RUNNING
-    finally:
-        spooler.close()
 
 
 def test_the_look_ahead_waits_while_many_shots_are_still_to_make(
     tree: Settings, lab: RecordingLab, clock: Clock
 ) -> None:
-    spooler = Spooler(with_lab(tree, look_ahead_jobs=2, look_ahead_shots=10), lab=lab, clock=clock)
-    try:
+    with spooler_with(tree, lab, clock, look_ahead_jobs=2, look_ahead_shots=10) as spooler:
         drop(tree, "long.json", good_job(shots=25))
         drop(tree, "next.json", good_job(shots=2))
         spooler.run_once()
@@ -120,8 +127,6 @@ def test_the_look_ahead_waits_while_many_shots_are_still_to_make(
         made(spooler, "long", 15)  # 10 to make: the next one is engaged now
         spooler.step()
         assert engaged_jobs(lab) == ["long", "next"]
-    finally:
-        spooler.close()
 
 
 def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(
