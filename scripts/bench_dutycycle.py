@@ -73,7 +73,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchsizes import parse_sized
+from benchkit import finish, parse_sized
 
 from spooler.lab.profile import stop_process
 from spooler.settings import Settings, load_settings
@@ -661,11 +661,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="labspool-bench-dutycycle-") as tmp:
             results = run_all(Path(tmp), args)
     report(results)
-    if args.smoke:
-        print("(a smoke run: it shows that the benchmark runs; its figures measure nothing)")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
-    return 0
+    return finish(args, results)
 
 
 if __name__ == "__main__":

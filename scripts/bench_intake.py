@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchsizes import parse_sized
+from benchkit import finish, parse_sized
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
@@ -238,11 +238,7 @@ def main() -> int:
         f"p95 {s['p95_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms, max {s['max_ms']:.2f} ms "
         f"(bare observer p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms)"
     )
-    if args.smoke:
-        print("(a smoke run: it shows that the benchmark runs; its figures measure nothing)")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
-    return 0
+    return finish(args, results)
 
 
 if __name__ == "__main__":

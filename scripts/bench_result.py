@@ -24,7 +24,6 @@ not to measure).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchsizes import parse_sized
+from benchkit import finish, parse_sized
 
 from spooler.lab.profile import Ports, activate, start_zlock, stop_process, write_profile
 from spooler.scaffold import write_tree
@@ -229,11 +228,7 @@ def main() -> int:
         "lyse get_dataframe_from_shots on the same shots "
         f"{f['lyse_get_dataframe_from_shots_s']:.2f} s ({f['lyse_over_ledger']:.1f}x)"
     )
-    if args.smoke:
-        print("(a smoke run: it shows that the benchmark runs; its figures measure nothing)")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
-    return 0
+    return finish(args, results)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""What the benchmarks share: their sizes, full or ``--smoke``."""
+"""What the benchmarks share: their sizes (full or ``--smoke``) and their end (``--out``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["parse_sized"]
+__all__ = ["finish", "parse_sized"]
 
 
 def parse_sized(
@@ -26,3 +28,12 @@ def parse_sized(
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
+
+
+def finish(args: argparse.Namespace, results: Mapping[str, Any]) -> int:
+    """After the report: say what a smoke run is worth, write the figures to ``--out``."""
+    if args.smoke:
+        print("(a smoke run: it shows that the benchmark runs; its figures measure nothing)")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return 0
