@@ -30,6 +30,7 @@ from spooler.states import JobState
 from spooler.store import JobRecord, Transaction
 from spooler.watching import WatchingDaemon
 
+from . import locklease
 from .addresses import Address, BadAddress, DamagedShot, check_shot, read_address
 from .analysis import AnalysisError, analyse, load_routines
 from .archive import (
@@ -216,6 +217,7 @@ class ResultDaemon(WatchingDaemon):
         name = address_path.name
         self._doing = "reading the address file"
         self._ended = False
+        locklease.shorten()  # a kill of this process must not lock the shot for 45 s
         try:
             return self._process(address_path)
         except StoreUnavailable:

@@ -42,7 +42,7 @@ from watchdog.observers import Observer
 from tests.labtools import VirtualLab, cli, needs_suite, virtual_lab, wait_until
 from tests.test_virtual_lab import experiment
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow, needs_suite]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.long, needs_suite]
 
 KILLS = int(os.environ.get("LABSPOOL_CHAOS_KILLS", "100"))
 FINAL = ("DONE", "ERROR", "CANCELLED")
