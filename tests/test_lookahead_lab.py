@@ -23,7 +23,7 @@ import pytest
 from tests.labtools import VirtualLab, needs_suite, virtual_lab
 from tests.test_queue_lab import at, done, job, ledger_count, shots_on_store
 
-pytestmark = [pytest.mark.lab, needs_suite]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, needs_suite]
 
 LOOK_AHEAD_JOBS, LOOK_AHEAD_SHOTS = 2, 30
 LONG = 40  # shots of the job in front: 10 of them run before the next job is engaged
