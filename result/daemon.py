@@ -111,6 +111,7 @@ class ResultDaemon(WatchingDaemon):
         self._retry_at = float("-inf")
         self._delay_s = settings.result.archive_retry_interval_s
         self._reported: set[str] = set()
+        self._lease_short = False  # result.locklease done (after the suite connected)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -217,8 +218,10 @@ class ResultDaemon(WatchingDaemon):
         name = address_path.name
         self._doing = "reading the address file"
         self._ended = False
-        locklease.shorten()  # a kill of this process must not lock the shot for 45 s
         try:
+            if not self._lease_short and locklease.shorten():  # a kill must not lock the
+                self._lease_short = True  # shot for the suite's 45 s
+                log.info("zlock locks of this process are leased for %g s", locklease.LEASE_S)
             return self._process(address_path)
         except StoreUnavailable:
             raise  # the store's fault, not the shot's: everything stays, tried again later

@@ -22,13 +22,12 @@ LEASE_S = 10.0
 
 
 def shorten() -> bool:
-    """Lease this process's zlock locks for :data:`LEASE_S` (once the suite is imported);
-    returns whether it did."""
-    if "labscript_utils.ls_zprocess" not in sys.modules:
-        return False  # not imported yet: its first connection sets the suite's lease
-    process_tree = sys.modules.get("zprocess.process_tree")
-    tree = getattr(process_tree, "ProcessTree", None)
-    if tree is None:
-        return False
-    tree.instance().zlock_client.set_default_timeout(LEASE_S)
+    """Lease this process's zlock locks for :data:`LEASE_S` (once the suite has connected
+    to zlock); returns whether it did."""
+    suite = sys.modules.get("labscript_utils.ls_zprocess")
+    tree = getattr(suite, "ProcessTree", None)  # the suite's own, whose locks h5_lock takes
+    instance = None if tree is None else tree.instance()
+    if instance is None:
+        return False  # not connected yet: its first connection sets the suite's lease
+    instance.zlock_client.set_default_timeout(LEASE_S)
     return True

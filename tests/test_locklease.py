@@ -23,13 +23,14 @@ def test_the_lease_is_shortened_once_the_suite_is_imported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = _Client()
-    tree = types.SimpleNamespace(instance=lambda: types.SimpleNamespace(zlock_client=client))
-    monkeypatch.setitem(
-        sys.modules, "zprocess.process_tree", types.SimpleNamespace(ProcessTree=tree)
-    )
+    connected: list[object] = []  # the process tree's instance, once the suite connected
+    tree = types.SimpleNamespace(instance=lambda: connected[0] if connected else None)
     monkeypatch.delitem(sys.modules, "labscript_utils.ls_zprocess", raising=False)
+    assert not locklease.shorten(), "the suite not imported: nothing to shorten"
+    suite = types.SimpleNamespace(ProcessTree=tree)
+    monkeypatch.setitem(sys.modules, "labscript_utils.ls_zprocess", suite)
     assert not locklease.shorten(), "before the suite connects, its own lease is set later"
     assert client.timeout_s == 45.0
-    monkeypatch.setitem(sys.modules, "labscript_utils.ls_zprocess", types.SimpleNamespace())
+    connected.append(types.SimpleNamespace(zlock_client=client))
     assert locklease.shorten()
     assert client.timeout_s == locklease.LEASE_S < 20.0, "shorter than an isolated shot's time"
