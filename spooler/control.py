@@ -29,13 +29,7 @@ def _engaged_not_started(view: Reader) -> list[JobRecord]:
     """The jobs engaged ahead, none of whose shots is made, in the order they were engaged:
     behind the running job whose shots the machine is making (or about to make: that one is
     the machine's, made shots or not)."""
-    jobs = [
-        j
-        for j in view.jobs(JobState.RUNNING)
-        if j.lab_action is None and (j.shots_to_make is None or j.shots_to_make > 0)
-    ]
-    started = {j.job_id: view.entered(j.job_id, j.attempt, JobState.RUNNING) or 0.0 for j in jobs}
-    jobs.sort(key=lambda j: (started[j.job_id], j.seq))
+    jobs = [j for j in view.running() if j.lab_action is None and j.making_shots]
     return [j for j in jobs[1:] if j.shots_made == 0]
 
 

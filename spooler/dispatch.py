@@ -166,7 +166,7 @@ class Dispatcher:
             return not running
         # the jobs whose shots are still to be made (all submitted: resumed engagements
         # were taken first)
-        on_machine = [j for j in running if j.shots_to_make is None or j.shots_to_make > 0]
+        on_machine = [j for j in running if j.making_shots]
         if len(on_machine) > lab.look_ahead_jobs:
             return False
         return sum(j.shots_to_make or 0 for j in on_machine) <= lab.look_ahead_shots

@@ -127,15 +127,11 @@ def estimate_jobs(
     # When the machine will have made the shots of every job walked so far (None: it has
     # nothing to make; unknown counts as nothing, the jobs behind then go by their lead).
     machine: float | None = None
-    running = [
-        (reader.entered(j.job_id, j.attempt, JobState.RUNNING), j)
-        for j in reader.jobs(JobState.RUNNING)
-    ]
-    running.sort(key=lambda pair: (pair[0] is None, pair[0] or 0.0, pair[1].seq))
-    for started, job in running:
+    for job in reader.running():
+        started = reader.entered(job.job_id, job.attempt, JobState.RUNNING)
         m = model(job.backend)
         last = _running_last_shot(job, started, now, machine, m)
-        if last is not None and (job.shots_to_make is None or job.shots_to_make > 0):
+        if last is not None and job.making_shots:
             machine = last if machine is None else max(machine, last)
         finish = None if last is None or m is None else max(last + m.tail_s, now)
         result[job.job_id] = Estimate(None if started is None else now - started, started, finish)

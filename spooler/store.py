@@ -123,6 +123,11 @@ class JobRecord:
             return None
         return max(self.shots_expected - self.shots_made, 0)
 
+    @property
+    def making_shots(self) -> bool:
+        """The machine has shots of it still to make (or it is not all submitted yet)."""
+        return self.shots_to_make is None or self.shots_to_make > 0
+
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobRecord:
         values = list(row)
@@ -183,6 +188,16 @@ class Reader:
             rows = self._db.execute(sql, [s.value for s in states])
         else:
             rows = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY seq")
+        return [JobRecord.from_row(r) for r in rows]
+
+    def running(self) -> list[JobRecord]:
+        """RUNNING jobs in the order they were engaged (the order the machine makes their
+        shots in)."""
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE state = 'RUNNING' ORDER BY "
+            "(SELECT MIN(t.at) FROM transitions t WHERE t.job_id = j.job_id "
+            "AND t.attempt = j.attempt AND t.to_state = 'RUNNING'), seq"
+        )
         return [JobRecord.from_row(r) for r in rows]
 
     def queue(self, limit: int | None = None) -> list[JobRecord]:
