@@ -247,9 +247,14 @@ class Reader:
         return int(total)
 
     def pending_lab_actions(self) -> list[JobRecord]:
-        """Jobs with something the spooler still has to do on the lab (oldest change first)."""
+        """Jobs with something the spooler still has to do on the lab, the job engaged last
+        first: withdrawing the shots of a job from BLACS's queue then never lets BLACS start
+        those of a job behind it that is being withdrawn too (one abort of three engaged jobs
+        withdrawn front first let the second's first shot run)."""
         rows = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE lab_action IS NOT NULL ORDER BY updated_at"
+            f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE lab_action IS NOT NULL ORDER BY "
+            "(SELECT MAX(t.at) FROM transitions t WHERE t.job_id = j.job_id "
+            "AND t.to_state = 'RUNNING') DESC, seq DESC"
         )
         return [JobRecord.from_row(r) for r in rows]
 

@@ -94,7 +94,9 @@ def test_move_to_the_front_takes_back_the_jobs_engaged_ahead(
         )
     spooler.step()  # withdraws b and c (attempt 1), engages d
     withdrawn = [arg[0] for name, arg in lab.calls if name == "withdraw"]
-    assert withdrawn == [[tree.folders.shot_folder(n, 1, "experiment_0")] for n in "bc"]
+    assert withdrawn == [[tree.folders.shot_folder(n, 1, "experiment_0")] for n in "cb"], (
+        "the job engaged last first, so that BLACS never starts c once b is out of its queue"
+    )
     spooler.step()
     assert [(g["job_id"], g["attempt"]) for g in lab.engaged()] == [
         ("a", 1),
@@ -245,8 +247,8 @@ def test_abort_cancels_the_running_jobs_aborts_their_shot_and_pauses(
     spooler.step()
     withdrawals = [arg for name, arg in lab.calls if name == "withdraw"]
     assert [(folders, abort) for folders, abort in withdrawals] == [
-        ([tree.folders.shot_folder(name, 1, "experiment_0")], True) for name in "rst"
-    ]
+        ([tree.folders.shot_folder(name, 1, "experiment_0")], True) for name in "tsr"
+    ], "the job engaged last first: r's shots stay ahead of s's until s's are out"
     assert "none of its shots was running" in spooler.jobs.read.require("r").detail
     assert spooler.jobs.read.require("u").state is JobState.QUEUED, "paused: u waits"
     assert "Waiting: the spooler is paused by operator@lab" in spooler.jobs.read.require("u").detail
