@@ -1,4 +1,4 @@
-"""The ``labspool-result`` command line: the result daemon."""
+"""The ``labspool-result`` command line: the result daemon, and reprocessing."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from spooler.errors import LabspoolError
 from spooler.logs import setup_logging
 from spooler.serve import serve
-from spooler.settings import ENV_VAR, find_config, load_settings
+from spooler.settings import ENV_VAR, Settings, find_config, load_settings
 
 __all__ = ["main"]
+
+
+def _since(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text!r} (ISO 8601: 2026-12-01 or 2026-12-01T08:00)"
+        ) from None
+    return moment.timestamp()  # a date without a zone is local time
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,13 +37,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the result daemon (SIGTERM finishes the current step)")
     run.add_argument("--once", action="store_true", help="process what is waiting, then exit")
     again = sub.add_parser(
-        "reprocess", help="run the analysis again on a job's archived shots (daemon stopped)"
+        "reprocess",
+        help="run the analysis again on the archived shots of finished jobs (also while the "
+        "daemon runs; resumable: run it again after a kill)",
     )
-    again.add_argument("job_id", metavar="JOB")
+    again.add_argument("job_ids", metavar="JOB", nargs="*", help="the jobs to reprocess")
+    which = again.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every job with archived shots")
+    which.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help="the jobs with a shot archived at or after DATE (ISO 8601, local time)",
+    )
+    again.add_argument(
+        "--routine",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="the routines to run (repeat for several, in order; default: result.routines)",
+    )
+    again.add_argument(
+        "--force",
+        action="store_true",
+        help="also the shots analysed with these routines already (a kill then starts over)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "reprocess" and not (args.job_ids or args.all or args.since is not None):
+        parser.error("reprocess: name the jobs, or give --all or --since DATE")
+    if args.command == "reprocess" and args.job_ids and (args.all or args.since is not None):
+        parser.error("reprocess: name the jobs, or give --all or --since, not both")
     try:
         settings = load_settings(find_config(args.config))
         setup_logging(settings.log_level, journal="JOURNAL_STREAM" in os.environ)
+        if args.command == "reprocess":
+            return _reprocess(settings, args)
         from .daemon import ResultDaemon
 
         daemon = ResultDaemon(settings)
@@ -40,16 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labspool-result: {exc}", file=sys.stderr)
         return 2
     try:
-        if args.command == "reprocess":
-            try:
-                done, errors = daemon.reprocess(args.job_id)
-            except LabspoolError as exc:
-                print(f"labspool-result: {exc}", file=sys.stderr)
-                return 2
-            print(f"reprocessed {done} shot(s) of {args.job_id}")
-            for error in errors:
-                print(f"failed: {error}", file=sys.stderr)
-            return 1 if errors else 0
         if args.once:
             print(f"finished {daemon.run_once()} shot(s)")
             return 0
@@ -57,6 +85,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         daemon.close()
+
+
+def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    from .reprocess import Reprocessor, progress_printer
+
+    routines = tuple(args.routine) if args.routine else None
+    reprocessor = Reprocessor(settings, routines=routines, force=args.force)
+    try:
+        job_ids = reprocessor.job_ids(args.job_ids, every=args.all, since=args.since)
+        report = reprocessor.run(job_ids, progress=progress_printer(sys.stderr))
+    finally:
+        reprocessor.close()
+    print(
+        f"reprocessed {report.shots} shot(s) of {len(job_ids)} job(s) with {reprocessor.version}"
+        + (f"; {report.skipped} carried that version already" if report.skipped else "")
+    )
+    if report.workers:
+        print("analysed by: " + ", ".join(sorted(report.workers)))
+    for job_id in report.jobs_rewritten:
+        print(f"{job_id}: CSVs and result rewritten")
+    for job_id in report.jobs_skipped:
+        print(f"{job_id}: skipped, not finished (reprocess it once it has ended)")
+    for error in report.errors:
+        print(f"failed: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 if __name__ == "__main__":

@@ -1,59 +1,69 @@
 """The result daemon: address files to analysed, archived shots and a result per job.
 
-``ResultDaemon.step()`` does one pass: finish shots left half-done (a crash, a store that was
-away), take a batch of address files (oldest first, claimed by rename like the spooler's
-jobs), and for each shot: analyse it (results into the shot file, lyse-style), archive it to
-the store, record it in the ledger, remove the local copy and move its address file to the
-``processed`` folder, in that order. Then every running job is checked: complete (every
-expected shot archived) means CSVs, the result JSON and ``DONE``; no new shot for
-``result.shots_timeout_s`` means ``ERROR`` with what is missing. A store that is unreachable
-or full makes the daemon wait and retry with back-off, keeping everything local.
+``ResultDaemon.step()`` does one pass:
+
+1. what the executor (:mod:`result.executors`) has finished since the last pass: each
+   analysed work copy is verified against its task's checksum and renamed into its place
+   on the store (SDS); then, for all of them in one transaction, the ledger records them
+   archived (with their memory entry, lyse's DataFrame row and the version of the
+   routines), after which the local copies are removed and the address files filed to
+   ``processed``;
+2. address files claimed before and not finished (a crash, a store that was away), then
+   new ones (oldest first, claimed by rename like the spooler's jobs), while the executor
+   has room: each read and believed (:mod:`result.addresses`) is recorded ``received`` and
+   its shot submitted as a task (:mod:`result.task`);
+3. every running job is checked (:mod:`result.finishing`).
+
+The daemon is the one writer of the ledger, the job states and the final names on the
+store; a task writes only its own work copy. Shots finish in whatever order the workers
+run them; the ledger, the CSVs and the result JSON are in shot order.
+
+No single shot stops the daemon. A shot on which a process died (the daemon itself with
+``inline``, a worker with ``processes``: the pool knows which shot its worker had) is
+counted (:class:`spooler.items.DeathCounter`) and, after ``limits.item_deaths_max``,
+quarantined; with ``inline`` a shot on which the daemon died is analysed next in a process of
+its own, where its crash is seen for what it is. A store that is unreachable or full (or
+analysis workers that cannot start) makes the daemon wait and retry with back-off, keeping
+everything local.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from spooler.backends import get_backend
-from spooler.fsutil import clear_stale_temps, fsync_dir
-from spooler.headless import headless
+from spooler.fsutil import fsync_dir
 from spooler.items import DeathCounter, Quarantine, describe_exception
 from spooler.logs import for_job
 from spooler.names import escaped
 from spooler.settings import Folders, Settings
 from spooler.states import JobState
-from spooler.store import JobRecord, Transaction
+from spooler.store import Transaction
 from spooler.watching import WatchingDaemon
 
-from . import locklease
-from .addresses import Address, BadAddress, DamagedShot, check_shot, read_address
-from .analysis import AnalysisError, analyse, load_routines
-from .archive import (
-    Archived,
-    StoreUnavailable,
-    archive,
-    checksum,
-    copy_durably,
-    flush_file,
-    is_transient,
-)
-from .isolated import run_isolated
+from . import task as tasks
+from .addresses import Address, BadAddress, read_address
+from .analysis import load_routines
+from .archive import StoreUnavailable, checksum, flush_file
+from .executors import Executor, Finished, IsolatedExecutor, make_executor
+from .finishing import JobFinisher
 from .killlock import release_leaked
 from .ledger import Ledger, ShotRow
-from .outputs import experiment_frame, result_document, shot_frame, write_csv, write_result
+from .task import ShotOutcome, ShotTask, work_copies
 
 __all__ = ["BadAddress", "ResultDaemon"]
 
 log = logging.getLogger(__name__)
 
 KIND = "shot"  # the DeathCounter's kind of item: an address file and the shot it names
-KIND_SEEN = "shot, seen"  # deaths of an isolated process on the shot, seen by the daemon
+KIND_SEEN = "shot, seen"  # deaths of a process analysing the shot alone, seen by the daemon
 ISOLATED_TIMEOUT_S = 20.0  # within systemd's watchdog interval (60 s; pings every 30 s)
+WORK = "work"  # the suffix of the daemon's work copies (result.task.work_name)
 
 
 def _died(daemon: int, seen: int, last: str | None) -> str:
@@ -62,11 +72,30 @@ def _died(daemon: int, seen: int, last: str | None) -> str:
         parts.append(f"the result daemon died {daemon} time(s) while handling this shot")
     if seen:
         how = f" (last: {last})" if last else ""
-        parts.append(f"a process handling it alone died {seen} time(s){how}")
+        parts.append(f"a process analysing it alone died {seen} time(s){how}")
     return (
         f"{' and '.join(parts)}: a damaged file that crashes a library, or an analysis routine "
         "that ends the process; given up without another try"
     )
+
+
+@dataclass
+class _Flight:
+    """A shot submitted to an executor."""
+
+    path: Path  # its claimed address file
+    task: ShotTask
+    executor: Executor
+
+
+@dataclass
+class _Placed:
+    """A shot whose analysed copy is in its place on the store, to be recorded."""
+
+    path: Path
+    row: ShotRow
+    outcome: ShotOutcome
+    target: Path
 
 
 class ResultDaemon(WatchingDaemon):
@@ -85,11 +114,11 @@ class ResultDaemon(WatchingDaemon):
         super().__init__(settings, clock=clock, wall_clock=wall_clock, exclusive=exclusive)
         self.addresses = self.watched
         self.claimed = settings.folders.result_claimed
-        # analysed copies, on their way to the store
+        # work copies of labspool before the executors (now beside their place on the store)
         self.work = settings.folders.state / "result-work"
         self.work.mkdir(exist_ok=True)
-        for stale in self.work.glob(".*.tmp") if exclusive else ():
-            stale.unlink()  # a copy a crash cut short; its shot is still where it came from
+        for stale in self.work.iterdir() if exclusive else ():
+            stale.unlink()  # a half-done analysis; its shot is still where it came from
         if settings.lab.labscript_profile is not None:
             import sys
 
@@ -100,42 +129,65 @@ class ResultDaemon(WatchingDaemon):
         self.ledger = Ledger(self.jobs.store)
         self.deaths = DeathCounter(self.jobs.store, "result", settings.limits.item_deaths_max)
         self.quarantine = Quarantine(settings.folders.quarantine, "result daemon")
-        self._doing = ""  # the step of the shot in hand, for "internal error while <step>"
-        self._ended = False  # its start record cleared already
-        self._last_death: str | None = None  # how the last isolated process died
-        self.routines = load_routines(settings.result.routines)
+        self.routines = settings.result.routines
+        load_routines(self.routines)  # a routine that cannot be loaded is a ConfigError now
         self.memory_routine = settings.result.memory_routine or (
-            self.routines[-1].name if self.routines else None
+            self.routines[-1].rpartition(":")[2] if self.routines else None
         )
-        self.backend = get_backend(settings.backend)
+        self.finisher = JobFinisher(
+            settings, self.jobs, get_backend(settings.backend), wall_clock=wall_clock
+        )
         self._retry_at = float("-inf")
         self._delay_s = settings.result.archive_retry_interval_s
-        self._reported: set[str] = set()
-        self._lease_short = False  # result.locklease done (after the suite connected)
+        self._executor: Executor | None = None
+        self._isolated: Executor | None = None
+        self._flights: dict[str, _Flight] = {}
+        self._waiting: dict[str, Path] = {}  # claimed, read, not yet submitted (oldest first)
+        self._last_death: str | None = None  # how the last process died on a shot
+
+    # -- the executors ------------------------------------------------------------------
+
+    @property
+    def executor(self) -> Executor:
+        """The configured executor, started with the first shot."""
+        if self._executor is None:
+            self._executor = make_executor(self.settings.result.executor, self.watched.wake)
+            log.info(
+                "analysis runs %s: %s",
+                self._executor.kind,
+                ", ".join(self._executor.workers()) or "no worker yet",
+            )
+        return self._executor
+
+    def _isolation(self) -> Executor:
+        if self._isolated is None:
+            self._isolated = IsolatedExecutor(self.watched.wake, timeout_s=ISOLATED_TIMEOUT_S)
+        return self._isolated
+
+    def close(self) -> None:
+        for executor in (self._executor, self._isolated):
+            if executor is not None:
+                executor.close()
+        self._executor = self._isolated = None
+        super().close()
 
     # -- the loop -----------------------------------------------------------------------
 
     def step(self) -> int:
-        """One pass; returns the number of shots finished."""
+        """One pass; returns the number of shots finished (archived or given up)."""
         if self.clock() < self._retry_at:
             return 0
         done = 0
         try:
-            # Addresses claimed but not finished: a crash, a store that was away, or one
-            # unreadable; _process takes each from wherever its ledger row says it got.
-            for name in sorted(os.listdir(self.claimed)):
-                done += self._take(self.claimed / name)
-            if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
-                self.addresses.rescan()
-                self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
-            for candidate in self.addresses.take(self.settings.result.batch_max_shots):
-                claim = self.addresses.claim(candidate)
-                if claim is not None:
-                    done += self._take(claim.path)
+            done += self._collect()
+            self._admit()
+            done += self._collect()  # what ran at once (inline)
         except StoreUnavailable as exc:
             release_leaked()  # h5_lock's, after zlock failed (no shot is open here)
             log.warning(
-                "waiting for the store or zlock (next try in %.1f s): %s", self._delay_s, exc
+                "waiting for the store, zlock or the analysis workers (next try in %.1f s): %s",
+                self._delay_s,
+                exc,
             )
             self._retry_at = self.clock() + self._delay_s
             self._delay_s = min(
@@ -143,7 +195,7 @@ class ResultDaemon(WatchingDaemon):
             )
             return done
         self._delay_s = self.settings.result.archive_retry_interval_s
-        self._check_jobs()
+        self.finisher.check_all()
         return done
 
     def run_once(self) -> int:
@@ -154,231 +206,375 @@ class ResultDaemon(WatchingDaemon):
         while True:
             done = self.step()
             total += done
-            if done == 0:
+            if self.clock() < self._retry_at:
                 return total
+            if done == 0 and not self._flights and not self._waiting:
+                return total
+            if done == 0:
+                self.watched.wake.wait(1.0)
+                self.watched.wake.clear()
 
     @staticmethod
     def watched_folders(folders: Folders) -> tuple[Path, Path]:
         return folders.addresses, folders.result_claimed
 
-    # -- the loop (WatchingDaemon.run) ----------------------------------------------------
-
     def _prepare(self) -> None:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Import the labscript suite now, not inside the first shot: a process killed while
-        it imports (a second or more) must not count as a death on that shot. Only with the
-        lab's own profile (``lab.labscript_profile``): with the user's, importing the suite
-        may start servers (zlock) of that profile, which is left to the first shot."""
-        if self.settings.lab.labscript_profile is None:
-            return
-        # in this order: the suite's h5_lock before h5py, as the suite requires
-        for module in ("labscript_utils.h5_lock", "h5py", "lyse", "lyse.dataframe_utilities"):
-            importlib.import_module(module)
-        headless()  # the suite's import installed its Tk exception hook
+        """Import the labscript suite now (``inline``), not inside the first shot: a process
+        killed while it imports (a second or more) must not count as a death on that shot.
+        Only with the lab's own profile (``lab.labscript_profile``): with the user's,
+        importing the suite may start servers (zlock) of that profile, which is left to the
+        first shot."""
+        if self.settings.lab.labscript_profile is not None:
+            if self.settings.result.executor.kind == "inline":
+                tasks.warm_up()
+            else:
+                self.executor  # noqa: B018  (start the workers now)
 
     def _pass(self, look: bool) -> bool:
         if look:
             self._next_rescan = self.clock()  # list the folder ourselves now
-        return bool(self.step() or (len(self.addresses) and self.clock() >= self._retry_at))
+        done = self.step()
+        room = self._room() > 0 and (len(self.addresses) or self._waiting)
+        return bool(done or (room and self.clock() >= self._retry_at))
 
     def _sleep_s(self) -> float:
         if self.clock() < self._retry_at:
             return self._retry_at - self.clock()  # the store is away: wait for the retry
-        return max(0.0, self._next_rescan - self.clock())
+        sleep_s = max(0.0, self._next_rescan - self.clock())
+        if self._flights:
+            sleep_s = min(sleep_s, 1.0)  # the executors' time-outs; outcomes wake it
+        return sleep_s
 
-    # -- one shot -------------------------------------------------------------------------
+    # -- taking shots in ----------------------------------------------------------------
 
-    def _take(self, address_path: Path) -> int:
-        """One address file and its shot, as one item (:mod:`spooler.items`).
+    def _room(self) -> int:
+        return self.executor_capacity() - len(self._flights)
 
-        Its start is recorded first. An unexpected exception gives it up to the quarantine
-        folder. A shot on which a process died before is handled again in a process of its
-        own (:mod:`result.isolated`), where a crash is seen for what it is: a death of the
-        daemon itself may have been a kill from outside, a death of that process is the
-        shot's. The shot is given up after ``limits.item_deaths_max`` deaths of which one at
-        least was seen so (the daemon itself dies at most once on a shot: after that, the
-        shot is only ever handled in a process of its own)."""
-        name = address_path.name
-        read = self.jobs.read
-        daemon_deaths = self.deaths.deaths(read, KIND, name)
-        seen_deaths = self.deaths.deaths(read, KIND_SEEN, name)
-        limit = self.settings.limits.item_deaths_max
-        if seen_deaths and daemon_deaths + seen_deaths >= limit:
-            self._give_up(address_path, _died(daemon_deaths, seen_deaths, self._last_death))
-            return 0
-        if daemon_deaths or seen_deaths:
-            return self._take_isolated(address_path)
-        self.deaths.started(KIND, name)
-        return self._take_here(address_path)
-
-    def _take_here(self, address_path: Path) -> int:
-        """The shot's work in this process (its start recorded by the caller)."""
-        name = address_path.name
-        self._doing = "reading the address file"
-        self._ended = False
-        try:
-            if not self._lease_short and locklease.shorten():  # a kill must not lock the
-                self._lease_short = True  # shot for the suite's 45 s
-                log.info("zlock locks of this process are leased for %g s", locklease.LEASE_S)
-            return self._process(address_path)
-        except StoreUnavailable:
-            raise  # the store's fault, not the shot's: everything stays, tried again later
-        except Exception as exc:
-            if is_transient(exc):  # a server of the suite did not answer (zlock): wait
-                raise StoreUnavailable(f"while {self._doing}: {describe_exception(exc)}") from exc
-            for_job(log, self._job_of(name)).exception("internal error while %s", self._doing)
-            self._give_up(
-                address_path, f"internal error while {self._doing}: {describe_exception(exc)}"
+    def executor_capacity(self) -> int:
+        if self._executor is None:
+            return self.settings.result.executor.worker_count() * (
+                1
+                if self.settings.result.executor.kind == "inline"
+                else self.settings.result.executor.in_flight_per_worker
             )
-            return 0
-        finally:
-            if not self._ended:
-                self.deaths.ended(KIND, name)
+        return self._executor.capacity
 
-    def _take_isolated(self, address_path: Path) -> int:
-        """Handle a suspect shot in a process of its own and watch how that process ends."""
-        name = address_path.name
-        jlog = for_job(log, self._job_of(name))
-        jlog.warning("a process died on %s before: handling it in a process of its own", name)
-        # No start is recorded here: this daemon only waits, and its child dies with it, so a
-        # death of the daemon meanwhile is a kill from outside, not the shot's doing.
-        outcome = run_isolated(self.settings.path, address_path, timeout_s=ISOLATED_TIMEOUT_S)
-        if outcome.store_unavailable:
-            raise StoreUnavailable("the store is unavailable (seen by the isolated process)")
-        if outcome.death is None:
-            with self.jobs.change() as tx:
-                self.deaths.end(tx, KIND, name)
-                self.deaths.end(tx, KIND_SEEN, name)
+    def _admit(self) -> None:
+        """Claimed address files not in hand (a crash, a retry), then new ones, into the
+        executor while it has room."""
+        for executor in (self._executor, self._isolated):
+            if executor is not None:
+                executor.tick()
+        if not self._flights:
+            for name in sorted(os.listdir(self.claimed)):
+                if name not in self._waiting:
+                    self._waiting[name] = self.claimed / name
+        if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
+            self.addresses.rescan()
+            self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
+        room = self._room() - len(self._waiting)
+        if room > 0:
+            for candidate in self.addresses.take(min(room, self.settings.result.batch_max_shots)):
+                claim = self.addresses.claim(candidate)
+                if claim is not None:
+                    self._waiting[claim.path.name] = claim.path
+        new: list[tuple[Path, Address]] = []
+        for name, path in list(self._waiting.items()):
+            if name in self._flights:
+                del self._waiting[name]
+                continue
             row = Ledger.get(self.jobs.read, name)
-            return int(row is not None and row.state == "archived")
-        with self.jobs.change() as tx:  # the death was seen: it is the shot's
-            self.deaths.begin(tx, KIND_SEEN, name)
-        self._last_death = outcome.death
-        jlog.error("the process handling %s died: %s", name, outcome.death)
-        return self._take(address_path) if address_path.exists() else 0
+            if row is None:
+                del self._waiting[name]
+                try:
+                    new.append((path, self._read(path)))
+                except BadAddress as exc:
+                    self._refuse(path, str(exc))
+        if new:
+            with self.jobs.change() as tx:  # from here on a death is the job's shot's
+                for path, address in new:
+                    Ledger.claim(
+                        tx,
+                        path.name,
+                        job_id=address.job_id,
+                        attempt=address.attempt,
+                        experiment=address.experiment,
+                        shot_index=address.shot_index,
+                        local_path=str(address.shot),
+                    )
+                for job_id, attempt in {(a.job_id, a.attempt) for _, a in new}:
+                    self._count_made(tx, job_id, attempt)
+            for path, _ in new:
+                self._waiting[path.name] = path
+        for name, path in list(self._waiting.items()):
+            if self._room() <= 0:
+                break
+            del self._waiting[name]
+            try:
+                self._start(path)
+            except StoreUnavailable:
+                self._waiting[name] = path
+                raise
+            except Exception as exc:  # one shot must not stop the daemon
+                for_job(log, self._job_of(name)).exception("internal error while taking %s", name)
+                reason = f"internal error while taking the shot: {describe_exception(exc)}"
+                self._give_up(path, reason)
 
-    def take_alone(self, address_path: Path) -> int:
-        """In the isolated process (:mod:`result.isolated`): the shot's work, here."""
-        self._warm_up()
-        return self._take_here(address_path)
-
-    def _job_of(self, address: str) -> str:
-        row = Ledger.get(self.jobs.read, address)
-        return (row.job_id if row is not None else None) or "-"
-
-    def _process(self, address_path: Path) -> int:
-        name = address_path.name
+    def _start(self, path: Path) -> None:
+        """Submit the shot of a claimed address file (its ledger row made), or finish what a
+        crash left of it."""
+        name = path.name
         row = Ledger.get(self.jobs.read, name)
         if row is not None and row.state in ("archived", "quarantined"):
             # Done before: the same address again (a crash before it was filed), or a new
             # shot whose address has an old one's name (a requeued job, a late repeat).
             try:
-                shot = str(self._read(address_path).shot)
+                shot = str(self._read(path).shot)
             except BadAddress:
                 shot = row.local_path
             if shot != row.local_path:
-                address_path = self._rename_claimed(address_path)
-                name, row = address_path.name, None
-        if row is not None and row.state == "quarantined":
-            self._quarantine_files(row, address_path)  # given up before a crash: finish it
-            return 0
-        if row is None:
-            try:
-                address = self._read(address_path)
-            except BadAddress as exc:
-                self._refuse(address_path, str(exc))
-                return 0
-            with self.jobs.change() as tx:  # from here on a death is the job's shot's
-                Ledger.claim(
-                    tx,
-                    name,
-                    job_id=address.job_id,
-                    attempt=address.attempt,
-                    experiment=address.experiment,
-                    shot_index=address.shot_index,
-                    local_path=str(address.shot),
-                )
-                self._count_made(tx, address.job_id, address.attempt)
-            row = Ledger.get(self.jobs.read, name)
-            assert row is not None
-        if row.state == "received":
-            self._doing = "checking the shot file"
-            assert row.job_id and row.experiment and row.attempt is not None
-            assert row.shot_index is not None
-            address = Address(
-                Path(row.local_path), row.job_id, row.experiment, row.shot_index, row.attempt
-            )
-            try:
-                check_shot(address, self.settings.lab.globals)
-            except BadAddress as exc:
-                with self.jobs.change() as tx:
-                    Ledger.forget(tx, name)
-                    self._count_made(tx, row.job_id, row.attempt)
-                self._refuse(address_path, str(exc))
-                return 0
-            except DamagedShot as exc:
-                self._give_up(address_path, f"not readable as a labscript shot: {exc}")
-                return 0
-            with self.jobs.change() as tx:
-                Ledger.checked(tx, name)
-            row = Ledger.get(self.jobs.read, name)
-            assert row is not None
-        jlog = for_job(log, row.job_id or "-")
-        local = Path(row.local_path)
-        work = self.work / f"{name}.h5"
-        target = self._target(row)
-        if row.state == "claimed":
-            # lyse writes into the file it analyses, and an HDF5 file cut off mid-write is
-            # broken: so the analysis works on a copy, and the shot stays untouched until
-            # the analysed copy is safe on the store.
-            self._doing = "analysing the shot"
-            self._analyse(row, local, work)
-            row = Ledger.get(self.jobs.read, name)
-            assert row is not None
-        if row.state == "analysed":
-            self._doing = "archiving the shot"
-            if work.exists():
-                archived = archive(work, target)
-            elif target.exists():
-                archived = Archived(target, *checksum(target))  # archived before a crash
-            elif local.exists():
-                archived = archive(local, target)  # its analysis failed: keep the shot as it came
+                path = self._rename_claimed(path)
+                self._waiting[path.name] = path
+                return
+            if row.state == "quarantined":
+                self._quarantine_files(row, path)  # given up before a crash: finish it
             else:
-                jlog.error("shot %s is gone and not on the store; its address file is kept", local)
-                self._file_address(address_path, suffix=".missing")
-                return 0
-            self._doing = "reading the archived shot's row of lyse's DataFrame"
-            frame = shot_frame(archived.path)
-            self._doing = "recording the archived shot"
+                self._tidy(row, path)
+                self._file_addresses([path])
+            return
+        if row is None:  # claimed by the ledger and forgotten (refused) before a crash
+            self._waiting[name] = path
+            return
+        (self.work / f"{name}.h5").unlink(missing_ok=True)  # of an older labspool
+        read = self.jobs.read
+        daemon_deaths = self.deaths.deaths(read, KIND, name)
+        seen_deaths = self.deaths.deaths(read, KIND_SEEN, name)
+        limit = self.settings.limits.item_deaths_max
+        if seen_deaths and daemon_deaths + seen_deaths >= limit:
+            self._give_up(path, _died(daemon_deaths, seen_deaths, self._last_death))
+            return
+        local, target = Path(row.local_path), self._target(row)
+        assert row.job_id and row.experiment and row.attempt is not None
+        assert row.shot_index is not None
+        if not local.exists() and not target.exists():
+            for_job(log, row.job_id).error(
+                "shot %s is gone and not on the store; its address file is kept", local
+            )
+            self._file_addresses([path], suffix=".missing")
+            return
+        task = ShotTask(
+            address=name,
+            source=str(local if local.exists() else target),
+            target=str(target),
+            routines=self.routines,
+            memory_routine=self.memory_routine,
+            expect=(row.job_id, row.experiment, row.shot_index, row.attempt),
+            names=self.settings.lab.globals,
+            suffix=WORK,
+            analyse=local.exists(),  # else: archived before a crash, only to be recorded
+        )
+        executor = self.executor
+        if executor.runs_here:
+            if daemon_deaths:
+                for_job(log, row.job_id).warning(
+                    "the daemon died on %s before: analysing it in a process of its own", name
+                )
+                executor = self._isolation()
+                self._flights[name] = _Flight(path, task, executor)
+                executor.submit(task)
+                return
+            self.deaths.started(KIND, name)  # a death of the daemon now is the shot's
+            self._flights[name] = _Flight(path, task, executor)
+            executor.submit(task)  # it runs now, in this process
+            self.deaths.ended(KIND, name)
+            return
+        self._flights[name] = _Flight(path, task, executor)
+        executor.submit(task)
+
+    # -- what comes back ----------------------------------------------------------------
+
+    def _collect(self) -> int:
+        finished: list[Finished] = []
+        for executor in (self._executor, self._isolated):
+            if executor is not None:
+                finished.extend(executor.finished())
+        placed: list[_Placed] = []
+        unavailable: str | None = None
+        given_up = 0
+        for item in finished:
+            flight = self._flights.pop(item.key, None)
+            if flight is None:
+                continue  # not ours any more (given up meanwhile)
+            try:
+                result = self._receive(flight, item)
+            except _Taken as exc:
+                self._give_up(flight.path, str(exc))
+                given_up += 1
+                continue
+            except StoreUnavailable as exc:
+                self._waiting[flight.path.name] = flight.path
+                unavailable = str(exc)
+                continue
+            except Exception as exc:
+                for_job(log, self._job_of(item.key)).exception("internal error on %s", item.key)
+                self._give_up(
+                    flight.path,
+                    f"internal error while archiving the shot: {describe_exception(exc)}",
+                )
+                given_up += 1
+                continue
+            if isinstance(result, _Placed):
+                placed.append(result)
+            else:
+                given_up += result
+        if placed:
+            self._record(placed)
+        if unavailable is not None:
+            raise StoreUnavailable(unavailable)
+        return len(placed) + given_up
+
+    def _receive(self, flight: _Flight, item: Finished) -> _Placed | int:
+        """One finished task: its shot placed on the store (to be recorded), or handled
+        otherwise (returns 1 if the shot is finished so, 0 if it waits again)."""
+        path, name = flight.path, item.key
+        jlog = for_job(log, self._job_of(name))
+        if item.death is not None:
+            with self.jobs.change() as tx:  # the death was seen: it is the shot's
+                self.deaths.begin(tx, KIND_SEEN, name)
+            self._last_death = item.death
+            jlog.error("the process analysing %s died: %s", name, item.death)
+            self._waiting[name] = path
+            return 0
+        if item.given_up is not None:
+            self._give_up(path, item.given_up)
+            return 1
+        if item.error is not None:
+            jlog.error("internal error while analysing %s: %s", name, item.error)
+            self._give_up(path, f"internal error while analysing the shot: {item.error}")
+            return 1
+        outcome = item.outcome
+        assert outcome is not None
+        row = Ledger.get(self.jobs.read, name)
+        if row is None or row.state not in ("received", "claimed", "analysed"):
+            self._discard(outcome)  # handled meanwhile
+            return 0
+        if outcome.kind == tasks.UNAVAILABLE:
+            self._discard(outcome)
+            raise StoreUnavailable(outcome.error or "the store is unavailable")
+        if outcome.kind == tasks.REFUSED:
+            self._end_deaths(name)
             with self.jobs.change() as tx:
+                Ledger.forget(tx, name)
+                if row.job_id and row.attempt is not None:
+                    self._count_made(tx, row.job_id, row.attempt)
+            self._refuse(path, outcome.error or "refused")
+            return 1
+        if outcome.kind == tasks.DAMAGED:
+            self._give_up(path, f"not readable as a labscript shot: {outcome.error}")
+            return 1
+        target = Path(flight.task.target)
+        if outcome.kind != tasks.ON_STORE and not self._place(outcome, target, row, path):
+            self._waiting[name] = path
+            return 0
+        return _Placed(path, row, outcome, target)
+
+    def _place(self, outcome: ShotOutcome, target: Path, row: ShotRow, path: Path) -> bool:
+        """Verify the outcome's work copy and rename it to *target*; False: analyse again."""
+        assert outcome.work is not None
+        work = Path(outcome.work)
+        try:
+            flush_file(work)
+            found = checksum(work)
+        except FileNotFoundError:
+            return False  # removed meanwhile (another run's tidying): analysed again
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the work copy {work}: {exc}") from exc
+        if found != (outcome.size, outcome.sha256):
+            for_job(log, row.job_id or "-").error(
+                "the work copy %s does not verify; the shot is analysed again", work.name
+            )
+            work.unlink(missing_ok=True)
+            return False
+        owner = Ledger.archived_at(self.jobs.read, str(target))
+        if owner is not None and owner != row.address:
+            work.unlink(missing_ok=True)
+            raise _Taken(owner)
+        try:
+            os.replace(work, target)  # a copy of ours the ledger has not recorded: replaced
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot rename into the store: {exc}") from exc
+        return True
+
+    def _record(self, placed: list[_Placed]) -> None:
+        """Shots in their places on the store: durable, recorded, then tidied."""
+        for folder in {p.target.parent for p in placed}:
+            fsync_dir(folder)
+        errors: list[tuple[str, int, str]] = []
+        with self.jobs.change() as tx:
+            for item in placed:
+                outcome, row = item.outcome, item.row
+                assert outcome.size is not None and outcome.sha256 and outcome.frame
                 Ledger.archived(
                     tx,
-                    name,
-                    sds_path=str(archived.path),
-                    size=archived.size,
-                    sha256=archived.sha256,
-                    frame=frame,
+                    row.address,
+                    sds_path=str(item.target),
+                    size=outcome.size,
+                    sha256=outcome.sha256,
+                    frame=outcome.frame,
+                    memory=outcome.memory,
+                    error=outcome.error,
+                    routines=outcome.version or None,
                 )
-                self.deaths.end(tx, KIND, name)  # what is left (cleaning up) cannot crash on it
-                job = tx.get(row.job_id) if row.job_id else None
-                if job is not None and job.attempt == row.attempt:
+                self.deaths.end(tx, KIND, row.address)
+                self.deaths.end(tx, KIND_SEEN, row.address)
+                if outcome.kind == tasks.FAILED and row.job_id and row.attempt is not None:
+                    errors.append((row.job_id, row.attempt, outcome.error or "analysis failed"))
+            for job_id, attempt in {(r.row.job_id, r.row.attempt) for r in placed}:
+                job = tx.get(job_id) if job_id else None
+                if job is not None and job.attempt == attempt:
                     tx.set_counts(
-                        job.job_id, shots_done=Ledger.archived_count(tx, job.job_id, job.attempt)
+                        job.job_id, shots_done=Ledger.archived_count(tx, job.job_id, attempt)
                     )
-            self._ended = True
-            if job is None or job.attempt != row.attempt or job.state is not JobState.RUNNING:
-                jlog.warning(
-                    "shot %s belongs to no running job; archived at %s", local.name, archived.path
+            for job_id, attempt, error in errors:
+                job = tx.get(job_id)
+                if job is not None and job.state is JobState.RUNNING and job.attempt == attempt:
+                    tx.transition(
+                        job_id, JobState.ERROR, note="Analysis failed", error_message=error
+                    )
+        for job_id, _, error in errors:
+            for_job(log, job_id).error("%s", error)
+        for item in placed:
+            job = self.jobs.read.get(item.row.job_id) if item.row.job_id else None
+            if job is None or job.attempt != item.row.attempt or job.state is not JobState.RUNNING:
+                for_job(log, item.row.job_id or "-").warning(
+                    "shot %s belongs to no running job; archived at %s",
+                    Path(item.row.local_path).name,
+                    item.target,
                 )
-        self._doing = "removing the local copy and filing the address"
-        for leftover in (work, local):
-            if leftover.exists():
-                leftover.unlink()
-                fsync_dir(leftover.parent)
-        self._file_address(address_path)
-        return 1
+        for item in placed:
+            self._tidy(item.row, None)
+        self._file_addresses([p.path for p in placed])
+
+    def _tidy(self, row: ShotRow, path: Path | None) -> None:
+        """After a shot is archived: its local copy and any work copy left by other runs."""
+        local = Path(row.local_path)
+        for leftover in work_copies(self._target(row), WORK):
+            leftover.unlink(missing_ok=True)
+        if local.exists():
+            local.unlink()
+            fsync_dir(local.parent)
+
+    def _discard(self, outcome: ShotOutcome) -> None:
+        if outcome.work is not None:
+            Path(outcome.work).unlink(missing_ok=True)
+
+    def _end_deaths(self, name: str) -> None:
+        with self.jobs.change() as tx:
+            self.deaths.end(tx, KIND, name)
+            self.deaths.end(tx, KIND_SEEN, name)
 
     @staticmethod
     def _count_made(tx: Transaction, job_id: str, attempt: int) -> None:
@@ -386,6 +582,12 @@ class ResultDaemon(WatchingDaemon):
         job = tx.get(job_id)
         if job is not None and job.attempt == attempt:
             tx.set_counts(job_id, shots_made=Ledger.received_count(tx, job_id, attempt))
+
+    # -- shots given up -----------------------------------------------------------------
+
+    def _job_of(self, address: str) -> str:
+        row = Ledger.get(self.jobs.read, address)
+        return (row.job_id if row is not None else None) or "-"
 
     def _read(self, address_path: Path) -> Address:
         return read_address(
@@ -419,6 +621,7 @@ class ResultDaemon(WatchingDaemon):
         with self.jobs.change() as tx:
             Ledger.quarantined(tx, name, error=reason)
             self.deaths.end(tx, KIND, name)
+            self.deaths.end(tx, KIND_SEEN, name)
         quarantined = Ledger.get(self.jobs.read, name)
         assert quarantined is not None
         self._quarantine_files(quarantined, address_path)
@@ -427,7 +630,8 @@ class ResultDaemon(WatchingDaemon):
         """Move a given-up shot and its address file to the quarantine folder (again after a
         crash: the ledger said quarantined first)."""
         local = Path(row.local_path)
-        (self.work / f"{row.address}.h5").unlink(missing_ok=True)
+        for leftover in work_copies(self._target(row), WORK):
+            leftover.unlink(missing_ok=True)
         shot_name = local.name if local.exists() else f"{row.address}.h5"
         reason = row.error or "given up"
         reason_file = self.quarantine.put(
@@ -460,207 +664,32 @@ class ResultDaemon(WatchingDaemon):
                 return candidate
             n += 1
 
-    def _analyse(self, row: ShotRow, local: Path, work: Path) -> None:
-        memory: str | None = None
-        error: str | None = None
-        work.unlink(missing_ok=True)  # a copy a crash left half analysed
-        if not local.exists():
-            error = f"the shot file {local} is missing"
-        else:
-            copy_durably(local, work)
-            try:
-                results = analyse(work, self.routines)
-            except AnalysisError as exc:
-                error = str(exc)
-                work.unlink()  # archive the shot as it came, not a half-analysed copy
-            else:
-                flush_file(work)
-                value = results.get(self.memory_routine or "", {}).get("memory", "")
-                memory = "" if value is None else str(value)
-        with self.jobs.change() as tx:
-            Ledger.analysed(tx, row.address, memory=memory, error=error)
-            job = tx.get(row.job_id) if row.job_id else None
-            if (
-                error
-                and job is not None
-                and job.state is JobState.RUNNING
-                and job.attempt == row.attempt
-            ):
-                tx.transition(
-                    job.job_id, JobState.ERROR, note="Analysis failed", error_message=error
-                )
-        if error:
-            for_job(log, row.job_id or "-").error("%s", error)
-
     def _target(self, row: ShotRow) -> Path:
         job = row.job_id or "unattributed"
         experiment = row.experiment or "unknown"
         return self.settings.folders.sds / job / experiment / Path(row.local_path).name
 
-    def _file_address(self, path: Path, suffix: str = "") -> None:
-        if not path.exists():
-            return
-        target = self.settings.folders.processed / (path.name + suffix)
-        n = 1
-        while target.exists():
-            target = self.settings.folders.processed / f"{path.name}{suffix}.{n}"
-            n += 1
-        os.rename(path, target)
-        fsync_dir(target.parent)
-        fsync_dir(path.parent)
-
-    # -- jobs -------------------------------------------------------------------------------
-
-    def _check_jobs(self) -> None:
-        for job in self.jobs.read.jobs(JobState.RUNNING):
-            try:
-                self._check_job(job)
-            except StoreUnavailable:
-                raise
-            except Exception as exc:  # one job must not stop the others, nor the daemon
-                for_job(log, job.job_id).exception("internal error while finishing the job")
-                with self.jobs.change() as tx:
-                    if tx.require(job.job_id).state is JobState.RUNNING:
-                        tx.transition(
-                            job.job_id,
-                            JobState.ERROR,
-                            note="Internal error while finishing the job",
-                            error_message="internal error while finishing the job: "
-                            + describe_exception(exc),
-                        )
-
-    def _check_job(self, job: JobRecord) -> None:
-        """Complete, timed out, or still waiting for shots."""
-        experiments = self.jobs.read.experiments(job.job_id, job.attempt)
-        if not experiments or any(e.engaged_at is None for e in experiments):
-            return
-        rows = Ledger.of_job(self.jobs.read, job.job_id, job.attempt)
-        accounted: dict[str, int] = {}  # archived or given up
-        for row in rows:
-            if row.state in ("archived", "quarantined") and row.experiment:
-                accounted[row.experiment] = accounted.get(row.experiment, 0) + 1
-        missing = {
-            e.name: (e.shots_expected or 0) - accounted.get(e.name, 0)
-            for e in experiments
-            if accounted.get(e.name, 0) < (e.shots_expected or 0)
-        }
-        if not missing:
-            given_up = [r for r in rows if r.state == "quarantined"]
-            if given_up:
-                self._fail_quarantined(job, given_up)
-            else:
-                self._finish(job, rows)
-            return
-        # Quiet since the job's engagement or the machine's last shot of any job: a job
-        # engaged ahead (spooler.dispatch) waits behind the shots of the jobs before it.
-        last = Ledger.last_received_any(self.jobs.read)
-        engaged = max(e.engaged_at or 0.0 for e in experiments)
-        quiet_s = self.wall_clock() - max(last or 0.0, engaged)
-        if quiet_s > self.settings.result.shots_timeout_s:
-            what = ", ".join(f"{n} of {name}" for name, n in missing.items())
-            with self.jobs.change() as tx:
-                tx.transition(
-                    job.job_id,
-                    JobState.ERROR,
-                    note="Shots stopped arriving",
-                    error_message=f"no shot arrived for {quiet_s:.0f} s; missing: {what}",
-                )
-            for_job(log, job.job_id).error("shots stopped arriving; missing %s", what)
-
-    def _fail_quarantined(self, job: JobRecord, given_up: list[ShotRow]) -> None:
-        """Every other shot is archived, but some were given up: the job ends ERROR."""
-        first = given_up[0]
-        shot = Path(first.local_path).name
-        message = (
-            f"{len(given_up)} shot(s) given up and kept in "
-            f"{self.settings.folders.quarantine}; the first: {first.experiment} shot "
-            f"{first.shot_index} ({shot}): {first.error}"
-        )
-        with self.jobs.change() as tx:
-            tx.transition(
-                job.job_id,
-                JobState.ERROR,
-                expect=JobState.RUNNING,
-                note="Shots given up (see error_message); the others are archived",
-                error_message=message,
-            )
-        for_job(log, job.job_id).error("%s", message)
-
-    def _finish(self, job: JobRecord, rows: list[ShotRow]) -> None:
-        result_path, store, count = self._write_outputs(job, rows)
-        with self.jobs.change() as tx:
-            tx.transition(
-                job.job_id,
-                JobState.DONE,
-                expect=JobState.RUNNING,
-                note=(
-                    f"Done: {count} shot(s) analysed; result in {result_path}, "
-                    f"shots and CSVs in {store}"
-                ),
-            )
-        for_job(log, job.job_id).info("done: %d shot(s), result %s", count, result_path)
-
-    def _write_outputs(self, job: JobRecord, rows: list[ShotRow]) -> tuple[Path, Path, int]:
-        """The CSV per experiment and the result JSON, from the ledger's archived rows."""
-        experiments = self.jobs.read.experiments(job.job_id, job.attempt)
-        archived = [r for r in rows if r.state == "archived"]
-        store = self.settings.folders.sds / job.job_id
-        clear_stale_temps(store)  # of a CSV whose writing a kill cut short
-        for experiment in experiments:
-            shots = [r for r in archived if r.experiment == experiment.name]
-            shots.sort(key=lambda r: (r.shot_index if r.shot_index is not None else -1, r.address))
-            write_csv(experiment_frame(shots), store / f"{experiment.name}.csv")
-        result_path = self.settings.folders.results / f"{job.job_id}.json"
-        write_result(result_document(self.backend, job.job_id, experiments, archived), result_path)
-        return result_path, store, len(archived)
-
-    # -- reprocessing -----------------------------------------------------------------------
-
-    def reprocess(self, job_id: str) -> tuple[int, list[str]]:
-        """Run the analysis again on a job's archived shots; returns (shots done, errors).
-
-        Each archived shot is copied, analysed, verified and put back atomically in place of
-        the old one; the ledger gets the new results and checksums, and a finished job its
-        CSVs and result file anew."""
-        job = self.jobs.read.require(job_id)
-        rows = [
-            r
-            for r in Ledger.of_job(self.jobs.read, job_id, job.attempt)
-            if r.state == "archived" and r.sds_path
-        ]
-        errors: list[str] = []
-        done = 0
-        for row in rows:
-            archived_path = Path(str(row.sds_path))
-            work = self.work / f"{row.address}.h5"
-            work.unlink(missing_ok=True)
-            copy_durably(archived_path, work)
-            try:
-                results = analyse(work, self.routines)
-            except AnalysisError as exc:
-                errors.append(str(exc))
-                work.unlink()
+    def _file_addresses(self, paths: list[Path], suffix: str = "") -> None:
+        """Address files of finished shots to ``processed`` (two folder syncs in all)."""
+        moved = False
+        processed = self.settings.folders.processed
+        for path in paths:
+            if not path.exists():
                 continue
-            flush_file(work)
-            replaced = archive(work, archived_path, replace=True)
-            value = results.get(self.memory_routine or "", {}).get("memory", "")
-            with self.jobs.change() as tx:
-                Ledger.reanalysed(
-                    tx,
-                    row.address,
-                    memory="" if value is None else str(value),
-                    size=replaced.size,
-                    sha256=replaced.sha256,
-                    frame=shot_frame(archived_path),
-                )
-            work.unlink()
-            done += 1
-        if job.state is JobState.DONE:
-            self._write_outputs(job, Ledger.of_job(self.jobs.read, job_id, job.attempt))
-        note = f"Reprocessed {done} of {len(rows)} archived shot(s)"
-        if errors:
-            note += f"; {len(errors)} failed, the first: {errors[0]}"
-        with self.jobs.change() as tx:
-            tx.note(job_id, note, unless_last=False)
-        for_job(log, job_id).info("%s", note)
-        return done, errors
+            target = processed / (path.name + suffix)
+            n = 1
+            while target.exists():
+                target = processed / f"{path.name}{suffix}.{n}"
+                n += 1
+            os.rename(path, target)
+            moved = True
+        if moved:
+            fsync_dir(processed)
+            fsync_dir(self.claimed)
+
+
+class _Taken(Exception):
+    """Another shot is archived at the place this one would go (never replaced)."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"another shot ({owner}) is archived at its place on the store")

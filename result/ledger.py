@@ -4,12 +4,13 @@ A table in the job store (the same SQLite database as the job states), so that a
 restart the daemon knows exactly what is left, a shot's progress and its job's state change
 in one transaction, and ``labspool-result reprocess JOB`` can find every archived shot.
 
-A shot's row moves through ``received`` (its address file read and believed, the shot's
-path checked), ``claimed`` (the shot read as a labscript shot of its job), ``analysed``
-(results saved in the shot file) and ``archived`` (a verified copy on the store, the local
-copy removable),
-or ends ``quarantined`` (given up and kept in the quarantine folder; ``error`` says why and
-``sds_path`` names the reason file there).
+A shot's row is ``received`` once its address file is read and believed (the shot's path
+checked) and ``archived`` once its analysed copy is verified in its place on the store (the
+local copy removable; ``memory``, ``error`` of its analysis, ``routines`` the version of the
+routines that ran: :func:`result.task.routines_version`), or ends ``quarantined`` (given up
+and kept in the quarantine folder; ``error`` says why and ``sds_path`` names the reason file
+there). Rows of labspool before the executors may still say ``claimed`` (the shot was
+checked) or ``analysed`` (results saved in a work copy): both are analysed again.
 ``frame`` holds the shot's row of lyse's DataFrame, read from the archived copy, so that a
 job's DataFrame is built from the ledger without opening every shot again.
 """
@@ -39,17 +40,21 @@ CREATE TABLE IF NOT EXISTS shots (
     frame        BLOB,
     error        TEXT,
     received_at  REAL NOT NULL,
-    archived_at  REAL
+    archived_at  REAL,
+    routines     TEXT
 );
 CREATE INDEX IF NOT EXISTS shots_by_job ON shots (job_id, attempt, experiment, shot_index);
 CREATE INDEX IF NOT EXISTS shots_by_state ON shots (state);
 -- the machine's last shot (the shots' time-out) without a scan
 CREATE INDEX IF NOT EXISTS shots_by_received ON shots (received_at);
+-- who is archived where (a new shot must not replace another's archived copy)
+CREATE INDEX IF NOT EXISTS shots_by_place ON shots (sds_path);
 """
+_ADDED = (("shots", "routines", "TEXT"),)
 
 _COLUMNS = (
     "address, job_id, attempt, experiment, shot_index, local_path, state, sds_path, size, "
-    "sha256, memory, frame, error, received_at, archived_at"
+    "sha256, memory, frame, error, received_at, archived_at, routines"
 )
 
 
@@ -70,11 +75,12 @@ class ShotRow:
     error: str | None
     received_at: float
     archived_at: float | None
+    routines: str | None
 
 
 class Ledger:
     def __init__(self, store: JobStore) -> None:
-        store.ensure_table(_SCHEMA)
+        store.ensure_table(_SCHEMA, _ADDED)
 
     @staticmethod
     def get(view: Reader, address: str) -> ShotRow | None:
@@ -120,13 +126,30 @@ class Ledger:
 
     @staticmethod
     def archived(
-        view: Reader, address: str, *, sds_path: str, size: int, sha256: str, frame: bytes
+        view: Reader,
+        address: str,
+        *,
+        sds_path: str,
+        size: int,
+        sha256: str,
+        frame: bytes,
+        memory: str | None,
+        error: str | None,
+        routines: str | None,
     ) -> None:
         view.execute(
             "UPDATE shots SET state = 'archived', sds_path = ?, size = ?, sha256 = ?, frame = ?, "
-            "archived_at = ? WHERE address = ?",
-            (sds_path, size, sha256, frame, time.time(), address),
+            "memory = ?, error = ?, routines = ?, archived_at = ? WHERE address = ?",
+            (sds_path, size, sha256, frame, memory, error, routines, time.time(), address),
         )
+
+    @staticmethod
+    def archived_at(view: Reader, sds_path: str) -> str | None:
+        """The address of the shot archived at *sds_path*, if any."""
+        row = view.execute(
+            "SELECT address FROM shots WHERE sds_path = ? AND state = 'archived'", (sds_path,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     @staticmethod
     def quarantined(view: Reader, address: str, *, error: str) -> None:
@@ -142,12 +165,20 @@ class Ledger:
 
     @staticmethod
     def reanalysed(
-        view: Reader, address: str, *, memory: str, size: int, sha256: str, frame: bytes
+        view: Reader,
+        address: str,
+        *,
+        memory: str | None,
+        error: str | None,
+        size: int,
+        sha256: str,
+        frame: bytes,
+        routines: str,
     ) -> None:
         view.execute(
-            "UPDATE shots SET memory = ?, size = ?, sha256 = ?, frame = ?, error = NULL "
-            "WHERE address = ?",
-            (memory, size, sha256, frame, address),
+            "UPDATE shots SET memory = ?, error = ?, size = ?, sha256 = ?, frame = ?, "
+            "routines = ? WHERE address = ?",
+            (memory, error, size, sha256, frame, routines, address),
         )
 
     @staticmethod

@@ -152,8 +152,33 @@ class LabSettings:
     globals: GlobalNames = field(default_factory=GlobalNames)
 
 
+EXECUTOR_KINDS = ("inline", "processes", "dask")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutorSettings:
+    """Where single-shot analysis runs (:mod:`result.executors`)."""
+
+    # inline: in the result daemon's process; processes: a pool of worker processes on this
+    # machine; dask: an existing Dask cluster (scheduler) or a LocalCluster of `workers`.
+    kind: str = "processes"
+    workers: int | None = None  # processes / dask LocalCluster; None: the number of cores
+    scheduler: str | None = None  # dask: "tcp://host:8786" (or tls://); None: a LocalCluster
+    # Shots in flight at most per worker (a bounded window, not every shot at once).
+    in_flight_per_worker: int = 4
+    # processes: a shot whose analysis takes longer is stopped (its worker killed) and
+    # counts as a death on it, like a crash.
+    task_timeout_s: float = 300.0
+
+    def worker_count(self) -> int:
+        if self.kind == "inline":
+            return 1
+        return self.workers or max(1, len(os.sched_getaffinity(0)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResultSettings:
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     routines: tuple[str, ...] = ("result.routines.singlequdit:count_atoms",)
     memory_routine: str | None = None
     shots_timeout_s: float = 600.0
@@ -228,6 +253,8 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
 
 def _result_settings(raw: dict[str, Any]) -> ResultSettings:
     values = dict(raw)
+    if "executor" in values:
+        values["executor"] = ExecutorSettings(**values["executor"])
     if "routines" in values:
         values["routines"] = tuple(values["routines"])
     return ResultSettings(**values)

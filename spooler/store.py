@@ -540,9 +540,14 @@ class JobStore:
     def close(self) -> None:
         self._db.close()
 
-    def ensure_table(self, ddl: str) -> None:
-        """Create another component's tables (idempotent DDL) in this store."""
+    def ensure_table(self, ddl: str, added: tuple[tuple[str, str, str], ...] = ()) -> None:
+        """Create another component's tables (idempotent DDL) in this store, and add the
+        columns *added* ((table, column, declaration)) that a table made before lacks."""
         self._db.executescript(ddl)
+        for table, column, declaration in added:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     @property
     def read(self) -> Reader:

@@ -18,3 +18,9 @@ def die_on_poison(run: Any) -> dict[str, Any]:
     if shot_globals.get("labspool_job_id") == "poison" and int(shot_globals["labspool_shot"]) == 1:
         os._exit(3)
     return {}
+
+
+def parity(run: Any) -> dict[str, Any]:
+    """A second routine, for reprocessing with routines the shots were not analysed with:
+    the parity of what ``count_atoms`` counted (lyse gives one routine another's results)."""
+    return {"parity": int(run.get_result("count_atoms", "atoms")) % 2}

@@ -217,7 +217,7 @@ def test_a_job_that_cannot_be_finished_ends_error_and_the_others_go_on(
     def broken(*args: object) -> None:
         raise RuntimeError("the CSV writer broke")
 
-    monkeypatch.setattr(daemon, "_write_outputs", broken)
+    monkeypatch.setattr(daemon.finisher, "write_outputs", broken)
     clock.now += tree.result.shots_timeout_s + 1
     daemon.step()
     a, b = daemon.jobs.read.require("a"), daemon.jobs.read.require("b")

@@ -166,29 +166,38 @@ def test_a_late_shot_with_an_old_name_is_archived_not_lost(lab: VirtualLab, tmp_
     assert "belongs to no running job" in (lab.root / "result.log").read_text()
 
 
-def test_reprocess_runs_the_analysis_again_on_the_archived_shots(
+def test_reprocess_runs_the_analysis_again_on_the_archived_shots_while_the_daemon_runs(
     lab: VirtualLab, tmp_path: Path
 ) -> None:
     lab.submit("again", {"experiment_0": experiment(math.pi, 3, seed=8)}, tmp_path)
     before = done(lab, "again")
-    lab.stop_result_daemon()
-    try:
-        busy_free = cli_result("--config", str(lab.config), "reprocess", "again")
-        assert busy_free.returncode == 0, busy_free.stderr
-        assert "reprocessed 3 shot(s)" in busy_free.stdout
-        assert cli_result("--config", str(lab.config), "reprocess", "nosuchjob").returncode == 2
-    finally:
-        lab.start_result_daemon()
+    csv = lab.settings.folders.sds / "again" / "experiment_0.csv"
+    csv_before = csv.read_bytes()
+    assert lab.result is not None and lab.result.poll() is None
+    same = cli_result("--config", str(lab.config), "reprocess", "again")
+    assert same.returncode == 0, same.stderr
+    assert "reprocessed 0 shot(s)" in same.stdout and "3 carried that version" in same.stdout
+    routines = ["--routine", "result.routines.singlequdit:count_atoms"]
+    routines += ["--routine", "tests.routines_for_tests:parity"]
+    again = cli_result("--config", str(lab.config), "reprocess", "again", *routines)
+    assert again.returncode == 0, again.stderr
+    assert "reprocessed 3 shot(s) of 1 job(s) with result.routines.singlequdit:count_atoms@" in (
+        again.stdout
+    )
+    assert ";tests.routines_for_tests:parity@" in again.stdout
+    assert "again: CSVs and result rewritten" in again.stdout
+    assert "reprocessing: 3/3 shots (100%)" in again.stderr
+    assert cli_result("--config", str(lab.config), "reprocess", "nosuchjob").returncode == 2
     assert json.loads((lab.settings.folders.results / "again.json").read_text()) == before
+    assert b"parity" not in csv_before and b"parity" in csv.read_bytes(), "its new column"
     status = lab.status("again")
-    assert status["status"] == "DONE" and "Reprocessed 3 of 3 archived shot(s)" in status["detail"]
+    assert status["status"] == "DONE" and "Reprocessed 3 archived shot(s) with" in status["detail"]
     with sqlite3.connect(f"file:{lab.settings.folders.database}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT sds_path, sha256 FROM shots WHERE job_id = 'again'").fetchall()
     assert len(rows) == 3
     for path, sha in rows:
         assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
-
-
-def test_reprocess_is_refused_while_the_daemon_runs(lab: VirtualLab) -> None:
-    refused = cli_result("--config", str(lab.config), "reprocess", "flop")
-    assert refused.returncode == 2 and "another result daemon" in refused.stderr
+        with h5py.File(path, "r") as shot:
+            atoms = int(shot["results/count_atoms"].attrs["atoms"])
+            assert int(shot["results/parity"].attrs["parity"]) == atoms % 2
+    assert lab.result.poll() is None, "the daemon ran on meanwhile"
