@@ -32,7 +32,7 @@ from spooler.settings import ExecutorSettings
 
 from .archive import StoreUnavailable
 from .pool import WorkerPool
-from .task import ShotOutcome, ShotTask, run_shot
+from .task import ShotOutcome, ShotTask, run_shot, warm_up
 
 __all__ = [
     "DaskExecutor",
@@ -174,6 +174,7 @@ class DaskExecutor(Executor):
     kind = "dask"
 
     def __init__(self, settings: ExecutorSettings, wake: threading.Event) -> None:
+        _allow_toolz_aliases()  # before Dask's imports, if the suite is imported here already
         try:
             import distributed
         except ImportError as exc:  # pragma: no cover - a dependency of labspool
@@ -200,6 +201,15 @@ class DaskExecutor(Executor):
                 self.cluster.close()
             raise WorkersUnavailable(
                 f"cannot reach the Dask scheduler {address}: {describe_exception(exc)}"
+            ) from exc
+        try:
+            self.client.register_plugin(_warm_up_plugin(distributed), name="labspool-warm-up")
+        except Exception as exc:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+            raise WorkersUnavailable(
+                f"the Dask workers cannot import the labscript suite: {describe_exception(exc)}"
             ) from exc
         threads = sum(self.client.nthreads().values()) or settings.worker_count()
         super().__init__(threads * settings.in_flight_per_worker, wake)
@@ -268,6 +278,34 @@ class DaskExecutor(Executor):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _allow_toolz_aliases() -> None:
+    """Let the labscript suite's double-import denier (enabled when ``labscript_utils`` is
+    imported) pass ``tlz``, which Dask imports and which imports each ``toolz`` module again
+    under its own name, on purpose (the denier raises "Double import!" on it)."""
+    import sys
+
+    denier = sys.modules.get("labscript_utils.double_import_denier")
+    whitelist = getattr(denier, "WHITELIST", None)
+    if isinstance(whitelist, list):
+        whitelist.extend(name for name in ("tlz", "toolz") if name not in whitelist)
+
+
+def _warm_up_plugin(distributed: Any) -> Any:
+    """A worker plugin that warms each Dask worker up (:func:`result.task.warm_up`) as it
+    starts, the workers there are and those that replace them: in the worker's main thread,
+    since importing the suite sets a signal handler (zprocess's ``KillLock``), which Python
+    allows only there, and Dask runs tasks in other threads."""
+
+    class WarmUp(distributed.WorkerPlugin):  # type: ignore[misc]
+        idempotent = True
+
+        def setup(self, worker: Any) -> None:
+            warm_up()
+            _allow_toolz_aliases()  # Dask's later imports in this worker
+
+    return WarmUp()
 
 
 def make_executor(settings: ExecutorSettings, wake: threading.Event) -> Executor:
