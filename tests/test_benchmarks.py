@@ -26,7 +26,8 @@ from tests.labtools import needs_suite
 
 REPO = Path(__file__).resolve().parent.parent
 # a new benchmark gets its test here
-SMOKE_TESTED = {"bench_dutycycle.py", "bench_intake.py", "bench_result.py"}
+SMOKE_TESTED = {"bench_dutycycle.py", "bench_intake.py", "bench_result.py", "bench_scaleout.py"}
+NOT_BENCHMARKS = {"bench_routines.py"}  # the analysis routines bench_scaleout.py runs
 
 
 def _labscript_profile() -> dict[str, int] | None:
@@ -80,7 +81,8 @@ def _positive(*values: object) -> bool:
 
 
 def test_every_benchmark_has_a_smoke_test() -> None:
-    assert {p.name for p in (REPO / "scripts").glob("bench_*.py")} == SMOKE_TESTED
+    found = {p.name for p in (REPO / "scripts").glob("bench_*.py")}
+    assert found - NOT_BENCHMARKS == SMOKE_TESTED
 
 
 def test_the_intake_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
@@ -136,3 +138,32 @@ def test_the_dutycycle_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
     assert _positive(turnaround["total_median_s"], *turnaround["stages_median_s"].values())
     assert re.search(r"^2x2 look-ahead off \(jobs 0, shots \d+\) ", out, re.M)
     assert re.search(r"^turnaround of a 1-shot job on an idle machine, median of 1: ", out, re.M)
+
+
+@pytest.mark.lab
+@needs_suite
+def test_the_scaleout_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
+    """One archived job reprocessed with inline, worker processes and a Dask LocalCluster,
+    with the burn routine and with the one that does nothing; every shot reanalysed (by at
+    most two worker processes with each pool), and the job's CSV and result JSON
+    byte-identical across the executors (the benchmark exits 1 otherwise); the Dask workers
+    are stopped and their scratch space removed (run_smoke checks)."""
+    out, figures = run_smoke("bench_scaleout.py", tmp_path)
+    burn, overhead = figures["burn"], figures["overhead"]
+    assert figures["differences"] == [] and burn["identical"] and overhead["identical"]
+    assert burn["shots"] == 8 and overhead["shots"] == 8
+    for series in (burn, overhead):
+        for kind in ("inline", "processes", "dask"):
+            run = series["runs"][kind]
+            assert run["shots"] == 8 and run["executor"] == kind
+            assert 1 <= run["worker_processes_seen"] <= (1 if kind == "inline" else 2)
+            assert _positive(run["wall_s"], run["shots_per_s"], run["steady_s_per_shot"])
+    assert _positive(
+        *burn["speedup_over_inline"].values(), *overhead["steady_ms_per_shot"].values()
+    )
+    assert figures["machine"]["cpus"] >= 1
+    assert re.search(r"^burn over 8 shots \(20000 steps, .*; dask\(2\) [\d.]+ shots/s", out, re.M)
+    assert re.search(r"^nothing over 8 shots, .*Dask's overhead per task over processes", out, re.M)
+    assert re.search(
+        r"^CSV and result JSON byte-identical across inline, processes and dask", out, re.M
+    )
