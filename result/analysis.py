@@ -72,10 +72,11 @@ def analyse(shot: Path, routines: list[Routine]) -> dict[str, dict[str, Any]]:
             raise AnalysisError(
                 f"{routine.spec} failed on {shot.name}: {type(exc).__name__}: {exc}"
             ) from exc
-        for key, value in values.items():
-            if isinstance(value, np.ndarray) and value.ndim > 0:
-                run.save_result_array(key, value)
-            else:
-                run.save_result(key, value)
+        with run.open("r+"):  # one open for all of the routine's results
+            for key, value in values.items():
+                if isinstance(value, np.ndarray) and value.ndim > 0:
+                    run.save_result_array(key, value)
+                else:
+                    run.save_result(key, value)
         results[routine.name] = values
     return results

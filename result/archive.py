@@ -50,13 +50,10 @@ class Archived:
 
 
 def checksum(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
+    """(size, SHA-256) of the file at *path*."""
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        digest = hashlib.file_digest(f, "sha256")
+        return f.tell(), digest.hexdigest()
 
 
 def archive(local: Path, target: Path, *, replace: bool = False) -> Archived:

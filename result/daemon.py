@@ -29,6 +29,7 @@ everything local.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 KIND = "shot"  # the DeathCounter's kind of item: an address file and the shot it names
 KIND_SEEN = "shot, seen"  # deaths of a process analysing the shot alone, seen by the daemon
 ISOLATED_TIMEOUT_S = 20.0  # within systemd's watchdog interval (60 s; pings every 30 s)
+WORKERS_READY_S = 60.0  # at start, before the daemon says it is ready
 WORK = "work"  # the suffix of the daemon's work copies (result.task.work_name)
 
 
@@ -194,7 +196,8 @@ class ResultDaemon(WatchingDaemon):
                 2 * self._delay_s, self.settings.result.archive_retry_interval_max_s
             )
             return done
-        self._delay_s = self.settings.result.archive_retry_interval_s
+        if done:  # shots went through: the next outage starts its back-off afresh
+            self._delay_s = self.settings.result.archive_retry_interval_s
         self.finisher.check_all()
         return done
 
@@ -222,16 +225,19 @@ class ResultDaemon(WatchingDaemon):
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Import the labscript suite now (``inline``), not inside the first shot: a process
-        killed while it imports (a second or more) must not count as a death on that shot.
-        Only with the lab's own profile (``lab.labscript_profile``): with the user's,
-        importing the suite may start servers (zlock) of that profile, which is left to the
-        first shot."""
-        if self.settings.lab.labscript_profile is not None:
-            if self.settings.result.executor.kind == "inline":
-                tasks.warm_up()
-            else:
-                self.executor  # noqa: B018  (start the workers now)
+        """Start the workers (``inline``: import the labscript suite) now, not with the first
+        shot: a process killed while it imports (a second or more) must not count as a death
+        on that shot, and the first shot should not wait. Only with the lab's own profile
+        (``lab.labscript_profile``): with the user's, importing the suite may start servers
+        (zlock) of that profile, which is left to the first shot."""
+        if self.settings.lab.labscript_profile is not None and not self.executor.wait_ready(
+            WORKERS_READY_S
+        ):
+            log.warning(
+                "the analysis workers (%s) are not all ready after %.0f s; shots wait for them",
+                self.executor.kind,
+                WORKERS_READY_S,
+            )
 
     def _pass(self, look: bool) -> bool:
         if look:
@@ -496,11 +502,13 @@ class ResultDaemon(WatchingDaemon):
             for_job(log, row.job_id or "-").error(
                 "the work copy %s does not verify; the shot is analysed again", work.name
             )
-            work.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                work.unlink(missing_ok=True)
             return False
         owner = Ledger.archived_at(self.jobs.read, str(target))
         if owner is not None and owner != row.address:
-            work.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                work.unlink(missing_ok=True)
             raise _Taken(owner)
         try:
             os.replace(work, target)  # a copy of ours the ledger has not recorded: replaced
@@ -561,15 +569,22 @@ class ResultDaemon(WatchingDaemon):
     def _tidy(self, row: ShotRow, path: Path | None) -> None:
         """After a shot is archived: its local copy and any work copy left by other runs."""
         local = Path(row.local_path)
-        for leftover in work_copies(self._target(row), WORK):
-            leftover.unlink(missing_ok=True)
+        self._remove_work_copies(row)
         if local.exists():
             local.unlink()
             fsync_dir(local.parent)
 
+    def _remove_work_copies(self, row: ShotRow) -> None:
+        """Work copies of the shot's tasks (other runs, killed workers): removed if the store
+        lets them be; one it does not is removed with the shot's next handling."""
+        with contextlib.suppress(OSError):
+            for leftover in work_copies(self._target(row), WORK):
+                leftover.unlink(missing_ok=True)
+
     def _discard(self, outcome: ShotOutcome) -> None:
         if outcome.work is not None:
-            Path(outcome.work).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                Path(outcome.work).unlink(missing_ok=True)
 
     def _end_deaths(self, name: str) -> None:
         with self.jobs.change() as tx:
@@ -630,8 +645,7 @@ class ResultDaemon(WatchingDaemon):
         """Move a given-up shot and its address file to the quarantine folder (again after a
         crash: the ledger said quarantined first)."""
         local = Path(row.local_path)
-        for leftover in work_copies(self._target(row), WORK):
-            leftover.unlink(missing_ok=True)
+        self._remove_work_copies(row)
         shot_name = local.name if local.exists() else f"{row.address}.h5"
         reason = row.error or "given up"
         reason_file = self.quarantine.put(

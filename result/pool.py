@@ -140,6 +140,7 @@ class WorkerPool:
         self.timeout_s = timeout_s
         self._done: queue.SimpleQueue[Done] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)  # a worker became ready, or died
         self._workers: list[_Worker] = []
         self._pending: list[tuple[str, Any]] = []  # submitted, waiting for a free worker
         self._closed = False
@@ -160,6 +161,20 @@ class WorkerPool:
                 raise RuntimeError("the pool is closed")
             self._pending.append((key, payload))
             self._dispatch()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until every worker has started and imported what it needs (or one died
+        before it was ready); returns whether all are ready."""
+        deadline = time.monotonic() + timeout_s
+        with self._ready:
+            while True:
+                ready = sum(w.ready for w in self._workers)
+                if ready >= self.size or self.broken is not None:
+                    return ready >= self.size
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(left)
 
     def retry(self) -> None:
         """Start workers again after one died before it was ready (:attr:`broken`)."""
@@ -243,6 +258,7 @@ class WorkerPool:
             with self._lock:
                 if kind == "ready":
                     worker.ready = True
+                    self._ready.notify_all()
                     self._dispatch()
                     continue
                 key, worker.key = worker.key, None
@@ -264,6 +280,7 @@ class WorkerPool:
                 # (an import that fails, no memory). No new worker until retry().
                 self.broken = f"a new worker process died before it was ready ({how})"
                 log.error("%s", self.broken)
+                self._ready.notify_all()
             else:
                 self._dispatch()
         worker.conn.close()

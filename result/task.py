@@ -3,11 +3,13 @@
 A :class:`ShotTask` names the shot as it came (the local file BLACS wrote, or for
 reprocessing the archived one) and where its archived copy goes. :func:`run_shot`:
 
-1. checks the shot (an HDF5 labscript shot whose own globals name what its address says;
-   :func:`result.addresses.check_shot`), unless it was checked before (reprocessing);
-2. copies it to a *work copy* beside its place on the store, under a hidden name unique to
-   this run of the task (``.<shot>.<random>.<suffix>``), and runs the analysis routines on
-   that copy (lyse writes into the file it analyses; the shot itself stays untouched);
+1. copies it to a *work copy* beside its place on the store, under a hidden name unique to
+   this run of the task (``.<shot>.<random>.<suffix>``): lyse writes into the file it
+   analyses, and the shot itself stays untouched until its analysed copy is archived;
+2. checks the copy (an HDF5 labscript shot whose own globals name what its address says;
+   :func:`result.addresses.check_shot`), unless it was checked before (reprocessing), and
+   runs the analysis routines on it, without the suite's zlock locks
+   (:func:`private_files`: no other process opens that copy);
 3. reads the copy's row of lyse's DataFrame (its paths those of the archived copy) and the
    copy's size and SHA-256.
 
@@ -23,6 +25,8 @@ carries in and out is plain data (picklable for a process pool or Dask).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -30,6 +34,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +48,10 @@ from .archive import StoreUnavailable, checksum, is_transient
 __all__ = [
     "ShotOutcome",
     "ShotTask",
+    "private_files",
     "routines_version",
     "run_shot",
-    "shot_frame",
+    "shot_row",
     "warm_up",
     "work_copies",
     "work_name",
@@ -58,6 +64,19 @@ REFUSED = "refused"  # the shot's globals name another job, shot or attempt (err
 DAMAGED = "damaged"  # not readable as a labscript shot (error)
 UNAVAILABLE = "unavailable"  # the store or the suite's lock server failed: try again later
 ON_STORE = "on store"  # nothing to analyse (analyse=False): the row of the archived copy
+
+# what a store that fails raises (permissions, read-only, full, quota, I/O, gone, stale NFS)
+_STORE_ERRORS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.ENOENT,
+    errno.ESTALE,
+    errno.ENOTCONN,
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +103,7 @@ class ShotOutcome:
     error: str | None = None
     size: int | None = None  # of the work copy (or, ON_STORE, of source)
     sha256: str | None = None
-    frame: bytes | None = None  # the shot's row of lyse's DataFrame, pickled
+    frame: bytes | None = None  # the shot's row of lyse's DataFrame, pickled (shot_row)
     version: str = ""  # routines_version of what ran
     worker: str = ""  # host:pid of the process that ran the task
     seconds: float = 0.0
@@ -167,23 +186,18 @@ def run_shot(task: ShotTask) -> ShotOutcome:
 
 def _run(task: ShotTask) -> dict[str, Any]:
     source, target = Path(task.source), Path(task.target)
-    if task.expect is not None:
-        try:
-            check_shot(Address(source, *task.expect), task.names)
-        except BadAddress as exc:
-            return {"kind": REFUSED, "error": str(exc)}
-        except DamagedShot as exc:
-            return {"kind": DAMAGED, "error": str(exc)}
-        except StoreUnavailable as exc:
-            return {"kind": UNAVAILABLE, "error": str(exc)}
-    if not task.analyse:
+    if not task.analyse:  # archived already (before a crash): its row, as it is there
+        if task.expect is not None:
+            checked = _check(source, task)
+            if checked is not None:
+                return checked
         size, digest = checksum(source)
         return {
             "kind": ON_STORE,
             "memory": _saved_memory(source, task.memory_routine),
             "size": size,
             "sha256": digest,
-            "frame": shot_frame(source, as_path=target),
+            "frame": shot_row(source, as_path=target),
         }
     work = work_name(target, task.suffix)
     try:
@@ -191,23 +205,35 @@ def _run(task: ShotTask) -> dict[str, Any]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, work)
         except OSError as exc:
+            _remove(work)
             return {"kind": UNAVAILABLE, "error": f"cannot write the work copy {work}: {exc}"}
-        kind, memory, error = ANALYSED, None, None
-        try:
-            results = analyse(work, _loaded(task.routines))
-        except AnalysisError as exc:
-            kind, error = FAILED, str(exc)
-            shutil.copyfile(source, work)  # archived as it came, not half analysed
-        else:
-            value = results.get(task.memory_routine or "", {}).get("memory", "")
-            memory = "" if value is None else str(value)
+        with private_files():  # the work copy is this task's alone
+            if task.expect is not None:
+                checked = _check(work, task)  # a byte copy of the shot: the shot's content
+                if checked is not None:
+                    _remove(work)
+                    return checked
+            kind, memory, error = ANALYSED, None, None
+            try:
+                results = analyse(work, _loaded(task.routines))
+            except AnalysisError as exc:
+                kind, error = FAILED, str(exc)
+                shutil.copyfile(source, work)  # archived as it came, not half analysed
+            else:
+                value = results.get(task.memory_routine or "", {}).get("memory", "")
+                memory = "" if value is None else str(value)
+            frame = shot_row(work, as_path=target)
         size, digest = checksum(work)
-        frame = shot_frame(work, as_path=target)
     except StoreUnavailable as exc:
-        work.unlink(missing_ok=True)
+        _remove(work)
         return {"kind": UNAVAILABLE, "error": str(exc)}
+    except OSError as exc:
+        _remove(work)
+        if exc.errno in _STORE_ERRORS:  # the store went read-only, full, away mid-analysis
+            return {"kind": UNAVAILABLE, "error": f"the store failed under the work copy: {exc}"}
+        raise
     except BaseException as exc:
-        work.unlink(missing_ok=True)
+        _remove(work)
         if isinstance(exc, Exception) and is_transient(exc):
             return {"kind": UNAVAILABLE, "error": f"zlock did not answer: {exc}"}
         raise
@@ -222,6 +248,25 @@ def _run(task: ShotTask) -> dict[str, Any]:
     }
 
 
+def _check(path: Path, task: ShotTask) -> dict[str, Any] | None:
+    """The shot at *path* is what the task expects (None), or what it is instead."""
+    assert task.expect is not None
+    try:
+        check_shot(Address(path, *task.expect), task.names)
+    except BadAddress as exc:
+        return {"kind": REFUSED, "error": str(exc)}
+    except DamagedShot as exc:
+        return {"kind": DAMAGED, "error": str(exc)}
+    except StoreUnavailable as exc:
+        return {"kind": UNAVAILABLE, "error": str(exc)}
+    return None
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a store that fails: the copy is tidied later
+        path.unlink(missing_ok=True)
+
+
 def _saved_memory(path: Path, routine: str | None) -> str:
     """The memory entry an analysis saved in *path* before (lyse's place for results)."""
     import h5py
@@ -234,22 +279,45 @@ def _saved_memory(path: Path, routine: str | None) -> str:
     return "" if value is None else str(value)
 
 
-def shot_frame(path: Path, *, as_path: Path) -> bytes:
-    """*path*'s row of lyse's DataFrame (``get_dataframe_from_shot``), pickled, with the
-    paths lyse puts in it (``filepath``, ``agnostic_path``) those of *as_path*: the row
-    lyse reads from the archived copy, a byte copy of *path*."""
+def shot_row(path: Path, *, as_path: Path) -> bytes:
+    """*path*'s row of lyse's DataFrame, pickled: the flat dictionary (column tuple to value)
+    that lyse's ``get_dataframe_from_shot`` makes into its one-row DataFrame, with the paths
+    lyse puts in it (``filepath``, ``agnostic_path``) those of *as_path*, the archived copy,
+    a byte copy of *path* (:func:`result.outputs.experiment_frame` builds the DataFrame)."""
     import pickle
 
     from labscript_utils.shared_drive import path_to_agnostic
-    from lyse.dataframe_utilities import get_dataframe_from_shot
+    from lyse.dataframe_utilities import flatten_dict, get_nested_dict_from_shot
 
-    frame = get_dataframe_from_shot(str(path))
+    flat = flatten_dict(get_nested_dict_from_shot(str(path)))
     if as_path != path:
-        padding = ("",) * (frame.columns.nlevels - 1)
-        for name, value in (
-            ("filepath", str(as_path)),
-            ("agnostic_path", path_to_agnostic(str(as_path))),
-        ):
-            if (name, *padding) in frame.columns:
-                frame[(name, *padding)] = value
-    return pickle.dumps(frame)
+        flat[("filepath",)] = str(as_path)
+        flat[("agnostic_path",)] = path_to_agnostic(str(as_path))
+    return pickle.dumps(flat)
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """HDF5 files opened meanwhile are opened without the suite's zlock lock.
+
+    ``labscript_utils.h5_lock`` replaces ``h5py.File`` with a class that takes a lock on the
+    zlock server for every open (1 to 2 ms each, a dozen opens a shot), so that BLACS, lyse
+    and runmanager never write one shot file at once. A task's work copy has a name of its
+    own that no other process opens, so the lock protects nothing there. h5_lock keeps the
+    class it replaced as ``h5_lock._File``; it is put back in ``h5py`` for the block. That
+    is for the whole process: a worker runs one task at a time (the executors' one thread
+    per worker), and the daemon's own threads open no HDF5 file. Without that attribute (a
+    labscript-utils that changed) files are opened with their locks, as before."""
+    import h5py
+    import labscript_utils.h5_lock as h5_lock
+
+    unlocked = getattr(h5_lock, "_File", None)
+    locked = h5py.File
+    if unlocked is None or locked is unlocked:
+        yield
+        return
+    h5py.File = unlocked
+    try:
+        yield
+    finally:
+        h5py.File = locked

@@ -24,3 +24,20 @@ def parity(run: Any) -> dict[str, Any]:
     """A second routine, for reprocessing with routines the shots were not analysed with:
     the parity of what ``count_atoms`` counted (lyse gives one routine another's results)."""
     return {"parity": int(run.get_result("count_atoms", "atoms")) % 2}
+
+
+def linger(run: Any) -> dict[str, Any]:
+    """Takes ``$LABSPOOL_TEST_LINGER_S`` (default 1.5 s) a shot, with a file named after its
+    process's pid in ``$LABSPOOL_TEST_BUSY`` meanwhile: a test kills a worker mid-task so."""
+    import os
+    import time
+    from pathlib import Path
+
+    busy = os.environ.get("LABSPOOL_TEST_BUSY")
+    marker = Path(busy) / str(os.getpid()) if busy else None
+    if marker is not None:
+        marker.write_text(run.h5_path)
+    time.sleep(float(os.environ.get("LABSPOOL_TEST_LINGER_S", "1.5")))
+    if marker is not None:
+        marker.unlink(missing_ok=True)
+    return {"lingered": 1}

@@ -301,25 +301,37 @@ def test_a_hostile_corpus_through_both_daemons_twice(tmp_path: Path) -> None:
             assert lab.status(f"bad_{path.stem}")["status"] == "ERROR", path.name
 
 
-def _use_the_poison_routine(config: Path) -> None:
+def _use_the_poison_routine(config: Path, executor: str) -> None:
     settings: dict[str, Any] = yaml.safe_load(config.read_text())
     settings.setdefault("result", {})["routines"] = [
         "result.routines.singlequdit:count_atoms",
         "tests.routines_for_tests:die_on_poison",
     ]
     settings["result"]["memory_routine"] = "count_atoms"
+    settings["result"]["executor"] = {"kind": executor}
     config.write_text(yaml.safe_dump(settings))
 
 
-def test_a_shot_that_kills_the_result_daemon_is_handled_alone_then_quarantined(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("executor", "daemon_deaths", "deaths_alone"),
+    [("inline", [3], 2), ("processes", [], 3)],
+    ids=["inline", "processes"],
+)
+def test_a_shot_that_kills_its_process_is_handled_alone_then_quarantined(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    executor: str,
+    daemon_deaths: list[int],
+    deaths_alone: int,
 ) -> None:
+    """inline: the shot kills the daemon, which then analyses it in a process of its own;
+    processes: it kills the worker that had it (the daemon lives), and the next ones."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the daemons import the test's routine
     with virtual_lab(
         tmp_path / "lab",
         look_ahead_jobs=100,
         look_ahead_shots=100_000,
-        prepare=_use_the_poison_routine,
+        prepare=lambda config: _use_the_poison_routine(config, executor),
     ) as lab:
         lab.submit("poison", {"experiment_0": experiment(1.0, 4, seed=4)}, tmp_path)
         lab.submit("fine", {"experiment_0": experiment(1.0, 3, seed=5)}, tmp_path)
@@ -343,13 +355,17 @@ def test_a_shot_that_kills_the_result_daemon_is_handled_alone_then_quarantined(
             deaths += 1
             lab.result = None
             assert deaths <= 5, "a crash loop"
-        assert codes == [3], codes  # then it handles the shot in a process of its own
+        assert codes == daemon_deaths, codes
         poison, fine = lab.status("poison"), lab.status("fine")
         assert fine["status"] == "DONE", fine
         assert poison["status"] == "ERROR", poison
         message = poison["error_message"]
-        assert "the result daemon died 1 time(s) while handling this shot" in message, message
-        assert "a process handling it alone died 2 time(s) (last: exit code 3)" in message
+        assert ("the result daemon died 1 time(s) while handling this shot" in message) is bool(
+            daemon_deaths
+        ), message
+        assert f"a process analysing it alone died {deaths_alone} time(s) (last: exit code 3)" in (
+            message
+        )
         assert "shot 1 " in poison["error_message"], poison
         (quarantined,) = [
             p for p in lab.settings.folders.quarantine.glob("poison__*.h5") if p.is_file()

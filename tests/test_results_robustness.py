@@ -121,7 +121,7 @@ def test_an_unwritable_store_is_waited_for_and_nothing_is_lost(tmp_path: Path) -
             log = lab.root / "result.log"
             wait_until(
                 lab.root,
-                lambda: "waiting for the store or zlock" in log.read_text(),
+                lambda: "waiting for the store" in log.read_text(),
                 120,
                 "the daemon to notice the store",
             )
