@@ -50,7 +50,7 @@ from spooler.watching import WatchingDaemon
 from . import task as tasks
 from .addresses import Address, BadAddress, read_address
 from .analysis import load_routines
-from .archive import StoreUnavailable, checksum, flush_file
+from .archive import StoreUnavailable, checksum
 from .executors import Executor, Finished, IsolatedExecutor, make_executor
 from .finishing import JobFinisher
 from .killlock import release_leaked
@@ -146,6 +146,8 @@ class ResultDaemon(WatchingDaemon):
         self._flights: dict[str, _Flight] = {}
         self._waiting: dict[str, Path] = {}  # claimed, read, not yet submitted (oldest first)
         self._last_death: str | None = None  # how the last process died on a shot
+        self._submitted: set[str] = set()  # shots submitted by this daemon (not yet done)
+        self._again: set[str] = set()  # of those, the ones that may have left a work copy
 
     # -- the executors ------------------------------------------------------------------
 
@@ -153,7 +155,11 @@ class ResultDaemon(WatchingDaemon):
     def executor(self) -> Executor:
         """The configured executor, started with the first shot."""
         if self._executor is None:
-            self._executor = make_executor(self.settings.result.executor, self.watched.wake)
+            self._executor = make_executor(
+                self.settings.result.executor,
+                self.watched.wake,
+                scratch=self.settings.folders.state,
+            )
             log.info(
                 "analysis runs %s: %s",
                 self._executor.kind,
@@ -177,6 +183,10 @@ class ResultDaemon(WatchingDaemon):
 
     def step(self) -> int:
         """One pass; returns the number of shots finished (archived or given up)."""
+        with self.jobs.publishing_once():  # each job's status file once a pass
+            return self._step()
+
+    def _step(self) -> int:
         if self.clock() < self._retry_at:
             return 0
         done = 0
@@ -230,9 +240,11 @@ class ResultDaemon(WatchingDaemon):
         on that shot, and the first shot should not wait. Only with the lab's own profile
         (``lab.labscript_profile``): with the user's, importing the suite may start servers
         (zlock) of that profile, which is left to the first shot."""
-        if self.settings.lab.labscript_profile is not None and not self.executor.wait_ready(
-            WORKERS_READY_S
-        ):
+        if self.settings.lab.labscript_profile is None:
+            return
+        import lyse.dataframe_utilities  # noqa: F401  (the finisher's, now: seconds to import)
+
+        if not self.executor.wait_ready(WORKERS_READY_S):
             log.warning(
                 "the analysis workers (%s) are not all ready after %.0f s; shots wait for them",
                 self.executor.kind,
@@ -278,6 +290,8 @@ class ResultDaemon(WatchingDaemon):
             for name in sorted(os.listdir(self.claimed)):
                 if name not in self._waiting:
                     self._waiting[name] = self.claimed / name
+                    if name not in self._submitted:
+                        self._again.add(name)  # left by a daemon before this one
         if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
             self.addresses.rescan()
             self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
@@ -348,7 +362,9 @@ class ResultDaemon(WatchingDaemon):
             if row.state == "quarantined":
                 self._quarantine_files(row, path)  # given up before a crash: finish it
             else:
-                self._tidy(row, path)
+                folder = self._tidy(row)
+                if folder is not None:
+                    fsync_dir(folder)
                 self._file_addresses([path])
             return
         if row is None:  # claimed by the ledger and forgotten (refused) before a crash
@@ -390,6 +406,7 @@ class ResultDaemon(WatchingDaemon):
                 )
                 executor = self._isolation()
                 self._flights[name] = _Flight(path, task, executor)
+                self._again.add(name)
                 executor.submit(task)
                 return
             self.deaths.started(KIND, name)  # a death of the daemon now is the shot's
@@ -398,6 +415,9 @@ class ResultDaemon(WatchingDaemon):
             self.deaths.ended(KIND, name)
             return
         self._flights[name] = _Flight(path, task, executor)
+        if name in self._submitted:
+            self._again.add(name)  # an earlier run's work copy may be left: tidied after
+        self._submitted.add(name)
         executor.submit(task)
 
     # -- what comes back ----------------------------------------------------------------
@@ -436,6 +456,8 @@ class ResultDaemon(WatchingDaemon):
                 placed.append(result)
             else:
                 given_up += result
+            if result:  # finished: not to be submitted again by this daemon
+                self._submitted.discard(item.key)
         if placed:
             self._record(placed)
         if unavailable is not None:
@@ -492,8 +514,7 @@ class ResultDaemon(WatchingDaemon):
         assert outcome.work is not None
         work = Path(outcome.work)
         try:
-            flush_file(work)
-            found = checksum(work)
+            found = checksum(work)  # the task made it durable (fsync) before it returned
         except FileNotFoundError:
             return False  # removed meanwhile (another run's tidying): analysed again
         except OSError as exc:
@@ -562,24 +583,32 @@ class ResultDaemon(WatchingDaemon):
                     Path(item.row.local_path).name,
                     item.target,
                 )
-        for item in placed:
-            self._tidy(item.row, None)
+        tidied = {self._tidy(item.row) for item in placed}
+        for local_folder in tidied:
+            if local_folder is not None:
+                fsync_dir(local_folder)
         self._file_addresses([p.path for p in placed])
 
-    def _tidy(self, row: ShotRow, path: Path | None) -> None:
-        """After a shot is archived: its local copy and any work copy left by other runs."""
+    def _tidy(self, row: ShotRow) -> Path | None:
+        """After a shot is archived: its local copy and any work copy left by other runs
+        removed; returns the local copy's folder, to be synced (None: nothing removed)."""
         local = Path(row.local_path)
         self._remove_work_copies(row)
-        if local.exists():
-            local.unlink()
-            fsync_dir(local.parent)
+        if not local.exists():
+            return None
+        local.unlink()
+        return local.parent
 
     def _remove_work_copies(self, row: ShotRow) -> None:
-        """Work copies of the shot's tasks (other runs, killed workers): removed if the store
-        lets them be; one it does not is removed with the shot's next handling."""
+        """Work copies of the shot's earlier tasks (a killed worker or daemon, a store that
+        failed): removed if the store lets them be. Looked for only for a shot submitted
+        more than once by this daemon, or taken up after a restart."""
+        if row.address not in self._again:
+            return
         with contextlib.suppress(OSError):
             for leftover in work_copies(self._target(row), WORK):
                 leftover.unlink(missing_ok=True)
+        self._again.discard(row.address)
 
     def _discard(self, outcome: ShotOutcome) -> None:
         if outcome.work is not None:

@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from spooler.items import describe_exception
@@ -184,7 +185,9 @@ class IsolatedExecutor(ProcessExecutor):
 class DaskExecutor(Executor):
     kind = "dask"
 
-    def __init__(self, settings: ExecutorSettings, wake: threading.Event) -> None:
+    def __init__(
+        self, settings: ExecutorSettings, wake: threading.Event, *, scratch: Path | None = None
+    ) -> None:
         _allow_toolz_aliases()  # before Dask's imports, if the suite is imported here already
         try:
             import distributed
@@ -201,6 +204,7 @@ class DaskExecutor(Executor):
                 scheduler_port=0,
                 dashboard_address=None,
                 silence_logs=logging.WARNING,
+                local_directory=None if scratch is None else str(scratch / "dask"),
             )
             address = self.cluster.scheduler_address
         else:
@@ -326,7 +330,11 @@ def _warm_up_plugin(distributed: Any) -> Any:
     return WarmUp()
 
 
-def make_executor(settings: ExecutorSettings, wake: threading.Event) -> Executor:
+def make_executor(
+    settings: ExecutorSettings, wake: threading.Event, *, scratch: Path | None = None
+) -> Executor:
+    """*scratch*: a folder for what a Dask LocalCluster keeps on disk (its workers' space;
+    default: the temporary folder)."""
     if settings.kind == "inline":
         return InlineExecutor(wake)
     if settings.kind == "processes":
@@ -337,5 +345,5 @@ def make_executor(settings: ExecutorSettings, wake: threading.Event) -> Executor
             timeout_s=settings.task_timeout_s,
         )
     if settings.kind == "dask":
-        return DaskExecutor(settings, wake)
+        return DaskExecutor(settings, wake, scratch=scratch)
     raise ValueError(f"unknown executor kind {settings.kind!r}")

@@ -43,11 +43,11 @@ from spooler.states import FINISHED, JobState
 
 from . import task as tasks
 from .analysis import load_routines
-from .archive import StoreUnavailable, checksum, flush_file
+from .archive import StoreUnavailable, checksum
 from .executors import Executor, Finished, make_executor
 from .finishing import JobFinisher
 from .ledger import Ledger, ShotRow
-from .task import ShotTask, routines_version, work_copies
+from .task import ShotOutcome, ShotTask, routines_version, work_copies
 
 __all__ = ["Progress", "Report", "Reprocessor", "progress_printer"]
 
@@ -208,7 +208,7 @@ class Reprocessor:
         if not rows:
             return
         executor = self._executor = self._executor or make_executor(
-            self.settings.result.executor, self.wake
+            self.settings.result.executor, self.wake, scratch=self.settings.folders.state
         )
         waiting = list(reversed(rows))
         flights: dict[str, ShotRow] = {}
@@ -224,6 +224,7 @@ class Reprocessor:
                 self.wake.wait(1.0)
                 self.wake.clear()
                 continue
+            placed: list[tuple[ShotRow, ShotOutcome]] = []
             for item in finished:
                 row = flights.pop(item.key)
                 if item.death is not None:
@@ -233,7 +234,15 @@ class Reprocessor:
                         continue
                     yield row, f"{_shot(row)}: the process analysing it died: {item.death}"
                     continue
-                yield row, self._place(row, item, report)
+                failed = self._place(row, item, report)
+                if failed is not None:
+                    yield row, failed
+                else:
+                    assert item.outcome is not None
+                    placed.append((row, item.outcome))
+            if placed:
+                self._record(placed)
+                yield from ((row, None) for row, _ in placed)
 
     def _task(self, row: ShotRow) -> ShotTask:
         assert row.sds_path
@@ -247,7 +256,7 @@ class Reprocessor:
         )
 
     def _place(self, row: ShotRow, item: Finished, report: Report) -> str | None:
-        """The new copy of one shot in place of the old one, and its row updated."""
+        """The new copy of one shot in place of the old one (None), or what failed."""
         what = item.given_up or item.error
         if what is not None:
             return f"{_shot(row)}: {what}"
@@ -267,30 +276,35 @@ class Reprocessor:
             )
         target = Path(row.sds_path)
         try:
-            flush_file(work)
-            if checksum(work) != (outcome.size, outcome.sha256):
+            if checksum(work) != (outcome.size, outcome.sha256):  # made durable by the task
                 work.unlink(missing_ok=True)
                 return f"{_shot(row)}: its new copy does not verify; the archived shot is kept"
             os.replace(work, target)
-            fsync_dir(target.parent)
         except OSError as exc:
             work.unlink(missing_ok=True)
             raise StoreUnavailable(f"cannot replace {target}: {exc}") from exc
-        assert outcome.size is not None and outcome.sha256 and outcome.frame
-        with self.jobs.change() as tx:
-            Ledger.reanalysed(
-                tx,
-                row.address,
-                memory=outcome.memory,
-                error=None,
-                size=outcome.size,
-                sha256=outcome.sha256,
-                frame=outcome.frame,
-                routines=outcome.version,
-            )
-        for leftover in work_copies(target, SUFFIX):  # of runs of this shot's task killed
-            leftover.unlink(missing_ok=True)
         return None
+
+    def _record(self, placed: list[tuple[ShotRow, ShotOutcome]]) -> None:
+        """New copies in place: their folders synced, then their rows in one transaction."""
+        for folder in {Path(str(row.sds_path)).parent for row, _ in placed}:
+            fsync_dir(folder)
+        with self.jobs.store.transaction() as tx:  # no status changes: no files to render
+            for row, outcome in placed:
+                assert outcome.size is not None and outcome.sha256 and outcome.frame
+                Ledger.reanalysed(
+                    tx,
+                    row.address,
+                    memory=outcome.memory,
+                    error=None,
+                    size=outcome.size,
+                    sha256=outcome.sha256,
+                    frame=outcome.frame,
+                    routines=outcome.version,
+                )
+        for row, _ in placed:  # of runs of this shot's task that were killed
+            for leftover in work_copies(Path(str(row.sds_path)), SUFFIX):
+                leftover.unlink(missing_ok=True)
 
     def _finish_job(self, job_id: str, attempt: int, report: Report) -> None:
         """A job whose every archived shot carries the version: outputs rewritten, once."""

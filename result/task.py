@@ -11,7 +11,7 @@ reprocessing the archived one) and where its archived copy goes. :func:`run_shot
    runs the analysis routines on it, without the suite's zlock locks
    (:func:`private_files`: no other process opens that copy);
 3. reads the copy's row of lyse's DataFrame (its paths those of the archived copy) and the
-   copy's size and SHA-256.
+   copy's size and SHA-256, and makes the copy durable (fsync).
 
 It returns a :class:`ShotOutcome` and writes nothing but its own work copy, so a task run
 twice (Dask may) changes nothing: the result daemon, the one writer of the ledger, the job
@@ -43,7 +43,7 @@ from spooler.settings import GlobalNames
 
 from .addresses import Address, BadAddress, DamagedShot, check_shot
 from .analysis import AnalysisError, Routine, analyse, load_routines
-from .archive import StoreUnavailable, checksum, is_transient
+from .archive import StoreUnavailable, checksum, flush_file, is_transient
 
 __all__ = [
     "ShotOutcome",
@@ -224,6 +224,7 @@ def _run(task: ShotTask) -> dict[str, Any]:
                 memory = "" if value is None else str(value)
             frame = shot_row(work, as_path=target)
         size, digest = checksum(work)
+        flush_file(work)  # durable before the daemon renames it into place
     except StoreUnavailable as exc:
         _remove(work)
         return {"kind": UNAVAILABLE, "error": str(exc)}

@@ -3,8 +3,9 @@
 
 1. Throughput: N shots of about 1 MB (runmanager run files with a camera image, as the
    virtual apparatus leaves them) go through the daemon: analysis, verified archiving to the
-   store, ledger, local deletion, and the job's completion. Baseline: a plain copy of the same
-   files to the same store.
+   store, ledger, local deletion, and the job's completion; with the default executor (2
+   worker processes) and with ``inline`` (the daemon's own process). Baseline: a plain copy
+   of the same files to the same store, measured just before each.
 2. Finishing a job of M shots: the daemon's completion step (CSVs built from the ledger, the
    result JSON, DONE) against lyse's ``get_dataframe_from_shots`` on the same archived shots.
 
@@ -28,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from benchkit import finish, parse_sized
 
 from spooler.lab.profile import Ports, activate, start_zlock, stop_process, write_profile
 from spooler.scaffold import write_tree
-from spooler.settings import Settings, load_settings
+from spooler.settings import ExecutorSettings, Settings, load_settings
 
 FULL = {"shots": 200, "shot_mb": 1.0, "big_job": 500}
 SMOKE = {"shots": 10, "shot_mb": 1.0, "big_job": 20}
@@ -126,10 +128,19 @@ def running_job(settings: Settings, job_id: str, shots: int) -> None:
         jobs.close()
 
 
-def throughput(root: Path, shots: int, shot_mb: float) -> dict[str, Any]:
+def with_executor(settings: Settings, executor: ExecutorSettings) -> Settings:
+    return replace(settings, result=replace(settings.result, executor=executor))
+
+
+def throughput(
+    root: Path, shots: int, shot_mb: float, executor: ExecutorSettings
+) -> dict[str, Any]:
+    """The daemon's rate with *executor*, its workers started before the clock starts, and
+    a plain copy of the same files to the same store measured just before it."""
     from result.daemon import ResultDaemon
 
-    settings = load_settings(write_tree(root / "throughput", "singlequdit"))
+    settings = load_settings(write_tree(root / f"throughput-{executor.kind}", "singlequdit"))
+    settings = with_executor(settings, executor)
     running_job(settings, "bench", shots)
     files = make_shots(settings, "bench", shots, shot_mb)
     size_mb = sum(p.stat().st_size for p in files) / shots / 2**20
@@ -141,6 +152,7 @@ def throughput(root: Path, shots: int, shot_mb: float) -> dict[str, Any]:
     copy_s = time.perf_counter() - start
     daemon = ResultDaemon(settings)
     try:
+        assert daemon.executor.wait_ready(120), "the workers did not start"
         start = time.perf_counter()
         done = daemon.run_once()
         daemon_s = time.perf_counter() - start
@@ -149,6 +161,8 @@ def throughput(root: Path, shots: int, shot_mb: float) -> dict[str, Any]:
         daemon.close()
     assert done == shots and state == "DONE", (done, state)
     return {
+        "executor": executor.kind,
+        "workers": executor.worker_count(),
         "shots": shots,
         "shot_mb": round(size_mb, 2),
         "daemon_shots_per_s": shots / daemon_s,
@@ -165,16 +179,16 @@ def finishing(root: Path, shots: int) -> dict[str, Any]:
     settings = load_settings(write_tree(root / "finishing", "singlequdit"))
     running_job(settings, "big", shots)
     make_shots(settings, "big", shots, 0.05)
-    daemon = ResultDaemon(settings)
+    daemon = ResultDaemon(with_executor(settings, ExecutorSettings(kind="inline")))
     timings: list[float] = []
-    finish = daemon._finish
+    finish = daemon.finisher._finish
 
     def timed_finish(*args: Any, **kwargs: Any) -> None:
         start = time.perf_counter()
         finish(*args, **kwargs)
         timings.append(time.perf_counter() - start)
 
-    daemon._finish = timed_finish  # type: ignore[method-assign]
+    daemon.finisher._finish = timed_finish  # type: ignore[method-assign]
     try:
         daemon.run_once()
     finally:
@@ -209,20 +223,27 @@ def main() -> int:
         try:
             activate(profile)
             import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
+            import lyse.dataframe_utilities  # noqa: F401  (the daemon imports it as it starts)
 
             results = {
-                "throughput": throughput(root, args.shots, args.shot_mb),
+                "throughput": throughput(
+                    root, args.shots, args.shot_mb, ExecutorSettings(kind="processes", workers=2)
+                ),
+                "throughput_inline": throughput(
+                    root, args.shots, args.shot_mb, ExecutorSettings(kind="inline")
+                ),
                 "finishing": finishing(root, args.big_job),
             }
         finally:
             stop_process(zlock)
-    t, f = results["throughput"], results["finishing"]
-    print(
-        f"{t['shots']} shots of {t['shot_mb']} MB: daemon {t['daemon_shots_per_s']:.1f} shots/s "
-        "(analysed, archived, verified, recorded); "
-        f"plain copy {t['plain_copy_shots_per_s']:.1f} shots/s; "
-        f"ratio {t['daemon_over_plain_copy']:.3f}"
-    )
+    f = results["finishing"]
+    for t in (results["throughput"], results["throughput_inline"]):
+        print(
+            f"{t['shots']} shots of {t['shot_mb']} MB, {t['executor']} ({t['workers']} "
+            f"worker(s)): daemon {t['daemon_shots_per_s']:.1f} shots/s (analysed, archived, "
+            f"verified, recorded); plain copy {t['plain_copy_shots_per_s']:.1f} shots/s; "
+            f"ratio {t['daemon_over_plain_copy']:.3f}"
+        )
     print(
         f"finishing a {f['shots']}-shot job: {f['finish_from_ledger_s']:.2f} s from the ledger; "
         "lyse get_dataframe_from_shots on the same shots "

@@ -23,6 +23,7 @@ class Jobs:
         self.folders = folders
         self.store = JobStore(folders.database, clock=clock)
         self.status_files = StatusFiles(folders.status)
+        self._deferred: set[str] | None = None  # touched jobs while publishing_once
 
     def close(self) -> None:
         self.store.close()
@@ -33,10 +34,29 @@ class Jobs:
 
     @contextmanager
     def change(self) -> Iterator[Transaction]:
-        """A write transaction; afterwards the status files of the jobs it touched are rendered."""
+        """A write transaction; afterwards the status files of the jobs it touched are rendered
+        (inside :meth:`publishing_once`, when that block ends)."""
         with self.store.transaction() as tx:
             yield tx
-        self.publish(tx.touched)
+        if self._deferred is not None:
+            self._deferred.update(tx.touched)
+        else:
+            self.publish(tx.touched)
+
+    @contextmanager
+    def publishing_once(self) -> Iterator[None]:
+        """The status files of the jobs the block's transactions touch are rendered once, at
+        its end (also if it fails: what was committed is published): a pass of many small
+        transactions renders (and syncs) each file once."""
+        if self._deferred is not None:
+            yield
+            return
+        self._deferred = set()
+        try:
+            yield
+        finally:
+            ids, self._deferred = self._deferred, None
+            self.publish(sorted(ids))
 
     def publish(self, job_ids: Iterable[str]) -> int:
         ids = list(job_ids)

@@ -165,7 +165,7 @@ class ExecutorSettings:
     workers: int | None = None  # processes / dask LocalCluster; None: the number of cores
     scheduler: str | None = None  # dask: "tcp://host:8786" (or tls://); None: a LocalCluster
     # Shots in flight at most per worker (a bounded window, not every shot at once).
-    in_flight_per_worker: int = 4
+    in_flight_per_worker: int = 8
     # processes: a shot whose analysis takes longer is stopped (its worker killed) and
     # counts as a death on it, like a crash.
     task_timeout_s: float = 300.0
