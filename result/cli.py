@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    from .archive import StoreUnavailable
     from .reprocess import Reprocessor, progress_printer
 
     routines = tuple(args.routine) if args.routine else None
@@ -95,6 +96,9 @@ def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     try:
         job_ids = reprocessor.job_ids(args.job_ids, every=args.all, since=args.since)
         report = reprocessor.run(job_ids, progress=progress_printer(sys.stderr))
+    except StoreUnavailable as exc:  # the store, zlock or the workers: nothing is lost
+        print(f"labspool-result: reprocess stopped: {exc}; run it again to go on", file=sys.stderr)
+        return 75
     finally:
         reprocessor.close()
     print(

@@ -51,7 +51,7 @@ from . import task as tasks
 from .addresses import Address, BadAddress, read_address
 from .analysis import load_routines
 from .archive import StoreUnavailable, checksum
-from .executors import Executor, Finished, IsolatedExecutor, make_executor
+from .executors import Executor, Finished, IsolatedExecutor, WorkersUnavailable, make_executor
 from .finishing import JobFinisher
 from .killlock import release_leaked
 from .ledger import Ledger, ShotRow
@@ -172,6 +172,21 @@ class ResultDaemon(WatchingDaemon):
             self._isolated = IsolatedExecutor(self.watched.wake, timeout_s=ISOLATED_TIMEOUT_S)
         return self._isolated
 
+    def _drop_executor(self) -> None:
+        """Close a Dask executor whose scheduler is lost; its shots wait for the next one.
+        (A pool of worker processes mends itself: :meth:`result.pool.WorkerPool.retry`.)"""
+        executor = self._executor
+        if executor is None or executor.kind != "dask":
+            return
+        self._executor = None
+        for name, flight in list(self._flights.items()):
+            if flight.executor is executor:
+                del self._flights[name]
+                self._waiting[name] = flight.path
+                self._again.add(name)
+        with contextlib.suppress(Exception):  # it is broken already
+            executor.close()
+
     def close(self) -> None:
         for executor in (self._executor, self._isolated):
             if executor is not None:
@@ -196,6 +211,8 @@ class ResultDaemon(WatchingDaemon):
             done += self._collect()  # what ran at once (inline)
         except StoreUnavailable as exc:
             release_leaked()  # h5_lock's, after zlock failed (no shot is open here)
+            if isinstance(exc, WorkersUnavailable):
+                self._drop_executor()  # a lost Dask client is made anew, not reused
             log.warning(
                 "waiting for the store, zlock or the analysis workers (next try in %.1f s): %s",
                 self._delay_s,
@@ -244,7 +261,12 @@ class ResultDaemon(WatchingDaemon):
             return
         import lyse.dataframe_utilities  # noqa: F401  (the finisher's, now: seconds to import)
 
-        if not self.executor.wait_ready(WORKERS_READY_S):
+        try:
+            ready = self.executor.wait_ready(WORKERS_READY_S)
+        except WorkersUnavailable as exc:  # a scheduler that does not answer: tried later
+            log.warning("the analysis workers are unavailable; shots wait for them: %s", exc)
+            return
+        if not ready:
             log.warning(
                 "the analysis workers (%s) are not all ready after %.0f s; shots wait for them",
                 self.executor.kind,
@@ -405,20 +427,20 @@ class ResultDaemon(WatchingDaemon):
                     "the daemon died on %s before: analysing it in a process of its own", name
                 )
                 executor = self._isolation()
+                executor.submit(task)
                 self._flights[name] = _Flight(path, task, executor)
                 self._again.add(name)
-                executor.submit(task)
                 return
             self.deaths.started(KIND, name)  # a death of the daemon now is the shot's
-            self._flights[name] = _Flight(path, task, executor)
             executor.submit(task)  # it runs now, in this process
+            self._flights[name] = _Flight(path, task, executor)
             self.deaths.ended(KIND, name)
             return
+        executor.submit(task)  # (the executor's trouble raises WorkersUnavailable: it waits)
         self._flights[name] = _Flight(path, task, executor)
         if name in self._submitted:
             self._again.add(name)  # an earlier run's work copy may be left: tidied after
         self._submitted.add(name)
-        executor.submit(task)
 
     # -- what comes back ----------------------------------------------------------------
 
@@ -474,6 +496,10 @@ class ResultDaemon(WatchingDaemon):
                 self.deaths.begin(tx, KIND_SEEN, name)
             self._last_death = item.death
             jlog.error("the process analysing %s died: %s", name, item.death)
+            self._waiting[name] = path
+            return 0
+        if item.retry is not None:
+            jlog.warning("the executor lost the task of %s (%s): submitted again", name, item.retry)
             self._waiting[name] = path
             return 0
         if item.given_up is not None:
@@ -599,11 +625,13 @@ class ResultDaemon(WatchingDaemon):
         local.unlink()
         return local.parent
 
-    def _remove_work_copies(self, row: ShotRow) -> None:
+    def _remove_work_copies(self, row: ShotRow, *, always: bool = False) -> None:
         """Work copies of the shot's earlier tasks (a killed worker or daemon, a store that
         failed): removed if the store lets them be. Looked for only for a shot submitted
-        more than once by this daemon, or taken up after a restart."""
-        if row.address not in self._again:
+        more than once by this daemon, taken up after a restart, or given up, or with Dask
+        (which runs a task again on its own when a worker dies)."""
+        dask = self._executor is not None and self._executor.kind == "dask"
+        if not (always or dask or row.address in self._again):
             return
         with contextlib.suppress(OSError):
             for leftover in work_copies(self._target(row), WORK):
@@ -674,7 +702,7 @@ class ResultDaemon(WatchingDaemon):
         """Move a given-up shot and its address file to the quarantine folder (again after a
         crash: the ledger said quarantined first)."""
         local = Path(row.local_path)
-        self._remove_work_copies(row)
+        self._remove_work_copies(row, always=True)
         shot_name = local.name if local.exists() else f"{row.address}.h5"
         reason = row.error or "given up"
         reason_file = self.quarantine.put(

@@ -13,7 +13,8 @@ Every executor takes :class:`result.task.ShotTask` s and gives back :class:`Fini
 in whatever order the shots finish; the daemon keeps at most :attr:`Executor.capacity` in
 flight. What comes back says one of: the task's outcome; a ``death`` (the worker process
 died on this shot: counted against the shot, like a crash of the daemon); ``given_up`` (Dask
-gave up the shot after it killed ``distributed.scheduler.allowed-failures`` workers); an
+gave up the shot after it killed ``distributed.scheduler.allowed-failures`` workers);
+``retry`` (Dask lost the task: a scheduler that went away; not the shot's doing); an
 ``error`` (labspool's own fault in the task). A pool whose workers cannot start raises
 :class:`WorkersUnavailable`: the daemon waits and retries, as for a store that is away.
 """
@@ -49,6 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RUN = "result.task:run_shot"
+THREADS_EVERY_S = 10.0
 _WARM = "result.task:warm_up"
 
 
@@ -63,6 +65,7 @@ class Finished:
     outcome: ShotOutcome | None = None
     death: str | None = None  # the process analysing it died: how
     given_up: str | None = None  # the executor gave it up (Dask: it killed workers)
+    retry: str | None = None  # the executor lost the task (Dask's trouble): submit it again
     error: str | None = None  # labspool's fault in the task: "<type>: <message>"
 
 
@@ -226,17 +229,40 @@ class DaskExecutor(Executor):
             raise WorkersUnavailable(
                 f"the Dask workers cannot import the labscript suite: {describe_exception(exc)}"
             ) from exc
-        threads = sum(self.client.nthreads().values()) or settings.worker_count()
-        super().__init__(threads * settings.in_flight_per_worker, wake)
+        self._per_worker = settings.in_flight_per_worker
+        self._fallback = settings.worker_count()
+        self._threads_at = float("-inf")
+        super().__init__(0, wake)
+        self._threads()
         self._futures: dict[str, Any] = {}
         self._done: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._count = 0
+
+    def _threads(self) -> None:
+        """The window follows the cluster's threads (workers that join or leave: `scale`,
+        `adapt`), asked again at most every ``THREADS_EVERY_S``."""
+        if time.monotonic() - self._threads_at < THREADS_EVERY_S:
+            return
+        self._threads_at = time.monotonic()
+        try:
+            threads = sum(self.client.nthreads().values())
+        except Exception:
+            return  # the scheduler does not answer now: the window stays
+        self.capacity = (threads or self._fallback) * self._per_worker
+
+    def tick(self) -> None:
+        self._threads()
 
     def submit(self, task: ShotTask) -> None:
         self._count += 1
         # A key of our own, unique per submission: a repeat of the task is a new task.
         key = f"labspool-shot-{task.address}-{time.time_ns()}-{self._count}"
-        future = self.client.submit(run_shot, task, key=key, pure=False)
+        try:
+            future = self.client.submit(run_shot, task, key=key, pure=False)
+        except Exception as exc:  # the scheduler is gone: the daemon waits and retries
+            raise WorkersUnavailable(
+                f"the Dask scheduler did not take the task: {describe_exception(exc)}"
+            ) from exc
         self._futures[task.address] = future
 
         def done(f: Any, address: str = task.address) -> None:
@@ -260,8 +286,8 @@ class DaskExecutor(Executor):
             if future.status == "finished":
                 out.append(Finished(address, outcome=future.result()))
                 continue
-            if future.status == "cancelled":
-                out.append(Finished(address, death="Dask cancelled the task"))
+            if future.status == "cancelled":  # a scheduler lost or restarted: not the shot's
+                out.append(Finished(address, retry="Dask cancelled the task"))
                 continue
             exc = future.exception()
             if isinstance(exc, killed_worker):
@@ -274,6 +300,8 @@ class DaskExecutor(Executor):
                         ),
                     )
                 )
+            elif _of_dask(exc):  # the cluster's trouble (a lost connection, a time-out)
+                out.append(Finished(address, retry=describe_exception(exc)))
             else:
                 out.append(Finished(address, error=describe_exception(exc)))
 
@@ -300,6 +328,16 @@ class DaskExecutor(Executor):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _of_dask(exc: BaseException | None) -> bool:
+    """An exception of Dask itself (a cancelled future, a closed connection), not one that
+    the task raised."""
+    import asyncio
+
+    if exc is None or isinstance(exc, asyncio.CancelledError | TimeoutError):
+        return True
+    return (type(exc).__module__ or "").startswith(("distributed", "tornado"))
 
 
 def _allow_toolz_aliases() -> None:

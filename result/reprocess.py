@@ -227,6 +227,9 @@ class Reprocessor:
             placed: list[tuple[ShotRow, ShotOutcome]] = []
             for item in finished:
                 row = flights.pop(item.key)
+                if item.retry is not None:
+                    waiting.append(row)
+                    continue
                 if item.death is not None:
                     deaths[item.key] = deaths.get(item.key, 0) + 1
                     if deaths[item.key] < self.settings.limits.item_deaths_max:

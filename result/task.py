@@ -171,7 +171,15 @@ def run_shot(task: ShotTask) -> ShotOutcome:
     """Check, copy and analyse one shot (see the module's text); never raises for what the
     shot or the store did (that is in the outcome), only for a fault of labspool itself."""
     started = time.perf_counter()
-    warm_up()
+    try:
+        warm_up()
+    except Exception as exc:  # this worker cannot import the suite: not the shot's fault
+        return ShotOutcome(
+            task.address,
+            UNAVAILABLE,
+            error=f"the worker {socket.gethostname()}:{os.getpid()} cannot import the "
+            f"labscript suite: {type(exc).__name__}: {exc}",
+        )
     outcome = _run(task)
     return ShotOutcome(
         **{

@@ -332,8 +332,8 @@ def audit(lab: VirtualLab, plan: Plan, chaos: Chaos) -> tuple[dict[str, Any], li
       test's requeues; ERROR with an error_message; DONE with every expected shot archived
       and its result file), its status file saying the same; a job the test never touched
       that is not DONE is a remark, with its error_message;
-    * no temporary file (``.*.tmp``) anywhere in the tree, nothing in state/result-work,
-      state/result-claimed or addresses/."""
+    * no temporary file (``.*.tmp``) anywhere in the tree, no work copy (``.*.work``) on the
+      store, nothing in state/result-work, state/result-claimed or addresses/."""
     folders = lab.settings.folders
     problems: list[str] = []
     remarks: list[str] = []
@@ -506,6 +506,9 @@ def audit(lab: VirtualLab, plan: Plan, chaos: Chaos) -> tuple[dict[str, Any], li
         pids = [int(f) for f in fields if f.isdigit() and int(f) in chaos.killed]
         whose = f" (pid {pids[0]}: {chaos.killed[pids[0]]})" if pids else ""
         problems.append(f"temporary file left: {name}{whose}")
+    # the analysis tasks' work copies beside the archived shots (.<shot>.<random>.work)
+    for copy in sorted(folders.sds.rglob(".*.work")):
+        problems.append(f"work copy left on the store: {copy.relative_to(lab.root)}")
     for folder in (folders.state / "result-work", folders.result_claimed, folders.addresses):
         leftovers = sorted(p.name for p in folder.iterdir())
         if folder == folders.addresses:

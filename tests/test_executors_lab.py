@@ -293,3 +293,29 @@ def test_reprocess_uses_the_workers_of_an_existing_dask_scheduler(
         pids = {int(w.rsplit(":", 1)[1]) for w in line.removeprefix("analysed by: ").split(", ")}
         assert pids and pids <= descendants(worker.pid), (pids, descendants(worker.pid))
         assert b"parity" in outputs(lab, "remote")[0]
+
+
+def test_a_shot_that_kills_dask_workers_is_given_up_and_the_rest_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import the tests' routine
+    with virtual_lab(
+        tmp_path / "lab",
+        prepare=lambda c: configure(
+            c,
+            EXECUTORS["dask"],
+            ["result.routines.singlequdit:count_atoms", "tests.routines_for_tests:die_on_poison"],
+        ),
+    ) as lab:
+        daemon = lab.start_result_daemon()
+        lab.submit("poison", {"experiment_0": experiment(1.0, 4, seed=4)}, tmp_path)
+        lab.submit("fine", {"experiment_0": experiment(1.0, 3, seed=5)}, tmp_path)
+        poison = lab.wait_for_status("poison", lambda s: s.get("status") in ("DONE", "ERROR"), 300)
+        assert poison["status"] == "ERROR", poison
+        assert "Dask workers died while analysing it" in poison["error_message"]
+        assert "KilledWorker" in poison["error_message"]
+        assert poison["shots_done"] == 3, "the other shots are archived"
+        assert finished(lab, "fine")["shots_done"] == 3
+        assert daemon.poll() is None, "the daemon lives on"
+        (kept,) = lab.settings.folders.quarantine.glob("poison__*.h5")
+        assert kept.stat().st_size > 0

@@ -130,6 +130,42 @@ sys.stdout.write(get_dataframe_from_shots([str(p) for p in shots]).to_csv())
         assert "count_atoms" in ours and "labspool_shot" in header
 
 
+def test_the_dataframe_of_shots_with_other_columns_is_lyses_too(
+    lab: VirtualLab, tmp_path: Path
+) -> None:
+    """Shots without an image (no ``measure``) have fewer columns and column levels than
+    those with one: the DataFrame built from the ledger's rows, interleaved, is still lyse's
+    ``concat_with_padding`` of each archived shot's ``get_dataframe_from_shot``."""
+    lab.submit(
+        "mixed",
+        {
+            "experiment_0": experiment(0.8, 3, seed=15),
+            "experiment_1": experiment(0.8, 2, measure=False, seed=16),
+        },
+        tmp_path,
+    )
+    done(lab, "mixed")
+    script = f"""
+import sys
+from lyse.dataframe_utilities import concat_with_padding, get_dataframe_from_shot
+from result.ledger import Ledger
+from result.outputs import experiment_frame
+from spooler.store import JobStore
+
+store = JobStore(__import__("pathlib").Path({str(lab.settings.folders.database)!r}))
+rows = Ledger.of_job(store.read, "mixed", 1)
+assert [r.experiment for r in rows] == ["experiment_0"] * 3 + ["experiment_1"] * 2
+order = [rows[3], rows[0], rows[4], rows[1], rows[2]]
+ours = experiment_frame(order).to_csv()
+lyse = concat_with_padding(*[get_dataframe_from_shot(r.sds_path) for r in order]).to_csv()
+assert ours == lyse, (ours, lyse)
+sys.stdout.write(ours)
+"""
+    checked = in_lab(lab.root, script)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "count_atoms" in checked.stdout
+
+
 def test_a_late_shot_with_an_old_name_is_archived_not_lost(lab: VirtualLab, tmp_path: Path) -> None:
     from spooler.lab.blacs_plugin.labspool_addresses import write_address_file
 

@@ -69,3 +69,33 @@ def test_config_comes_from_flag_then_environment(
     monkeypatch.delenv("LABSPOOL_CONFIG")
     with pytest.raises(ConfigError, match="LABSPOOL_CONFIG"):
         find_config(None)
+
+
+@pytest.mark.parametrize(
+    ("executor", "fragment"),
+    [
+        ("{kind: threads}", "result.executor.kind: 'threads' is not one of"),
+        ("{workers: 2}", "'kind' is a required property"),
+        ("{kind: dask, scheduler: 'tcp://h:8786', workers: 2}", "result.executor"),
+        ("{kind: dask, scheduler: 'h:8786'}", "result.executor.scheduler"),
+        ("{kind: processes, workers: 0}", "result.executor.workers"),
+    ],
+)
+def test_a_wrong_executor_is_named(tmp_path: Path, executor: str, fragment: str) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text(f"backend: singlequdit\nresult:\n  executor: {executor}\n")
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        load_settings(config)
+
+
+def test_the_executor_defaults_to_a_worker_per_core(tmp_path: Path) -> None:
+    import os
+
+    config = tmp_path / "labspool.yaml"
+    config.write_text("backend: singlequdit\n")
+    executor = load_settings(config).result.executor
+    assert executor.kind == "processes"
+    assert executor.worker_count() == len(os.sched_getaffinity(0))
+    config.write_text("backend: singlequdit\nresult: {executor: {kind: dask, workers: 3}}\n")
+    dask = load_settings(config).result.executor
+    assert (dask.kind, dask.scheduler, dask.worker_count()) == ("dask", None, 3)
