@@ -136,8 +136,16 @@ def warm_up() -> None:
 
     from . import locklease
 
-    for module in ("labscript_utils.h5_lock", "h5py", "lyse", "lyse.dataframe_utilities"):
-        importlib.import_module(module)
+    import warnings
+
+    with warnings.catch_warnings():
+        # lyse 3.3 warns that a Run outside its GUI ("standalone") is deprecated; it is the
+        # documented way to read and write a shot's results, and the one used here.
+        warnings.filterwarnings(
+            "ignore", "Running standalone single-shot lyse scripts", FutureWarning
+        )
+        for module in ("labscript_utils.h5_lock", "h5py", "lyse", "lyse.dataframe_utilities"):
+            importlib.import_module(module)
     headless()  # the suite's import installed its Tk exception hook
     locklease.shorten()
     _warm = True

@@ -164,9 +164,14 @@ def test_a_worker_killed_mid_task_loses_no_shot_and_archives_none_twice(
             assert "died on" in (lab.root / "result.log").read_text()
 
 
-def test_a_killed_reprocess_resumes_where_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["processes", "dask"])
+def test_a_killed_reprocess_resumes_where_it_was(tmp_path: Path, kind: str) -> None:
+    """While the daemon runs; the reprocess's workers (a pool, or a LocalCluster's) die with
+    it."""
     shots = 6
-    with virtual_lab(tmp_path / "lab", result_daemon=True) as lab:
+    with virtual_lab(
+        tmp_path / "lab", result_daemon=True, prepare=lambda c: configure(c, EXECUTORS[kind])
+    ) as lab:
         lab.submit("resume", {"experiment_0": experiment(0.5, shots, seed=13)}, tmp_path)
         finished(lab, "resume")
         before = versions(lab, "resume")
