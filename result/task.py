@@ -131,12 +131,11 @@ def warm_up() -> None:
     if _warm:
         return
     import importlib
+    import warnings
 
     from spooler.headless import headless
 
     from . import locklease
-
-    import warnings
 
     with warnings.catch_warnings():
         # lyse 3.3 warns that a Run outside its GUI ("standalone") is deprecated; it is the
