@@ -144,7 +144,8 @@ class ResultDaemon(WatchingDaemon):
         self._executor: Executor | None = None
         self._isolated: Executor | None = None
         self._flights: dict[str, _Flight] = {}
-        self._waiting: dict[str, Path] = {}  # claimed, read, not yet submitted (oldest first)
+        self._waiting: dict[str, Path] = {}  # received (ledger row), not yet submitted
+        self._unread: list[Path] = []  # claimed address files to read in the next pass
         self._last_death: str | None = None  # how the last process died on a shot
         self._submitted: set[str] = set()  # shots submitted by this daemon (not yet done)
         self._again: set[str] = set()  # of those, the ones that may have left a work copy
@@ -238,7 +239,7 @@ class ResultDaemon(WatchingDaemon):
             total += done
             if self.clock() < self._retry_at:
                 return total
-            if done == 0 and not self._flights and not self._waiting:
+            if done == 0 and not (self._flights or self._waiting or self._unread):
                 return total
             if done == 0:
                 self.watched.wake.wait(1.0)
@@ -277,8 +278,8 @@ class ResultDaemon(WatchingDaemon):
         if look:
             self._next_rescan = self.clock()  # list the folder ourselves now
         done = self.step()
-        room = self._room() > 0 and (len(self.addresses) or self._waiting)
-        return bool(done or (room and self.clock() >= self._retry_at))
+        more = len(self.addresses) or self._unread or (self._room() > 0 and self._waiting)
+        return bool(done or (more and self.clock() >= self._retry_at))
 
     def _sleep_s(self) -> float:
         if self.clock() < self._retry_at:
@@ -308,33 +309,33 @@ class ResultDaemon(WatchingDaemon):
         for executor in (self._executor, self._isolated):
             if executor is not None:
                 executor.tick()
+        unread = {path.name: path for path in self._unread}
+        self._unread = []
         if not self._flights:
             for name in sorted(os.listdir(self.claimed)):
-                if name not in self._waiting:
-                    self._waiting[name] = self.claimed / name
+                if name not in self._waiting and name not in unread:
+                    unread[name] = self.claimed / name
                     if name not in self._submitted:
                         self._again.add(name)  # left by a daemon before this one
         if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
             self.addresses.rescan()
             self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
-        room = self._room() - len(self._waiting)
-        if room > 0:
-            for candidate in self.addresses.take(min(room, self.settings.result.batch_max_shots)):
-                claim = self.addresses.claim(candidate)
-                if claim is not None:
-                    self._waiting[claim.path.name] = claim.path
+        # Every address is received at once, whatever the executor's room: the shots made
+        # are what the spooler's look-ahead goes by, and a slow analysis must not idle the
+        # machine. Only the tasks in flight are bounded.
+        for candidate in self.addresses.take(self.settings.result.batch_max_shots):
+            claim = self.addresses.claim(candidate)
+            if claim is not None:
+                unread[claim.path.name] = claim.path
         new: list[tuple[Path, Address]] = []
-        for name, path in list(self._waiting.items()):
-            if name in self._flights:
-                del self._waiting[name]
+        for path in unread.values():
+            if Ledger.get(self.jobs.read, path.name) is not None:
+                self._waiting[path.name] = path
                 continue
-            row = Ledger.get(self.jobs.read, name)
-            if row is None:
-                del self._waiting[name]
-                try:
-                    new.append((path, self._read(path)))
-                except BadAddress as exc:
-                    self._refuse(path, str(exc))
+            try:
+                new.append((path, self._read(path)))
+            except BadAddress as exc:
+                self._refuse(path, str(exc))
         if new:
             with self.jobs.change() as tx:  # from here on a death is the job's shot's
                 for path, address in new:
@@ -378,8 +379,7 @@ class ResultDaemon(WatchingDaemon):
             except BadAddress:
                 shot = row.local_path
             if shot != row.local_path:
-                path = self._rename_claimed(path)
-                self._waiting[path.name] = path
+                self._unread.append(self._rename_claimed(path))  # a new shot: read next pass
                 return
             if row.state == "quarantined":
                 self._quarantine_files(row, path)  # given up before a crash: finish it
@@ -389,8 +389,8 @@ class ResultDaemon(WatchingDaemon):
                     fsync_dir(folder)
                 self._file_addresses([path])
             return
-        if row is None:  # claimed by the ledger and forgotten (refused) before a crash
-            self._waiting[name] = path
+        if row is None:  # its row is gone (refused meanwhile): read again next pass
+            self._unread.append(path)
             return
         (self.work / f"{name}.h5").unlink(missing_ok=True)  # of an older labspool
         read = self.jobs.read

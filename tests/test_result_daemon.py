@@ -226,3 +226,33 @@ def test_a_job_that_cannot_be_finished_ends_error_and_the_others_go_on(
         "internal error while finishing the job: RuntimeError: the CSV writer broke"
     )
     assert b.state is JobState.ERROR and "missing: 2 of experiment_0" in str(b.error_message)
+
+
+def test_every_shot_made_is_received_at_once_whatever_the_executors_room(
+    tree: Settings, daemon: ResultDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spooler's look-ahead goes by the shots the result daemon has received: a slow
+    analysis (a full window of tasks) must not hold that count back and idle the machine."""
+    shots = 40
+    running_job(tree, "slow", {"experiment_0": shots}, at=1.7e9)
+    folder = tree.folders.shot_folder("slow", 1, "experiment_0")
+    folder.mkdir(parents=True)
+    for i in range(shots):
+        shot = folder / f"s_{i:02d}.h5"
+        shot.write_bytes(b"")
+        record = {"shot": str(shot), "job_id": "slow", "experiment": "experiment_0"}
+        address = tree.folders.addresses / f"slow__experiment_0__{i:05d}.json"
+        address.write_text(json.dumps({**record, "shot_index": i, "attempt": 1}))
+    started: list[str] = []
+    monkeypatch.setattr(daemon, "executor_capacity", lambda: 1)  # one shot in flight at most
+
+    def start(path: Path) -> None:
+        started.append(path.name)
+        # in flight, never back
+        daemon._flights[path.name] = None  # type: ignore[assignment]
+
+    monkeypatch.setattr(daemon, "_start", start)
+    while daemon._pass(look=True):
+        pass
+    assert len(started) == 1, "one task in flight"
+    assert daemon.jobs.read.require("slow").shots_made == shots, "every shot received"
