@@ -1,33 +1,21 @@
-"""Moving a shot to the network store (SDS) so that it is never lost.
+"""Putting an analysed shot in its place on the network store (SDS), never losing it.
 
-A move across filesystems is not atomic, so a shot goes to the store in steps, each safe to
-be interrupted: copy to a hidden temporary name on the store (computing its SHA-256 on the
-way), fsync it, read it back and verify size and checksum, rename it to its final name, fsync
-the store's folder. Only after that, and after the ledger has recorded it, does the caller
-delete the local copy. Repeating :func:`archive` after a crash at any point finishes the job:
-a final file that is already there and verified is kept; a stale temporary one is replaced.
+A task (:mod:`result.task`) copies the shot to a work copy beside its place on the store,
+analyses it, fsyncs it and says its size and SHA-256. :func:`place` then reads the copy back,
+verifies it against what the task said, and renames it to its final name (atomic on one
+filesystem); the caller syncs the folder and records the shot before it deletes the local
+shot. A copy that does not verify is removed and the shot analysed again; a kill at any
+moment leaves either the old state (the shot analysed again) or the new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from spooler.fsutil import fsync_dir, temp_name
-
-__all__ = [
-    "Archived",
-    "StoreUnavailable",
-    "archive",
-    "checksum",
-    "copy_durably",
-    "flush_file",
-    "is_transient",
-]
-
-_CHUNK = 1 << 20
+__all__ = ["StoreUnavailable", "checksum", "flush_file", "is_transient", "place"]
 
 
 class StoreUnavailable(OSError):
@@ -42,13 +30,6 @@ def is_transient(exc: BaseException) -> bool:
     return (type(exc).__module__ or "").startswith(("zmq", "zprocess"))
 
 
-@dataclass(frozen=True)
-class Archived:
-    path: Path
-    size: int
-    sha256: str
-
-
 def checksum(path: Path) -> tuple[int, str]:
     """(size, SHA-256) of the file at *path*."""
     with path.open("rb") as f:
@@ -56,65 +37,25 @@ def checksum(path: Path) -> tuple[int, str]:
         return f.tell(), digest.hexdigest()
 
 
-def archive(local: Path, target: Path, *, replace: bool = False) -> Archived:
-    """Put a verified copy of *local* at *target*; the local file is left for the caller.
-
-    An existing *target* with other content is an error, unless *replace* (reprocessing),
-    in which case it is replaced atomically by the verified copy."""
-    size, digest = checksum(local)
+def place(work: Path, target: Path, expected: tuple[int | None, str | None]) -> bool:
+    """Rename the work copy *work* to *target* (replacing it) if it is what its task said:
+    *expected* (size, SHA-256). False: it is gone or does not verify (then it is removed);
+    analyse the shot again. A store that fails raises :class:`StoreUnavailable`."""
     try:
-        if target.exists():
-            if checksum(target) == (size, digest):
-                return Archived(target, size, digest)  # done before a crash
-            if not replace:
-                raise StoreUnavailable(
-                    f"{target} exists on the store with other content; not replaced"
-                )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a copy a crash cut short
-        tmp = temp_name(target)
-        try:
-            copied = _copy(local, tmp)
-            if copied != (size, digest) or checksum(tmp) != (size, digest):
-                raise StoreUnavailable(f"the copy of {local.name} on the store does not verify")
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(target.parent)
-    except StoreUnavailable:
-        raise
+        found = checksum(work)  # the task made it durable (fsync) before it returned
+    except FileNotFoundError:
+        return False  # removed meanwhile (the tidying of another run)
     except OSError as exc:
-        raise StoreUnavailable(
-            f"cannot write to the store: {exc.strerror or exc} ({target.parent})"
-        ) from exc
-    return Archived(target, size, digest)
-
-
-def _copy(source: Path, destination: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with source.open("rb") as src, destination.open("wb") as dst:
-        while chunk := src.read(_CHUNK):
-            dst.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
-    return size, digest.hexdigest()
-
-
-def copy_durably(source: Path, destination: Path) -> None:
-    """Copy *source* to *destination* on the same machine: temporary name, fsync, rename."""
-    tmp = temp_name(destination)
+        raise StoreUnavailable(f"cannot read the work copy {work}: {exc}") from exc
+    if found != expected:
+        with contextlib.suppress(OSError):  # a store that fails: tidied later
+            work.unlink(missing_ok=True)
+        return False
     try:
-        _copy(source, tmp)
-        os.rename(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(destination.parent)
+        os.replace(work, target)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot rename into the store: {exc}") from exc
+    return True
 
 
 def flush_file(path: Path) -> None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from spooler.backends import get_backend
 from spooler.fsutil import fsync_dir
 from spooler.items import DeathCounter, Quarantine, describe_exception
+from spooler.lab.profile import activate_if_set
 from spooler.logs import for_job
 from spooler.names import escaped
 from spooler.settings import Folders, Settings
@@ -50,7 +51,7 @@ from spooler.watching import WatchingDaemon
 from . import task as tasks
 from .addresses import Address, BadAddress, read_address
 from .analysis import load_routines
-from .archive import StoreUnavailable, checksum
+from .archive import StoreUnavailable, place
 from .executors import Executor, Finished, IsolatedExecutor, WorkersUnavailable, make_executor
 from .finishing import JobFinisher
 from .killlock import release_leaked
@@ -121,21 +122,13 @@ class ResultDaemon(WatchingDaemon):
         self.work.mkdir(exist_ok=True)
         for stale in self.work.iterdir() if exclusive else ():
             stale.unlink()  # a half-done analysis; its shot is still where it came from
-        if settings.lab.labscript_profile is not None:
-            import sys
-
-            if "labscript_utils" not in sys.modules:
-                from spooler.lab.profile import activate
-
-                activate(settings.lab.labscript_profile)
+        activate_if_set(settings.lab.labscript_profile)
         self.ledger = Ledger(self.jobs.store)
         self.deaths = DeathCounter(self.jobs.store, "result", settings.limits.item_deaths_max)
         self.quarantine = Quarantine(settings.folders.quarantine, "result daemon")
         self.routines = settings.result.routines
         load_routines(self.routines)  # a routine that cannot be loaded is a ConfigError now
-        self.memory_routine = settings.result.memory_routine or (
-            self.routines[-1].rpartition(":")[2] if self.routines else None
-        )
+        self.memory_routine = settings.result.memory_routine_name()
         self.finisher = JobFinisher(
             settings, self.jobs, get_backend(settings.backend), wall_clock=wall_clock
         )
@@ -296,11 +289,7 @@ class ResultDaemon(WatchingDaemon):
 
     def executor_capacity(self) -> int:
         if self._executor is None:
-            return self.settings.result.executor.worker_count() * (
-                1
-                if self.settings.result.executor.kind == "inline"
-                else self.settings.result.executor.in_flight_per_worker
-            )
+            return self.settings.result.executor.window()  # (started with the first shot)
         return self._executor.capacity
 
     def _admit(self) -> None:
@@ -392,7 +381,6 @@ class ResultDaemon(WatchingDaemon):
         if row is None:  # its row is gone (refused meanwhile): read again next pass
             self._unread.append(path)
             return
-        (self.work / f"{name}.h5").unlink(missing_ok=True)  # of an older labspool
         read = self.jobs.read
         daemon_deaths = self.deaths.deaths(read, KIND, name)
         seen_deaths = self.deaths.deaths(read, KIND_SEEN, name)
@@ -519,8 +507,8 @@ class ResultDaemon(WatchingDaemon):
             self._discard(outcome)
             raise StoreUnavailable(outcome.error or "the store is unavailable")
         if outcome.kind == tasks.REFUSED:
-            self._end_deaths(name)
             with self.jobs.change() as tx:
+                self._forget_deaths(tx, name)
                 Ledger.forget(tx, name)
                 if row.job_id and row.attempt is not None:
                     self._count_made(tx, row.job_id, row.attempt)
@@ -539,29 +527,18 @@ class ResultDaemon(WatchingDaemon):
         """Verify the outcome's work copy and rename it to *target*; False: analyse again."""
         assert outcome.work is not None
         work = Path(outcome.work)
-        try:
-            found = checksum(work)  # the task made it durable (fsync) before it returned
-        except FileNotFoundError:
-            return False  # removed meanwhile (another run's tidying): analysed again
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot read the work copy {work}: {exc}") from exc
-        if found != (outcome.size, outcome.sha256):
-            for_job(log, row.job_id or "-").error(
-                "the work copy %s does not verify; the shot is analysed again", work.name
-            )
-            with contextlib.suppress(OSError):
-                work.unlink(missing_ok=True)
-            return False
         owner = Ledger.archived_at(self.jobs.read, str(target))
         if owner is not None and owner != row.address:
             with contextlib.suppress(OSError):
                 work.unlink(missing_ok=True)
             raise _Taken(owner)
-        try:
-            os.replace(work, target)  # a copy of ours the ledger has not recorded: replaced
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot rename into the store: {exc}") from exc
-        return True
+        # a copy of ours at target that the ledger has not recorded (a crash) is replaced
+        if place(work, target, (outcome.size, outcome.sha256)):
+            return True
+        for_job(log, row.job_id or "-").error(
+            "the work copy %s is gone or does not verify; the shot is analysed again", work.name
+        )
+        return False
 
     def _record(self, placed: list[_Placed]) -> None:
         """Shots in their places on the store: durable, recorded, then tidied."""
@@ -583,8 +560,7 @@ class ResultDaemon(WatchingDaemon):
                     error=outcome.error,
                     routines=outcome.version or None,
                 )
-                self.deaths.end(tx, KIND, row.address)
-                self.deaths.end(tx, KIND_SEEN, row.address)
+                self._forget_deaths(tx, row.address)
                 if outcome.kind == tasks.FAILED and row.job_id and row.attempt is not None:
                     errors.append((row.job_id, row.attempt, outcome.error or "analysis failed"))
             for job_id, attempt in {(r.row.job_id, r.row.attempt) for r in placed}:
@@ -643,10 +619,10 @@ class ResultDaemon(WatchingDaemon):
             with contextlib.suppress(OSError):
                 Path(outcome.work).unlink(missing_ok=True)
 
-    def _end_deaths(self, name: str) -> None:
-        with self.jobs.change() as tx:
-            self.deaths.end(tx, KIND, name)
-            self.deaths.end(tx, KIND_SEEN, name)
+    def _forget_deaths(self, tx: Transaction, name: str) -> None:
+        """The shot is done with (archived, refused, given up): its deaths are forgotten."""
+        self.deaths.end(tx, KIND, name)
+        self.deaths.end(tx, KIND_SEEN, name)
 
     @staticmethod
     def _count_made(tx: Transaction, job_id: str, attempt: int) -> None:
@@ -692,8 +668,7 @@ class ResultDaemon(WatchingDaemon):
             return
         with self.jobs.change() as tx:
             Ledger.quarantined(tx, name, error=reason)
-            self.deaths.end(tx, KIND, name)
-            self.deaths.end(tx, KIND_SEEN, name)
+            self._forget_deaths(tx, name)
         quarantined = Ledger.get(self.jobs.read, name)
         assert quarantined is not None
         self._quarantine_files(quarantined, address_path)

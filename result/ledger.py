@@ -105,24 +105,9 @@ class Ledger:
         )
 
     @staticmethod
-    def checked(view: Reader, address: str) -> None:
-        """The shot was read as a labscript shot of what its address says."""
-        view.execute(
-            "UPDATE shots SET state = 'claimed' WHERE address = ? AND state = 'received'",
-            (address,),
-        )
-
-    @staticmethod
     def forget(view: Reader, address: str) -> None:
         """A received address that was then refused: it names no shot of the job."""
         view.execute("DELETE FROM shots WHERE address = ? AND state = 'received'", (address,))
-
-    @staticmethod
-    def analysed(view: Reader, address: str, *, memory: str | None, error: str | None) -> None:
-        view.execute(
-            "UPDATE shots SET state = 'analysed', memory = ?, error = ? WHERE address = ?",
-            (memory, error, address),
-        )
 
     @staticmethod
     def archived(

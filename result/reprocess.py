@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,13 +36,14 @@ from spooler.backends import get_backend
 from spooler.errors import LabspoolError
 from spooler.fsutil import exclusive_lock, fsync_dir
 from spooler.jobs import Jobs
+from spooler.lab.profile import activate_if_set
 from spooler.logs import for_job
 from spooler.settings import Settings
 from spooler.states import FINISHED, JobState
 
 from . import task as tasks
 from .analysis import load_routines
-from .archive import StoreUnavailable, checksum
+from .archive import place
 from .executors import Executor, Finished, make_executor
 from .finishing import JobFinisher
 from .ledger import Ledger, ShotRow
@@ -104,16 +104,10 @@ class Reprocessor:
         their version already (a run killed then starts over)."""
         self.settings = settings
         self.force = force
-        if settings.lab.labscript_profile is not None and "labscript_utils" not in sys.modules:
-            from spooler.lab.profile import activate
-
-            activate(settings.lab.labscript_profile)  # before a routine imports the suite
+        activate_if_set(settings.lab.labscript_profile)  # before a routine imports the suite
         self.routines = routines or settings.result.routines
         load_routines(self.routines)  # a routine that cannot be loaded: a ConfigError now
-        names = [spec.rpartition(":")[2] for spec in self.routines]
-        configured = [spec.rpartition(":")[2] for spec in settings.result.routines]
-        memory = settings.result.memory_routine or (configured[-1] if configured else None)
-        self.memory_routine = memory if memory in names else (names[-1] if names else None)
+        self.memory_routine = settings.result.memory_routine_name(self.routines)
         self.version = routines_version(self.routines)
         self._lock_fd = exclusive_lock(settings.folders.state / "reprocess.lock", "reprocess")
         try:
@@ -277,15 +271,8 @@ class Reprocessor:
                 f"{_shot(row)}: {outcome.worker} ran other routines ({outcome.version}, not "
                 f"{self.version}: its labspool or routines differ); the archived shot is kept"
             )
-        target = Path(row.sds_path)
-        try:
-            if checksum(work) != (outcome.size, outcome.sha256):  # made durable by the task
-                work.unlink(missing_ok=True)
-                return f"{_shot(row)}: its new copy does not verify; the archived shot is kept"
-            os.replace(work, target)
-        except OSError as exc:
-            work.unlink(missing_ok=True)
-            raise StoreUnavailable(f"cannot replace {target}: {exc}") from exc
+        if not place(work, Path(row.sds_path), (outcome.size, outcome.sha256)):
+            return f"{_shot(row)}: its new copy does not verify; the archived shot is kept"
         return None
 
     def _record(self, placed: list[tuple[ShotRow, ShotOutcome]]) -> None:

@@ -175,6 +175,13 @@ class ExecutorSettings:
             return 1
         return self.workers or max(1, len(os.sched_getaffinity(0)))
 
+    def window(self) -> int:
+        """Shots in flight at most (a Dask cluster's own count of threads decides there,
+        once connected)."""
+        if self.kind == "inline":
+            return 1
+        return self.worker_count() * self.in_flight_per_worker
+
 
 @dataclass(frozen=True, kw_only=True)
 class ResultSettings:
@@ -185,6 +192,17 @@ class ResultSettings:
     archive_retry_interval_s: float = 2.0
     archive_retry_interval_max_s: float = 60.0
     batch_max_shots: int = 64
+
+    def memory_routine_name(self, routines: tuple[str, ...] | None = None) -> str | None:
+        """The routine whose ``memory`` result is a shot's memory entry: ``memory_routine``,
+        else the last of ``routines``. With other *routines* (reprocessing), that one if it
+        is among them, else their last."""
+        names = [spec.rpartition(":")[2] for spec in self.routines]
+        configured = self.memory_routine or (names[-1] if names else None)
+        if routines is None:
+            return configured
+        others = [spec.rpartition(":")[2] for spec in routines]
+        return configured if configured in others else (others[-1] if others else None)
 
 
 @dataclass(frozen=True, kw_only=True)

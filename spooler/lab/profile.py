@@ -23,6 +23,7 @@ from pathlib import Path
 __all__ = [
     "Ports",
     "activate",
+    "activate_if_set",
     "free_port",
     "labconfig_path",
     "site_folder",
@@ -150,6 +151,13 @@ def activate(profile: Path) -> None:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if site not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([site, *paths])
+
+
+def activate_if_set(profile: Path | None) -> None:
+    """:func:`activate` *profile* (a configuration's ``lab.labscript_profile``), unless it is
+    None (the user's own profile) or this process imported the suite already."""
+    if profile is not None and "labscript_utils" not in sys.modules:
+        activate(profile)
 
 
 def site_folder(profile: Path) -> Path:
