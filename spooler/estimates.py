@@ -5,7 +5,12 @@ The model, per backend, from the most recent finished jobs of that backend in th
 when it was done):
 
 - ``lead_s``: from RUNNING to the first shot, for a job engaged on a machine that had no
-  other shot to make (compiling, the first shot);
+  other shot to make (compiling, the first shot). The first job this store ever saw make a
+  shot started a cold lab (runmanager's first compile imports labscript; BLACS programs its
+  devices for the first time), seconds slower than any later idle start: it counts only when
+  there is nothing else. With the look-ahead, idle starts are rare; without a warm one, the
+  lead is ``gap_s`` plus half of BLACS's poll of its empty queue (once a second:
+  ``IDLE_POLL_S``), which is what a warm idle start adds to a shot's cycle;
 - ``gap_s``: from the last shot of the job before to the first shot of this one, for a job
   engaged ahead while that one's shots still ran (pipelining, :mod:`spooler.dispatch`);
 - ``per_shot_s``: from one shot made to the next, within a job;
@@ -39,6 +44,7 @@ __all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs"]
 
 WINDOW_JOBS = 10  # recent jobs: the machine of the last hour, not of last week
 PRIOR_INTERVALS = 10  # how much the model weighs against a running job's own shot rate
+IDLE_POLL_S = 1.0  # BLACS looks at its empty queue once a second (experiment_queue.manage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +94,23 @@ def duration_model(reader: Reader, backend: str, window: int = WINDOW_JOBS) -> D
         return None
     # engaged ahead: running before the job before it made its last shot
     gaps = [first - b for _, first, _, running, _, b in jobs if b is not None and running < b]
-    leads = [first - running for _, first, _, running, _, b in jobs if b is None or running >= b]
+    # idle starts: warm ones had a shot of any job before them on this machine
+    idle = [
+        (first - running, b is None)
+        for _, first, _, running, _, b in jobs
+        if b is None or running >= b
+    ]
+    warm = [lead for lead, cold_lab in idle if not cold_lab]
+    cold = [lead for lead, cold_lab in idle if cold_lab]
     tail = statistics.median(done - last for _, _, last, _, done, _ in jobs)
     rates = [(last - first) / (n - 1) for n, first, last, _, _, _ in jobs if n > 1]
     gap = statistics.median(gaps) if gaps else None
-    lead = statistics.median(leads) if leads else (gap or 0.0)
+    if warm:
+        lead = statistics.median(warm)
+    elif gap is not None:
+        lead = gap + IDLE_POLL_S / 2
+    else:
+        lead = statistics.median(cold) if cold else 0.0
     # only one-shot jobs: the first shot's whole time is all that was measured of a shot
     per_shot = statistics.median(rates) if rates else lead
     return DurationModel(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spooler.estimates import duration_model, estimate_jobs
+from spooler.estimates import IDLE_POLL_S, duration_model, estimate_jobs
 from spooler.pause import PauseState, write_pause
 from spooler.states import JobState
 from spooler.store import JobStore
@@ -180,7 +180,9 @@ def test_jobs_engaged_ahead_measure_the_gap_between_jobs(store: JobStore, clock:
     model = duration_model(store.read, "singlequdit")
     assert model is not None and model.samples == 5
     assert model.gap_s == pytest.approx(0.2)
-    assert model.lead_s == pytest.approx(1.0), "the first one was engaged on an idle machine"
+    # the first one was engaged on an idle machine, a cold one (the first shot this store
+    # saw): no warm idle start measured, the lead is a gap and half of BLACS's poll
+    assert model.lead_s == pytest.approx(0.2 + IDLE_POLL_S / 2)
     assert (model.per_shot_s, model.tail_s) == pytest.approx((1.0, 2.0))
     # a running job with 4 shots to go, one engaged behind it, one queued
     queue_job(store, "now", 10)
@@ -202,6 +204,20 @@ def test_jobs_engaged_ahead_measure_the_gap_between_jobs(store: JobStore, clock:
     queued_first = ahead_first + 9 + 0.2
     assert estimates["queued"].start == pytest.approx(queued_first)
     assert estimates["queued"].finish == pytest.approx(queued_first + 2 + 2.0)
+
+
+def test_a_cold_lab_does_not_set_the_lead_of_a_warm_one(store: JobStore, clock: Clock) -> None:
+    """The first job of a lab is slow to its first shot (labscript imported, devices
+    programmed): after pipelined jobs, one warm idle start says what the next one takes."""
+    run_pipelined(store, clock, [f"p{n}" for n in range(5)], 10)  # p0: cold, 1 s
+    run_job(store, clock, "warm", 10, lead=1.5)
+    model = duration_model(store.read, "singlequdit")
+    assert model is not None and model.lead_s == pytest.approx(1.5)
+    # a store of one job: its lead is all there is
+    alone = JobStore(store.path.parent / "alone", clock=clock)
+    run_job(alone, clock, "only", 10, lead=5.0)
+    model = duration_model(alone.read, "singlequdit")
+    assert model is not None and model.lead_s == pytest.approx(5.0)
 
 
 def test_a_running_job_is_estimated_at_its_own_rate_too(store: JobStore, clock: Clock) -> None:
