@@ -33,14 +33,16 @@ class Routine:
     function: Callable[[Any], Mapping[str, Any]]
 
 
-def load_routines(specs: tuple[str, ...]) -> list[Routine]:
+def load_routines(specs: tuple[str, ...], *, setting: str = "result.routines") -> list[Routine]:
+    """The functions *specs* (``module:function``) name; one that cannot be imported is a
+    :class:`ConfigError` naming *setting* (the configuration key they came from)."""
     routines = []
     for spec in specs:
         module_name, _, function_name = spec.partition(":")
         try:
             function = getattr(importlib.import_module(module_name), function_name)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"result.routines: cannot load {spec}: {exc}") from exc
+            raise ConfigError(f"{setting}: cannot load {spec}: {exc}") from exc
         routines.append(Routine(function_name, spec, function))
     return routines
 
