@@ -1,8 +1,9 @@
 """A running job's end: complete (CSVs, result JSON, ``DONE``), given-up shots, or silence.
 
 Every running job is checked after each pass of the result daemon: complete (every expected
-shot archived or given up) means its CSVs and the result JSON, then ``DONE``, or ``ERROR``
-if shots were given up; no new shot for ``result.shots_timeout_s`` (counted from the
+shot archived or given up) means its CSVs, the multi-shot routines' files
+(:mod:`result.multishot`) and the result JSON, then ``DONE``, or ``ERROR`` if shots were
+given up; no new shot for ``result.shots_timeout_s`` (counted from the
 machine's last shot of any job: a job engaged ahead waits behind the others' shots) means
 ``ERROR`` with what is missing. The outputs are built from the ledger alone, in shot order,
 so it does not matter in which order the shots were analysed, nor where.
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from spooler.backends import Backend
 from spooler.fsutil import clear_stale_temps
@@ -26,11 +28,26 @@ from spooler.store import JobRecord
 
 from .archive import StoreUnavailable
 from .ledger import Ledger, ShotRow
+from .multishot import (
+    Artefacts,
+    MultishotInput,
+    experiment_order,
+    job_frame,
+    load_multishot,
+    run_multishot,
+)
 from .outputs import experiment_frame, result_document, write_csv, write_result
 
-__all__ = ["JobFinisher"]
+__all__ = ["JobFinisher", "Outputs"]
 
 log = logging.getLogger(__name__)
+
+
+class Outputs(NamedTuple):
+    result: Path  # the result JSON
+    store: Path  # the job's store folder: shots, CSVs, the multi-shot routines' files
+    shots: int  # archived
+    artefacts: Artefacts
 
 
 class JobFinisher:
@@ -46,6 +63,7 @@ class JobFinisher:
         self.jobs = jobs
         self.backend = backend
         self.wall_clock = wall_clock
+        self.multishot = load_multishot(settings.result.multishot_routines)
 
     def check_all(self) -> None:
         for job in self.jobs.read.jobs(JobState.RUNNING):
@@ -121,7 +139,13 @@ class JobFinisher:
         for_job(log, job.job_id).error("%s", message)
 
     def _finish(self, job: JobRecord, rows: list[ShotRow]) -> None:
-        result_path, store, count = self.write_outputs(job, rows)
+        result_path, store, count, artefacts = self.write_outputs(job, rows)
+        failed = (
+            f"; multi-shot routine(s) failed (see the result's header): "
+            f"{', '.join(artefacts.failed)}"
+            if artefacts.failed
+            else ""
+        )
         with self.jobs.change() as tx:
             tx.transition(
                 job.job_id,
@@ -129,21 +153,63 @@ class JobFinisher:
                 expect=JobState.RUNNING,
                 note=(
                     f"Done: {count} shot(s) analysed; result in {result_path}, "
-                    f"shots and CSVs in {store}"
+                    f"shots and CSVs in {store}{failed}"
                 ),
             )
         for_job(log, job.job_id).info("done: %d shot(s), result %s", count, result_path)
 
-    def write_outputs(self, job: JobRecord, rows: list[ShotRow]) -> tuple[Path, Path, int]:
-        """The CSV per experiment and the result JSON, from the ledger's archived rows."""
+    def write_outputs(self, job: JobRecord, rows: list[ShotRow]) -> Outputs:
+        """The CSV per experiment, the multi-shot routines' files and the result JSON (which
+        names those files), from the ledger's archived rows."""
         experiments = self.jobs.read.experiments(job.job_id, job.attempt)
         archived = [r for r in rows if r.state == "archived"]
         store = self.settings.folders.sds / job.job_id
-        clear_stale_temps(store)  # of a CSV whose writing a kill cut short
+        clear_stale_temps(store)  # of a CSV or a routine's file whose writing a kill cut short
+        frames: dict[str, Any] = {}
+        memory: dict[str, list[str]] = {}
         for experiment in experiments:
             shots = [r for r in archived if r.experiment == experiment.name]
             shots.sort(key=lambda r: (r.shot_index if r.shot_index is not None else -1, r.address))
-            write_csv(experiment_frame(shots), store / f"{experiment.name}.csv")
+            frames[experiment.name] = experiment_frame(shots)
+            memory[experiment.name] = [r.memory or "" for r in shots]
+            write_csv(frames[experiment.name], store / f"{experiment.name}.csv")
+        artefacts = self._run_multishot(job, store, frames, memory)
+        header = artefacts.header() if self.multishot else {}
         result_path = self.settings.folders.results / f"{job.job_id}.json"
-        write_result(result_document(self.backend, job.job_id, experiments, archived), result_path)
-        return result_path, store, len(archived)
+        write_result(
+            result_document(self.backend, job.job_id, experiments, archived, header=header),
+            result_path,
+        )
+        return Outputs(result_path, store, len(archived), artefacts)
+
+    def _run_multishot(
+        self,
+        job: JobRecord,
+        store: Path,
+        frames: dict[str, Any],
+        memory: dict[str, list[str]],
+    ) -> Artefacts:
+        """The multi-shot routines' files; a failure of theirs loses none of the job's data."""
+        if not self.multishot:
+            return Artefacts()
+        order = experiment_order(list(frames))
+        try:
+            ordered = {name: frames[name] for name in order}
+            job_input = MultishotInput(
+                job_id=job.job_id,
+                backend=self.backend.name,
+                # a reprocessed job keeps the time it was done first
+                finished_at=self.jobs.read.entered(job.job_id, job.attempt, JobState.DONE)
+                or self.wall_clock(),
+                frames=ordered,
+                frame=job_frame(ordered),
+                memory={name: memory[name] for name in order},
+            )
+        except Exception as exc:  # not the routines' fault, and no reason to lose the job
+            for_job(log, job.job_id).exception("the multi-shot routines' input failed")
+            message = f"the job's frame could not be made: {describe_exception(exc)}"
+            return Artefacts(failed={routine.spec: message for routine in self.multishot})
+        taken = set(frames) | {f"{name}.csv" for name in frames}
+        if store.is_dir():  # attempt-2/ and the like
+            taken |= {entry.name for entry in store.iterdir() if entry.is_dir()}
+        return run_multishot(self.multishot, job_input, store, reserved=taken)

@@ -6,7 +6,8 @@ made into the DataFrame that lyse's ``get_dataframe_from_shots`` gives for the a
 files, without opening the shots again.
 
 The result JSON is the Qiskit result format the clients read (``status`` "finished", one
-``memory`` string per shot, in shot order).
+``memory`` string per shot, in shot order); its ``header`` names the files the multi-shot
+routines made (:mod:`result.multishot`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,14 @@ def write_csv(frame: Any, path: Path) -> None:
 
 
 def result_document(
-    backend: Backend, job_id: str, experiments: list[ExperimentRecord], rows: list[ShotRow]
+    backend: Backend,
+    job_id: str,
+    experiments: list[ExperimentRecord],
+    rows: list[ShotRow],
+    *,
+    header: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The Qiskit result; *header*: the job's (the multi-shot routines' ``artefacts``)."""
     by_experiment: dict[str, list[ShotRow]] = {}
     for row in rows:
         if row.experiment is not None:
@@ -126,7 +133,7 @@ def result_document(
         "qobj_id": None,
         "success": True,
         "status": "finished",
-        "header": {},
+        "header": dict(header or {}),
         "display_name": backend.display_name,
         "results": results,
     }

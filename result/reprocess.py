@@ -47,6 +47,7 @@ from .archive import place
 from .executors import Executor, Finished, make_executor
 from .finishing import JobFinisher
 from .ledger import Ledger, ShotRow
+from .multishot import load_multishot
 from .task import ShotOutcome, ShotTask, routines_version, work_copies
 
 __all__ = ["Progress", "Report", "Reprocessor", "progress_printer"]
@@ -107,6 +108,7 @@ class Reprocessor:
         activate_if_set(settings.lab.labscript_profile)  # before a routine imports the suite
         self.routines = routines or settings.result.routines
         load_routines(self.routines)  # a routine that cannot be loaded: a ConfigError now
+        load_multishot(settings.result.multishot_routines)  # so too before the lock is taken
         self.memory_routine = settings.result.memory_routine_name(self.routines)
         self.version = routines_version(self.routines)
         self._lock_fd = exclusive_lock(settings.folders.state / "reprocess.lock", "reprocess")

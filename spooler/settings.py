@@ -188,6 +188,9 @@ class ResultSettings:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     routines: tuple[str, ...] = ("result.routines.singlequdit:count_atoms",)
     memory_routine: str | None = None
+    # Run once a job is complete, after its CSVs and before its result JSON: each returns
+    # files (a picture of the job) for the job's store folder (result/multishot.py).
+    multishot_routines: tuple[str, ...] = ("result.routines.picture:draw_job",)
     shots_timeout_s: float = 600.0
     archive_retry_interval_s: float = 2.0
     archive_retry_interval_max_s: float = 60.0
@@ -273,8 +276,9 @@ def _result_settings(raw: dict[str, Any]) -> ResultSettings:
     values = dict(raw)
     if "executor" in values:
         values["executor"] = ExecutorSettings(**values["executor"])
-    if "routines" in values:
-        values["routines"] = tuple(values["routines"])
+    for key in ("routines", "multishot_routines"):
+        if key in values:
+            values[key] = tuple(values[key])
     return ResultSettings(**values)
 
 
