@@ -41,3 +41,43 @@ def linger(run: Any) -> dict[str, Any]:
     if marker is not None:
         marker.unlink(missing_ok=True)
     return {"lingered": 1}
+
+
+# -- multi-shot routines (result.multishot_routines) ---------------------------------------
+
+
+def summarise(job: Any) -> dict[str, bytes]:
+    """What the routine was given, as JSON: the tests check the input's contract."""
+    import json
+
+    frame = job.frame
+    summary = {
+        "job_id": job.job_id,
+        "backend": job.backend,
+        "finished_at": job.finished_at,
+        "experiments": list(job.frames),
+        "rows": {name: len(f) for name, f in job.frames.items()},
+        "experiment_column": [str(v) for v in frame["experiment"]],
+        "memory": job.memory,
+        "frame_memory": {
+            name: [str(v) for v in f[("count_atoms", "memory")]] for name, f in job.frames.items()
+        },
+    }
+    return {"summary.json": json.dumps(summary).encode()}
+
+
+def fail_to_fit(job: Any) -> dict[str, bytes]:
+    raise RuntimeError("the fit did not converge")
+
+
+def escape_the_store(job: Any) -> dict[str, bytes]:
+    """A name that would leave the job's store folder, beside a good one."""
+    return {"fine.txt": b"fine", "../escaped.txt": b"out"}
+
+
+def overwrite_a_csv(job: Any) -> dict[str, bytes]:
+    return {"experiment_0.csv": b"not lyse's"}
+
+
+def text_not_bytes(job: Any) -> dict[str, Any]:
+    return {"notes.txt": "a str"}

@@ -99,3 +99,24 @@ def test_the_executor_defaults_to_a_worker_per_core(tmp_path: Path) -> None:
     config.write_text("backend: singlequdit\nresult: {executor: {kind: dask, workers: 3}}\n")
     dask = load_settings(config).result.executor
     assert (dask.kind, dask.scheduler, dask.worker_count()) == ("dask", None, 3)
+
+
+@pytest.mark.parametrize(
+    "routine",
+    ["draw_job", "result.routines.picture.draw_job", "result/picture:draw_job", "m:f()", "1m:f"],
+)
+def test_a_malformed_multishot_routine_is_refused(tmp_path: Path, routine: str) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text(f"backend: singlequdit\nresult:\n  multishot_routines: [{routine!r}]\n")
+    with pytest.raises(ConfigError, match=r"result\.multishot_routines\.0: .* does not match"):
+        load_settings(config)
+
+
+def test_the_multishot_routines_default_to_the_picture_and_may_be_none(tmp_path: Path) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text("backend: singlequdit\n")
+    assert load_settings(config).result.multishot_routines == ("result.routines.picture:draw_job",)
+    config.write_text("backend: singlequdit\nresult:\n  multishot_routines: [a.b:c, d:e]\n")
+    assert load_settings(config).result.multishot_routines == ("a.b:c", "d:e")
+    config.write_text("backend: singlequdit\nresult:\n  multishot_routines: []\n")
+    assert load_settings(config).result.multishot_routines == ()
