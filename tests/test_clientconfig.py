@@ -1,18 +1,23 @@
-"""The configuration the qiskit-cold-atom client reads (spooler.clientconfig).
+"""The configuration the qiskit-cold-atom client reads, and the jobs the client made from it.
 
-The client's side (qiskit-terra 0.23, qiskit-cold-atom 0.2.1) runs in its own venv; here:
-what the released client needs of the document, checked without it.
+The client's side (qiskit-terra 0.23, qiskit-cold-atom 0.2.1) runs in its own venv
+(tests/client/README.md); here: what the released client needs of the document, checked
+without it, and the files it left in tests/client (its jobs must pass labspool's validation).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from spooler.backends import BACKENDS
 from spooler.clientconfig import client_configuration
+from spooler.settings import Limits
+from spooler.validation import JobValidator
 
 CLIENT = Path(__file__).resolve().parent / "client"
 # qiskit's GateConfig(**gate) takes these keys and no other (the client fails on any other)
@@ -144,5 +149,46 @@ def test_the_exported_configuration_is_up_to_date(name: str) -> None:
     path = CLIENT / "configs" / f"{name}.json"
     exported = json.loads(path.read_text(encoding="utf-8"))
     assert exported == client_configuration(BACKENDS[name]), (
-        "run python tests/client/export_configs.py again"
+        "run python tests/client/export_configs.py and tests/client/make_jobs.py again "
+        "(tests/client/README.md)"
     )
+
+
+def _client_jobs() -> list[Path]:
+    return sorted(p for p in CLIENT.glob("jobs/*/*.json") if not p.name.endswith(".reference.json"))
+
+
+def test_the_client_made_jobs_for_every_backend() -> None:
+    assert {p.parent.name for p in _client_jobs()} == set(BACKENDS)
+
+
+@pytest.mark.parametrize("path", _client_jobs(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_labspool_accepts_the_clients_jobs(path: Path) -> None:
+    backend = BACKENDS[path.parent.name]
+    job = JobValidator(backend, Limits()).validate_bytes(path.read_bytes())
+    assert len(job.experiments) >= 1
+
+
+@pytest.mark.parametrize("path", _client_jobs(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_the_reference_tables_fit_their_jobs(path: Path) -> None:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    reference = json.loads(path.with_suffix(".reference.json").read_text(encoding="utf-8"))
+    manifest = json.loads((CLIENT / "jobs" / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest[f"{path.parent.name}/{path.stem}"]
+    assert entry["experiments"] == len(document) and entry["max_deviation_from_1"] <= 1e-9
+    assert set(reference) == set(document)
+    for index, (name, experiment) in enumerate(sorted(document.items(), key=_number)):
+        measured = [i[1] for i in experiment["instructions"] if i[0] == "measure"]
+        assert all(len(wires) == 1 for wires in measured)
+        # what a measured wire reads: a fermionic mode's occupation, a spin's atoms up
+        top = 1 if path.parent.name == "fermions" else entry["atoms_per_wire"][index]
+        for memory, probability in reference[name].items():
+            values = [int(v) for v in memory.split(" ")]
+            assert len(values) == len(measured)
+            assert all(0 <= v <= top for v in values), memory
+            assert 0 < probability <= 1 + 1e-12
+        assert math.isclose(math.fsum(reference[name].values()), 1.0, abs_tol=1e-9)
+
+
+def _number(item: tuple[str, Any]) -> int:
+    return int(item[0].removeprefix("experiment_"))
