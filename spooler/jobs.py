@@ -24,6 +24,8 @@ class Jobs:
         self.store = JobStore(folders.database, clock=clock)
         self.status_files = StatusFiles(folders.status)
         self._deferred: set[str] | None = None  # touched jobs while publishing_once
+        # status files rendered since the last transaction: job -> the mark they showed
+        self._published: dict[str, int] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -38,6 +40,11 @@ class Jobs:
         (inside :meth:`publishing_once`, when that block ends)."""
         with self.store.transaction() as tx:
             yield tx
+            # durably, with the change: its status file is due (see publish_unpublished)
+            if self._published:
+                tx.clear_published(self._published)
+                self._published = {}
+            tx.mark_unpublished(tx.touched)
         if self._deferred is not None:
             self._deferred.update(tx.touched)
         else:
@@ -63,7 +70,22 @@ class Jobs:
         if not ids:
             return 0
         with self.status_files.locked(), self.store.snapshot() as reader:
-            return self.status_files.publish(reader, ids, self.store.clock())
+            marks = reader.unpublished(ids)
+            count = self.status_files.publish(reader, ids, self.store.clock())
+        for job_id, mark in marks.items():  # cleared in the next transaction
+            self._published[job_id] = max(mark, self._published.get(job_id, 0))
+        return count
+
+    def publish_unpublished(self) -> int:
+        """Render the status files of every job changed since its file was last rendered: a
+        process killed between a commit and its rendering left them behind (a daemon calls
+        this when it starts)."""
+        count = self.publish(sorted(self.read.unpublished()))
+        if self._published:
+            with self.store.transaction() as tx:
+                tx.clear_published(self._published)
+            self._published = {}
+        return count
 
     def publish_queue(self) -> int:
         """Re-render every queued job (their positions move when the queue changes)."""

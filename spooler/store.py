@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS experiments (
     PRIMARY KEY (job_id, attempt, name)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- jobs changed whose status file may not show it yet (a kill between a commit and the
+-- rendering): written in the change's own transaction, cleared once a rendering saw it
+CREATE TABLE IF NOT EXISTS unpublished (
+    mark   INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unpublished_by_job ON unpublished (job_id, mark);
 """
 
 _JOB_COLUMNS = (
@@ -168,6 +175,21 @@ class Reader:
     def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         """Run SQL of another table in this store (the result daemon's ledger) in this view."""
         return self._db.execute(sql, parameters)
+
+    def unpublished(self, job_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """The jobs changed since their status file was last rendered (all of them, or those
+        of *job_ids*), each with its latest mark."""
+        if job_ids is None:
+            rows = self._db.execute("SELECT job_id, MAX(mark) FROM unpublished GROUP BY job_id")
+            return {job_id: int(mark) for job_id, mark in rows}
+        marks = {}
+        for job_id in job_ids:
+            (mark,) = self._db.execute(
+                "SELECT MAX(mark) FROM unpublished WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if mark is not None:
+                marks[job_id] = int(mark)
+        return marks
 
     def get(self, job_id: str) -> JobRecord | None:
         row = self._db.execute(
@@ -278,6 +300,16 @@ class Transaction(Reader):
         super().__init__(connection)
         self.now = now
         self.touched: dict[str, None] = {}
+
+    def mark_unpublished(self, job_ids: Iterable[str]) -> None:
+        """The jobs this transaction changed: their status files are to be rendered."""
+        self._db.executemany("INSERT INTO unpublished (job_id) VALUES (?)", [(j,) for j in job_ids])
+
+    def clear_published(self, marks: dict[str, int]) -> None:
+        """Renderings that saw each job up to its mark: the marks up to it are done with."""
+        self._db.executemany(
+            "DELETE FROM unpublished WHERE job_id = ? AND mark <= ?", list(marks.items())
+        )
 
     def add_job(
         self,

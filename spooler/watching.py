@@ -69,6 +69,8 @@ class WatchingDaemon:
             if exclusive:
                 self._clear_stale_temps(settings.folders)
             self.jobs = Jobs(settings.folders, clock=wall_clock)
+            if exclusive:  # status files a kill left behind their jobs' changes
+                self.jobs.publish_unpublished()
         except BaseException:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
