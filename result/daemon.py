@@ -142,6 +142,9 @@ class ResultDaemon(WatchingDaemon):
         self._last_death: str | None = None  # how the last process died on a shot
         self._submitted: set[str] = set()  # shots submitted by this daemon (not yet done)
         self._again: set[str] = set()  # of those, the ones that may have left a work copy
+        # Shots Dask gave up (KilledWorker): maybe innocent, on workers another shot killed.
+        # Each is analysed alone, here, where a death is known to be its own (shot -> why).
+        self._suspects: dict[str, str] = {}
 
     # -- the executors ------------------------------------------------------------------
 
@@ -386,7 +389,10 @@ class ResultDaemon(WatchingDaemon):
         seen_deaths = self.deaths.deaths(read, KIND_SEEN, name)
         limit = self.settings.limits.item_deaths_max
         if seen_deaths and daemon_deaths + seen_deaths >= limit:
-            self._give_up(path, _died(daemon_deaths, seen_deaths, self._last_death))
+            reason = _died(daemon_deaths, seen_deaths, self._last_death)
+            if name in self._suspects:
+                reason = f"{self._suspects[name]}; then {reason}"
+            self._give_up(path, reason)
             return
         local, target = Path(row.local_path), self._target(row)
         assert row.job_id and row.experiment and row.attempt is not None
@@ -409,6 +415,12 @@ class ResultDaemon(WatchingDaemon):
             analyse=local.exists(),  # else: archived before a crash, only to be recorded
         )
         executor = self.executor
+        if name in self._suspects:
+            executor = self._isolation()
+            executor.submit(task)
+            self._flights[name] = _Flight(path, task, executor)
+            self._again.add(name)
+            return
         if executor.runs_here:
             if daemon_deaths:
                 for_job(log, row.job_id).warning(
@@ -468,6 +480,7 @@ class ResultDaemon(WatchingDaemon):
                 given_up += result
             if result:  # finished: not to be submitted again by this daemon
                 self._submitted.discard(item.key)
+                self._suspects.pop(item.key, None)
         if placed:
             self._record(placed)
         if unavailable is not None:
@@ -491,6 +504,15 @@ class ResultDaemon(WatchingDaemon):
             self._waiting[name] = path
             return 0
         if item.given_up is not None:
+            if flight.executor is not self._isolated and name not in self._suspects:
+                jlog.warning(
+                    "%s: %s; analysing it alone, here, to tell whether it is the shot's doing",
+                    name,
+                    item.given_up,
+                )
+                self._suspects[name] = item.given_up
+                self._waiting[name] = path
+                return 0
             self._give_up(path, item.given_up)
             return 1
         if item.error is not None:
@@ -655,6 +677,7 @@ class ResultDaemon(WatchingDaemon):
         known to be the job's own file) go to the quarantine folder, kept; the ledger marks it
         quarantined, and its job ends ERROR once its other shots are archived."""
         name = address_path.name
+        self._suspects.pop(name, None)
         row = Ledger.get(self.jobs.read, name)
         if row is None:
             self._refuse(address_path, reason)

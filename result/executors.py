@@ -13,7 +13,9 @@ Every executor takes :class:`result.task.ShotTask` s and gives back :class:`Fini
 in whatever order the shots finish; the daemon keeps at most :attr:`Executor.capacity` in
 flight. What comes back says one of: the task's outcome; a ``death`` (the worker process
 died on this shot: counted against the shot, like a crash of the daemon); ``given_up`` (Dask
-gave up the shot after it killed ``distributed.scheduler.allowed-failures`` workers);
+gave up the shot after it killed ``distributed.scheduler.allowed-failures`` workers; Dask
+blames every task that was on a worker when it died, so the daemon analyses such a shot once
+more alone, in a process of its own on its machine, where a death is the shot's own);
 ``retry`` (Dask lost the task: a scheduler that went away; not the shot's doing); an
 ``error`` (labspool's own fault in the task). A pool whose workers cannot start raises
 :class:`WorkersUnavailable`: the daemon waits and retries, as for a store that is away.
