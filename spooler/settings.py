@@ -90,6 +90,9 @@ class Limits:
     # A daemon that died this many times while handling one item (a job file, a shot) gives
     # that item up (quarantine, its job ERROR) instead of starting it again.
     item_deaths_max: int = 3
+    # The virtual machine's limit (it evolves the atoms exactly): the most states a spin
+    # experiment's loaded wires may span. None: no limit (a real machine).
+    exact_states_max: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

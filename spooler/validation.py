@@ -3,7 +3,9 @@
 1. strict JSON (UTF-8, finite numbers, no duplicate keys, bounded depth and size),
 2. the backend's JSON schema (jsonschema, draft 2020-12),
 3. the checks a schema cannot express (experiment names, wires within the experiment's
-   ``num_wires``, distinct wires, the coupling map),
+   ``num_wires``, distinct wires, the coupling map), then what the machine's physics
+   forbids (:mod:`spooler.semantics`: the names without gaps, the machine's wire order, a
+   wire loaded once and left alone once measured, the virtual machine's size),
 
 each failure raising :class:`JobRejected` with a message that says what is wrong and where,
 e.g. ``experiment_1.instructions[3]: parameter 7.1 of rlx is above the maximum 6.2832``.
@@ -25,6 +27,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from .backends import EXPERIMENT_KEY_PATTERN, Backend, Gate
 from .errors import JobRejected
 from .model import Experiment, Instruction, Job
+from .semantics import check_experiment, check_experiment_names
 from .settings import Limits
 from .strictjson import describe_value, loads_strict
 
@@ -94,6 +97,9 @@ class JobValidator:
         experiments = []
         for name in sorted(document, key=_experiment_index):
             experiments.append(self._experiment(name, document[name]))
+        check_experiment_names([_experiment_index(e.name)[0] for e in experiments])
+        for experiment in experiments:
+            check_experiment(self.backend, experiment, self.limits.exact_states_max)
         return Job(tuple(experiments))
 
     def _experiment(self, name: str, raw: dict[str, Any]) -> Experiment:

@@ -58,15 +58,10 @@ def test_a_client_job_becomes_a_typed_job() -> None:
 
 
 def test_experiments_sort_numerically() -> None:
-    doc = {
-        f"experiment_{i}": {"instructions": [], "num_wires": 1, "shots": 1} for i in (10, 2, 0, 1)
-    }
-    assert [e.name for e in validate("singlequdit", doc).experiments] == [
-        "experiment_0",
-        "experiment_1",
-        "experiment_2",
-        "experiment_10",
-    ]
+    order = (10, 2, 0, 1, 3, 4, 5, 6, 7, 8, 9)
+    doc = {f"experiment_{i}": {"instructions": [], "num_wires": 1, "shots": 1} for i in order}
+    names = [e.name for e in validate("singlequdit", doc).experiments]
+    assert names == [f"experiment_{i}" for i in range(11)]
 
 
 def test_a_job_without_measure_is_valid_and_measures_no_wire() -> None:
