@@ -1,0 +1,23 @@
+"""labscript header of the virtual NaLi apparatus, the original labscript machine (dummy devices).
+
+The model: five wires, each an independent large spin of ATOMS_PER_WIRE atoms, all in the
+lower state when the shot starts (the machine loads its sodium-lithium mixture itself: there
+is no ``load`` gate); ``rLx``, ``rLz`` and ``rLz2`` rotate one wire's spin exactly as
+singlequdit's ``rlx``, ``rlz``, ``rlz2`` do (spooler.lab.spins); nothing couples the wires, so
+each is evolved on its own. ``measure`` on a wire has the camera leave one cloud per measured
+wire, in the order of the ``measure`` instructions, at ``/images/top/fluorescence/atoms``;
+result.routines.spins reads them back.
+
+labspool appends one call per instruction, ``apparatus.<gate>([wires], [parameters])``, and
+finally ``apparatus.finish()``.
+"""
+
+from labscript import start
+
+from spooler.lab.machines import SpinMachine, dummy_devices
+
+ATOMS_PER_WIRE = 20
+
+devices = dummy_devices()
+start()
+apparatus = SpinMachine(devices, wires=5, atoms_per_wire=ATOMS_PER_WIRE)
