@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long the apparatus loads atoms in each shot (default 0.01 s)",
     )
+    p.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default="singlequdit",
+        help="the virtual machine (default singlequdit)",
+    )
     p.set_defaults(func=_lab_up)
     p = lab_sub.add_parser("down", help="stop every process the lab under DIR started")
     p.add_argument("dir", type=Path)
@@ -363,6 +369,7 @@ def _lab_up(args: argparse.Namespace) -> int:
     extra = {} if args.load_time_s is None else {"load_time_s": args.load_time_s}
     config = lab_up(
         args.dir,
+        backend=args.backend,
         look_ahead_jobs=args.look_ahead_jobs,
         look_ahead_shots=args.look_ahead_shots,
         **extra,

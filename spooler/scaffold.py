@@ -14,6 +14,13 @@ from .settings import load_settings
 __all__ = ["CONFIG_NAME", "write_tree"]
 
 CONFIG_NAME = "labspool.yaml"
+# the shipped analysis of each virtual machine's camera (the template names singlequdit's)
+ROUTINES = {
+    "singlequdit": "result.routines.singlequdit:count_atoms",
+    "multiqudit": "result.routines.spins:count_clouds",
+    "nali": "result.routines.spins:count_clouds",
+    "fermions": "result.routines.fermions:read_tweezers",
+}
 
 
 def write_tree(root: Path, backend: str, *, lab_section: str | None = None) -> Path:
@@ -32,6 +39,8 @@ def write_tree(root: Path, backend: str, *, lab_section: str | None = None) -> P
     shutil.copyfile(header, root / "apparatus" / "header.py")
     text = (shipped / CONFIG_NAME).read_text(encoding="utf-8")
     text = re.sub(r"(?m)^backend: \w+", f"backend: {backend}", text, count=1)
+    if backend in ROUTINES:
+        text = text.replace(ROUTINES["singlequdit"], ROUTINES[backend], 1)
     if lab_section is not None:
         text = re.sub(r"(?ms)^lab:\n.*?(?=^\S)", lab_section.rstrip("\n") + "\n\n", text, count=1)
     write_atomic(config_path, text.encode())

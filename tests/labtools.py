@@ -69,6 +69,30 @@ def binomial_p_value(counts: Any, atoms: int, p_up: float) -> float:
     return float(stats.chisquare(observed, cdf / cdf.sum() * len(counts)).pvalue)
 
 
+def distribution_p_value(memory: list[str], expected: dict[str, float]) -> float:
+    """Chi-square goodness of fit of the memory entries to an exact distribution of them;
+    outcomes expected fewer than 5 times are pooled into one bin (with anything unexpected)."""
+    from scipy import stats
+
+    shots = len(memory)
+    seen: dict[str, int] = {}
+    for entry in memory:
+        seen[entry] = seen.get(entry, 0) + 1
+    big = [k for k, p in expected.items() if p * shots >= 5]
+    observed = [seen.get(k, 0) for k in big]
+    means = [expected[k] * shots for k in big]
+    rest_observed = shots - sum(observed)
+    rest_mean = shots - sum(means)
+    if rest_mean > 1e-9 or rest_observed:
+        if rest_mean < 1e-9:
+            return 0.0  # an outcome the model forbids
+        observed.append(rest_observed)
+        means.append(rest_mean)
+    if len(observed) < 2:
+        return 1.0 if observed[0] == shots else 0.0
+    return float(stats.chisquare(observed, means).pvalue)
+
+
 def lab_role(root: Path, action: str, role: str) -> subprocess.CompletedProcess[str]:
     """Stop or start one program of the lab (in a child: it needs the lab's profile)."""
     return in_lab(
@@ -217,12 +241,16 @@ def virtual_lab(
     load_time_s: float | None = None,
     result_daemon: bool = False,
     prepare: Callable[[Path], None] | None = None,
+    backend: str | None = None,
 ) -> Iterator[VirtualLab]:
     """`labspool lab up`, a spooler process (and a result daemon), all stopped by pid after.
 
     *look_ahead_jobs*, *look_ahead_shots*: the lab's (None: labspool's defaults).
-    *prepare* may change the lab's configuration file before the daemons start."""
+    *prepare* may change the lab's configuration file before the daemons start.
+    *backend*: the virtual machine (None: the default, singlequdit)."""
     argv = ["lab", "up", str(root)]
+    if backend is not None:
+        argv += ["--backend", backend]
     if look_ahead_jobs is not None:
         argv += ["--look-ahead-jobs", str(look_ahead_jobs)]
     if look_ahead_shots is not None:

@@ -2,7 +2,8 @@
 
 ``labspool lab up DIR`` builds a labscript profile of its own under ``DIR/lab`` (labconfig
 with free ports, shared drive, globals file, the connection table compiled from the
-singlequdit apparatus header), installs and enables labspool's BLACS plugin, starts a zlock
+backend's apparatus header: ``--backend`` singlequdit, multiqudit, fermions or nali, each a
+virtual machine with exact physics), installs and enables labspool's BLACS plugin, starts a zlock
 and (if none runs) a zlog server, runmanager and BLACS with ``QT_QPA_PLATFORM=offscreen``,
 waits until both answer, and writes ``DIR/labspool.yaml`` pointing at them. Every process it
 starts is recorded in ``DIR/lab/processes.json``; ``labspool lab down DIR`` stops them and
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +36,7 @@ from ..scaffold import write_tree
 from ..settings import GlobalNames, load_settings
 from .plugin import install_plugin, labconfig_lines
 from .profile import Ports, activate, site_folder, write_profile
+from .spins import STATES_MAX
 
 __all__ = [
     "LabProcesses",
@@ -212,6 +215,7 @@ def _spawn(layout: LabLayout, role: str, argv: list[str]) -> subprocess.Popen[by
 def lab_up(
     root: Path,
     *,
+    backend: str = "singlequdit",
     look_ahead_jobs: int | None = None,
     look_ahead_shots: int | None = None,
     load_time_s: float = LOAD_TIME_S,
@@ -226,7 +230,7 @@ def lab_up(
         raise LabspoolError(f"the lab in {layout.root} is up already (labspool lab down first)")
     ports = Ports.free()
     runmanager_port = ports.runmanager
-    config = _write_config(layout, runmanager_port, look_ahead_jobs, look_ahead_shots)
+    config = _write_config(layout, backend, runmanager_port, look_ahead_jobs, look_ahead_shots)
     settings = load_settings(config)
     for folder in (layout.lab, layout.logs):
         folder.mkdir(parents=True, exist_ok=True)
@@ -333,6 +337,7 @@ def start_role(root: Path, role: str) -> int:
 
 def _write_config(
     layout: LabLayout,
+    backend: str,
     runmanager_port: int,
     look_ahead_jobs: int | None,
     look_ahead_shots: int | None,
@@ -358,7 +363,14 @@ def _write_config(
     port: {runmanager_port}
     timeout_s: 15.0
 """
-    return write_tree(layout.root, "singlequdit", lab_section=lab_section)
+    # the virtual machines evolve their atoms exactly: a job larger than that is refused
+    config = write_tree(layout.root, backend, lab_section=lab_section)
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(
+        r"(?m)^  exact_states_max: null", f"  exact_states_max: {STATES_MAX}", text, count=1
+    )
+    write_atomic(config, text.encode())
+    return config
 
 
 def _port_answers(port: int) -> bool:
