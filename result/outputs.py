@@ -118,12 +118,13 @@ def result_document(
         shots = sorted(
             by_experiment.get(experiment.name, []), key=lambda r: (r.shot_index or 0, r.address)
         )
+        memory = [row.memory or "" for row in shots]
         results.append(
             {
                 "header": {"name": experiment.name},
                 "shots": len(shots),
                 "success": True,
-                "data": {"memory": [row.memory or "" for row in shots]},
+                "data": {"memory": memory, "counts": _counts(memory)},
             }
         )
     return {
@@ -137,6 +138,17 @@ def result_document(
         "display_name": backend.display_name,
         "results": results,
     }
+
+
+def _counts(memory: list[str]) -> dict[str, int]:
+    """The tally of the measured outcomes, as qiskit-cold-atom's simulators write it (the
+    released client's ``get_counts`` reads only this); a shot that measured nothing has no
+    outcome."""
+    counts: dict[str, int] = {}
+    for entry in memory:
+        if entry:
+            counts[entry] = counts.get(entry, 0) + 1
+    return counts
 
 
 def write_result(document: dict[str, Any], path: Path) -> None:
