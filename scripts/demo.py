@@ -240,6 +240,9 @@ def main() -> int:
                 exact = 50 * math.sin(angle / 2) ** 2
                 print(f"   {name}: rlx {angle:.3f}  atoms {counts}")
                 print(f"      mean {mean:.1f} atoms; the exact expectation is {exact:.1f}")
+            pictures = rabi_result.get("header", {}).get("artefacts", {})
+            for picture in pictures.values():
+                print(f"\n   the picture of the job (the multi-shot routine): {picture}")
         failed = [job for job, status in statuses.items() if status.get("status") != "DONE"]
     finally:
         step("shutting down")

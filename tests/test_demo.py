@@ -138,6 +138,9 @@ def test_the_demos_jobs_end_done_with_one_memory_entry_per_shot(tmp_path: Path) 
             assert (
                 len(entry["data"]["memory"]) == len(made) == job[entry["header"]["name"]]["shots"]
             )
+    picture = root / "sds" / "rabi" / "rabi.png"
+    assert f"the picture of the job (the multi-shot routine): {picture}" in run.stdout
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     broken = json.loads((root / "status" / "broken.json").read_text())
     assert broken["status"] == "ERROR" and "above the maximum 6.2832" in broken["error_message"]
     assert not (root / "lab" / "processes.json").exists()
