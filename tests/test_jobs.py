@@ -27,9 +27,8 @@ def test_a_rendering_cut_short_is_done_by_the_next_daemon(
         raise KeyboardInterrupt("killed after the commit, before the status file")
 
     monkeypatch.setattr(jobs.status_files, "publish", killed)
-    with pytest.raises(KeyboardInterrupt):
-        with jobs.change() as tx:
-            tx.transition("j1", JobState.CANCELLED, note="cancelled")
+    with pytest.raises(KeyboardInterrupt), jobs.change() as tx:
+        tx.transition("j1", JobState.CANCELLED, note="cancelled")
     monkeypatch.undo()
     jobs.close()
     assert Jobs(tree.folders).status_files.read("j1")["status"] == "QUEUED", "stale"

@@ -58,7 +58,9 @@ def register(atoms: list[int], gates: list[tuple[str, tuple[int, ...], float]]) 
     return spins
 
 
-def random_circuit(rng: np.random.Generator, wires: int, length: int) -> list:
+def random_circuit(
+    rng: np.random.Generator, wires: int, length: int
+) -> list[tuple[str, tuple[int, ...], float]]:
     gates: list[tuple[str, tuple[int, ...], float]] = []
     for _ in range(length):
         name = str(rng.choice(["rlx", "rlz", "rlz2", "rlxly", "rlzlz"]))
