@@ -12,6 +12,7 @@ so it does not matter in which order the shots were analysed, nor where.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,9 @@ class JobFinisher:
         self.settings = settings
         self.jobs = jobs
         self.backend = backend
+        # matplotlib (the shipped picture) keeps its caches in MPLCONFIGDIR, else in the home
+        # folder, which a service may not write and a test must not: the tree's state folder
+        os.environ.setdefault("MPLCONFIGDIR", str(settings.folders.state / "matplotlib"))
         self.wall_clock = wall_clock
         self.multishot = load_multishot(settings.result.multishot_routines)
 

@@ -28,7 +28,15 @@ class Jobs:
         self._published: dict[str, int] = {}
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store; the status files rendered since the last change are recorded as
+        such first, so that a clean stop leaves none to render again at the next start."""
+        try:
+            if self._published:
+                with self.store.transaction() as tx:
+                    tx.clear_published(self._published)
+                self._published = {}
+        finally:
+            self.store.close()
 
     @property
     def read(self) -> Reader:

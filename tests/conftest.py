@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ from spooler.settings import Settings, load_settings
 from tests.fakes import Clock, RecordingLab
 
 Job = dict[str, Any]
+
+# matplotlib (the picture's tests) keeps its caches in MPLCONFIGDIR, else in the home folder,
+# which the tests must leave alone: a folder of the run, removed at its end
+_MATPLOTLIB = tempfile.TemporaryDirectory(prefix="labspool-tests-matplotlib-")
+os.environ.setdefault("MPLCONFIGDIR", _MATPLOTLIB.name)
 
 
 def init_tree(root: Path, backend: str = "singlequdit") -> Settings:
