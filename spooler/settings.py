@@ -24,6 +24,7 @@ __all__ = [
     "ApparatusSettings",
     "CheckSettings",
     "Folders",
+    "GatewaySettings",
     "GlobalNames",
     "IntakeSettings",
     "LabSettings",
@@ -212,6 +213,26 @@ class ResultSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """The HTTP gateway of the qiskit-cold-atom client, and its users' default limits (a
+    user's own limits, set by ``labspool user add``, override these: :mod:`spooler.users`)."""
+
+    listen: str = "127.0.0.1:8090"  # host:port ([v6-address]:port)
+    # the name the client looks the backend up by; the configuration's default: `backend`
+    backend_name: str
+    body_max_bytes: int = 2 << 20  # a request's body, at most
+    queued_jobs_max: int = 100  # a user's jobs waiting (not finished), at most
+    requests_per_s: float = 20.0  # a user's sustained rate of requests
+    job_bytes_max: int  # a user's job file, at most; the default: limits.job_file_max_bytes
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``listen`` as (host, port); an IPv6 address without its brackets."""
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     path: Path
     backend: str
@@ -220,6 +241,7 @@ class Settings:
     intake: IntakeSettings
     apparatus: ApparatusSettings
     lab: LabSettings
+    gateway: GatewaySettings
     result: ResultSettings = field(default_factory=ResultSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
     log_level: str = "INFO"
@@ -272,7 +294,23 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{path}: {key}: {error.message}")
-    return _build(path, raw)
+    settings = _build(path, raw)
+    _check_gateway(path, settings)
+    return settings
+
+
+def _check_gateway(path: Path, settings: Settings) -> None:
+    """What the schema cannot say about the gateway section: the port's range, and that a
+    job it takes is one the spooler would read."""
+    gateway = settings.gateway
+    if not 1 <= gateway.address[1] <= 65535:
+        raise ConfigError(f"{path}: gateway.listen: port {gateway.address[1]} is not 1 to 65535")
+    if gateway.job_bytes_max > settings.limits.job_file_max_bytes:
+        raise ConfigError(
+            f"{path}: gateway.job_bytes_max: {gateway.job_bytes_max} is above "
+            f"limits.job_file_max_bytes ({settings.limits.job_file_max_bytes}): the spooler "
+            "would refuse such a job"
+        )
 
 
 def _result_settings(raw: dict[str, Any]) -> ResultSettings:
@@ -298,11 +336,17 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
     runmanager = RunmanagerSettings(**lab.pop("runmanager", {}))
     global_names = GlobalNames(**lab.pop("globals", {}))
     profile = lab.pop("labscript_profile", None)
+    limits = Limits(**raw.get("limits", {}))
+    gateway = dict(raw.get("gateway", {}))
+    gateway.setdefault("backend_name", raw["backend"])
+    gateway.setdefault("job_bytes_max", limits.job_file_max_bytes)
+    if "requests_per_s" in gateway:
+        gateway["requests_per_s"] = float(gateway["requests_per_s"])
     return Settings(
         path=path,
         backend=raw["backend"],
         folders=Folders(**{name: resolve(value) for name, value in folders.items()}),
-        limits=Limits(**raw.get("limits", {})),
+        limits=limits,
         intake=IntakeSettings(**raw.get("intake", {})),
         apparatus=ApparatusSettings(
             header=resolve(apparatus.get("header", "apparatus/header.py")),
@@ -314,6 +358,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
             labscript_profile=None if profile is None else resolve(profile),
             **lab,
         ),
+        gateway=GatewaySettings(**gateway),
         result=_result_settings(raw.get("result", {})),
         checks=CheckSettings(**raw.get("checks", {})),
         log_level=raw.get("logging", {}).get("level", "INFO"),

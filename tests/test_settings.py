@@ -120,3 +120,65 @@ def test_the_multishot_routines_default_to_the_picture_and_may_be_none(tmp_path:
     assert load_settings(config).result.multishot_routines == ("a.b:c", "d:e")
     config.write_text("backend: singlequdit\nresult:\n  multishot_routines: []\n")
     assert load_settings(config).result.multishot_routines == ()
+
+
+def test_the_gateway_section_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text("backend: nali\nlimits:\n  job_file_max_bytes: 4096\n")
+    gateway = load_settings(config).gateway
+    assert gateway.listen == "127.0.0.1:8090" and gateway.address == ("127.0.0.1", 8090)
+    assert gateway.backend_name == "nali"  # the backend's own name
+    assert gateway.body_max_bytes == 2 << 20
+    assert (gateway.queued_jobs_max, gateway.requests_per_s) == (100, 20.0)
+    assert gateway.job_bytes_max == 4096  # limits.job_file_max_bytes
+    shipped = init_tree(tmp_path / "x", "fermions").gateway  # config/labspool.yaml
+    assert (shipped.listen, shipped.backend_name, shipped.job_bytes_max) == (
+        "127.0.0.1:8090",
+        "fermions",
+        1 << 20,
+    )
+
+
+def test_the_gateway_section_as_given(tmp_path: Path) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text(
+        "backend: singlequdit\ngateway:\n  listen: '[::1]:9000'\n"
+        "  backend_name: mylab_singlequdit_machine\n  body_max_bytes: 65536\n"
+        "  queued_jobs_max: 5\n  requests_per_s: 2\n  job_bytes_max: 8192\n"
+    )
+    gateway = load_settings(config).gateway
+    assert gateway.address == ("::1", 9000)
+    assert gateway.backend_name == "mylab_singlequdit_machine"
+    assert (gateway.body_max_bytes, gateway.queued_jobs_max, gateway.job_bytes_max) == (
+        65536,
+        5,
+        8192,
+    )
+    assert gateway.requests_per_s == 2.0 and isinstance(gateway.requests_per_s, float)
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ("{listen: 8090}", "gateway.listen: 8090 is not of type 'string'"),
+        ("{listen: localhost}", "gateway.listen: 'localhost' does not match"),
+        ("{listen: 'localhost:70000'}", "gateway.listen: port 70000 is not 1 to 65535"),
+        ("{body_max_bytes: big}", "gateway.body_max_bytes: 'big' is not of type 'integer'"),
+        ("{body_max_bytes: 10}", "gateway.body_max_bytes: 10 is less than the minimum of 1024"),
+        ("{queued_jobs_max: 1.5}", "gateway.queued_jobs_max: 1.5 is not of type 'integer'"),
+        ("{requests_per_s: fast}", "gateway.requests_per_s: 'fast' is not of type 'number'"),
+        ("{requests_per_s: 0}", "gateway.requests_per_s: 0 is less than or equal to the minimum"),
+        ("{backend_name: 'my lab'}", "gateway.backend_name: 'my lab' does not match"),
+        ("{job_bytes_max: [1]}", "gateway.job_bytes_max: [1] is not of type 'integer'"),
+        ("{job_bytes_max: 2097152}", "gateway.job_bytes_max: 2097152 is above limits.job_file"),
+        ("{port: 8090}", "gateway: Additional properties are not allowed ('port' was unexpected)"),
+        ("[]", "gateway: [] is not of type 'object'"),
+    ],
+)
+def test_a_wrong_gateway_section_is_named(tmp_path: Path, section: str, fragment: str) -> None:
+    config = tmp_path / "labspool.yaml"
+    config.write_text(f"backend: singlequdit\ngateway: {section}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(config) in str(caught.value)
+    assert fragment in str(caught.value)
