@@ -17,8 +17,8 @@ from . import __version__
 from .backends import BACKENDS, get_backend
 from .control import QueueControl
 from .errors import ConfigError, JobRejected, LabspoolError
-from .fsutil import read_regular_file, temp_name, write_atomic
-from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
+from .fsutil import read_regular_file
+from .jobid import is_valid_job_id, parse_job_file_name
 from .jobs import Jobs
 from .logs import setup_logging
 from .render import Renderer
@@ -159,6 +159,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--addresses", type=Path, help="the address folder (default: from --config)")
     p.set_defaults(func=_lab_install_plugin)
 
+    p = sub.add_parser(
+        "web", help="the HTTP gateway of the qiskit-cold-atom client (API v2), in the foreground"
+    )
+    p.add_argument(
+        "--listen", metavar="HOST:PORT", help="where to listen (default: gateway.listen)"
+    )
+    p.add_argument("--ssl-certfile", type=Path, help="TLS: the certificate (PEM), with its key")
+    p.add_argument("--ssl-keyfile", type=Path, help="TLS: the certificate's private key (PEM)")
+    p.set_defaults(func=_web)
+
     user = sub.add_parser("user", help="the users of the HTTP gateway and their tokens")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="USER_COMMAND")
     p = user_sub.add_parser(
@@ -239,21 +249,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from .submission import submit_job
+
     settings = _settings(args)
-    job_id = args.job_id or new_job_id()
-    if not is_valid_job_id(job_id):
-        raise LabspoolError(
-            f"{job_id!r} is not a valid job id (1 to 100 letters, digits, '_', '-')"
-        )
     data = read_regular_file(args.file, settings.limits.job_file_max_bytes)
-    folders = settings.folders
-    target = folders.dump / f"{job_id}.json"
-    if target.exists() or (folders.status / f"{job_id}.json").exists():
-        raise LabspoolError(f"the job id {job_id} is already used")
-    staged = temp_name(folders.staging / f"{job_id}.json")  # hidden, never the source itself
-    write_atomic(staged, data)
-    os.rename(staged, target)  # same filesystem: the spooler never sees a partial file
-    print(job_id)
+    print(submit_job(settings.folders, data, job_id=args.job_id))
     return 0
 
 
@@ -467,6 +467,35 @@ def _user_command(
         return 0
 
     return run
+
+
+def _web(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .gateway.app import make_app
+
+    settings = _settings(args)
+    host, port = settings.gateway.address
+    if args.listen is not None:
+        host, _, text = args.listen.rpartition(":")
+        if not host or not text.isdigit() or not 0 < int(text) < 65536:
+            raise ConfigError(f"--listen {args.listen!r}: give HOST:PORT, e.g. 127.0.0.1:8090")
+        port = int(text)
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
+    uvicorn.run(
+        make_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,  # its lines carry the query string, and so the users' tokens
+        timeout_keep_alive=5,  # slow or idle clients do not hold connections open
+        limit_concurrency=1000,  # beyond that, 503 at once rather than a growing backlog
+        server_header=False,
+        ssl_certfile=None if args.ssl_certfile is None else str(args.ssl_certfile),
+        ssl_keyfile=None if args.ssl_keyfile is None else str(args.ssl_keyfile),
+    )
+    return 0
 
 
 def _user_add(users: Users | None, args: argparse.Namespace) -> str:

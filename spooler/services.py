@@ -1,9 +1,11 @@
 """systemd units for both daemons, rendered from ``systemd/labspool.service.in``.
 
-One template serves both: the spooler (``labspool run``) and the result daemon
-(``labspool-result run``). The network is closed to everything but localhost and the
-addresses given (runmanager's host, resolved when the units are written), which is what
-``IPAddressDeny=any`` needs to be told.
+One template serves the three: the spooler (``labspool run``), the result daemon
+(``labspool-result run``) and the HTTP gateway (``labspool web``). The network is closed to
+everything but localhost and the addresses given (runmanager's host, resolved when the units
+are written), which is what ``IPAddressDeny=any`` needs to be told: the gateway listens on
+``gateway.listen`` for a reverse proxy on this machine that ends TLS (see the README); to let
+clients reach it directly, give their networks with ``--allow``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from .settings import Settings
 __all__ = ["ROLES", "render_unit", "unit_name"]
 
 ROLES = {
-    "spooler": ("labspool", "job files to experiment runs on the labscript machine"),
-    "result": ("labspool-result", "finished shots to analysed, archived shots and results"),
+    "spooler": ("labspool", "run", "job files to experiment runs on the labscript machine"),
+    "result": ("labspool-result", "run", "finished shots to analysed, archived shots and results"),
+    "gateway": ("labspool", "web", "the HTTP gateway of the qiskit-cold-atom client"),
 }
 
 
@@ -36,7 +39,7 @@ def render_unit(
     group: str | None = None,
     allow: tuple[str, ...] = (),
 ) -> str:
-    command, description = ROLES[role]
+    program, command, description = ROLES[role]
     folders = settings.folders
     profile = settings.lab.labscript_profile or _home(user) / "labscript-suite"
     addresses = list(allow)
@@ -46,7 +49,8 @@ def render_unit(
     fields = {
         "ROLE": role,
         "DESCRIPTION": description,
-        "EXEC": str(bin_dir / command),
+        "EXEC": str(bin_dir / program),
+        "COMMAND": command,
         "CONFIG": str(settings.path),
         "TREE": str(settings.path.parent),
         "SDS": str(folders.sds),

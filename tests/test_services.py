@@ -32,7 +32,7 @@ def units(tree: Settings, tmp_path: Path) -> list[Path]:
 
 
 def test_units_name_the_daemons_and_the_configuration(units: list[Path], tree: Settings) -> None:
-    spooler, result = (p.read_text() for p in units)
+    spooler, result, gateway = (p.read_text() for p in units)
     assert (
         f"ExecStart={Path(sys.executable).parent / 'labspool'} --config {tree.path} run" in spooler
     )
@@ -40,7 +40,10 @@ def test_units_name_the_daemons_and_the_configuration(units: list[Path], tree: S
         f"ExecStart={Path(sys.executable).parent / 'labspool-result'} --config {tree.path} run"
         in result
     )
-    for text in (spooler, result):
+    assert (
+        f"ExecStart={Path(sys.executable).parent / 'labspool'} --config {tree.path} web" in gateway
+    )
+    for text in (spooler, result, gateway):
         assert "Type=notify" in text and "WatchdogSec=" in text and "Restart=on-failure" in text
         assert f"RequiresMountsFor={tree.path.parent} {tree.folders.sds}" in text
         assert not re.search(r"@[A-Z]+@", text), "a field of the template was not filled"

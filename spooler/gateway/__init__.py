@@ -1,0 +1,1 @@
+"""The HTTP gateway of the qiskit-cold-atom client: ``labspool web`` (see :mod:`.app`)."""

@@ -1,0 +1,42 @@
+"""The gateway's answers, in the qiskit-cold-atom client's protocol (API v2).
+
+Every answer is a JSON object with a ``status``, errors too: the client reads ``status``
+before it looks at the HTTP code. Two spellings matter to the released client (0.2.x):
+
+- ``get_job_status`` answers the job's state in the status file's words (``INITIALIZING``,
+  ``QUEUED``, ``RUNNING``, ``DONE``, ``ERROR``, ``CANCELLED``); an error of the request is
+  ``ERROR``, which the client maps to its ``JobStatus.ERROR``;
+- ``get_job_result`` answers the result document with ``"status": "finished"`` once the job
+  is ``DONE``, and ``"status": "error"`` (lower case) for a job that ended ``ERROR`` or
+  ``CANCELLED`` or a request it cannot answer: the client raises ``JobError`` with it instead
+  of polling for ever. While the job runs it answers its state, and the client polls again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+__all__ = ["error", "job_answer"]
+
+
+def job_answer(
+    job_id: str | None, status: str, detail: str, error_message: str = "None", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "status": status,
+        "detail": detail,
+        "error_message": error_message,
+        **extra,
+    }
+
+
+def error(
+    code: int, message: str, *, job_id: str | None = None, status: str = "ERROR"
+) -> JSONResponse:
+    """A refused request: nothing was written."""
+    return JSONResponse(
+        job_answer(job_id, status, f"Refused: {message}", message), status_code=code
+    )

@@ -1,0 +1,343 @@
+"""``labspool web``: the qiskit-cold-atom client's HTTP API (v2) in front of one labspool tree.
+
+Routes (``<backend>`` is the tree's backend; any other name is answered 404):
+
+- ``GET /api/v2/backends``: the backends served here;
+- ``GET /api/v2/<backend>/get_config``: the configuration the client builds its backend from
+  (:func:`spooler.clientconfig.client_configuration`);
+- ``POST /api/v2/<backend>/post_job``: a JSON body ``{"job": "<the job as a JSON string>",
+  "username": U, "token": T}``; the job goes into the dump folder through the same atomic
+  submission as ``labspool submit`` (:mod:`spooler.submission`), named
+  ``file_<id>-<user>.json`` so that the spooler records its user; the id is the gateway's;
+- ``GET /api/v2/<backend>/get_job_status?job_id=J`` (or ``json={"job_id": J}``, as the
+  client's ``error_message()`` sends it) and ``get_job_result``: see :mod:`.answers`.
+
+Every request carries ``username`` and ``token`` (the query, or the body of ``post_job``),
+``get_config`` too. A user sees only their own jobs: another user's job is answered exactly
+like one that does not exist; an operator sees every job. What is refused is refused before
+anything is written, with a JSON answer and the right code: 400 (malformed), 401 (no or a
+wrong user or token), 404 (unknown backend or job), 408 (a body too slow to arrive), 413
+(a body or job too large), 429 (too many requests, or too many waiting jobs).
+
+The gateway only reads the store and the status and result files the daemons write, and
+writes only job files into the dump folder: it runs as its own process, beside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..backends import get_backend
+from ..clientconfig import client_configuration
+from ..errors import LabspoolError
+from ..fsutil import read_regular_file
+from ..jobid import JOB_ID_PATTERN, new_job_id
+from ..notify import Notifier
+from ..settings import Settings
+from ..states import JobState
+from ..store import JobStore
+from ..strictjson import loads_strict
+from ..submission import JobIdTaken, submit_job
+from ..users import User, Users
+from .answers import error, job_answer
+from .ratelimit import RateLimiter
+
+__all__ = ["UserDirectory", "make_app"]
+
+PARAMETER_MAX_CHARS = 256
+BODY_TIMEOUT_S = 10.0
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+WAITING = (JobState.INITIALIZING, JobState.QUEUED, JobState.RUNNING)
+
+
+class UserDirectory(Protocol):
+    def authenticate(self, name: str | None, token: str | None) -> User | None: ...
+
+    def record_use(self, name: str) -> None: ...
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _text(value: Any) -> str | None:
+    """A request parameter as a short string without control characters, or None."""
+    if not isinstance(value, str) or not value or len(value) > PARAMETER_MAX_CHARS:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return value
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        users: UserDirectory | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.store = JobStore(settings.folders.database)  # read; the users' last use written
+        self.users: UserDirectory = Users(self.store, settings) if users is None else users
+        self.backend = get_backend(settings.backend)
+        self.name = settings.gateway.backend_name
+        self.config = client_configuration(self.backend, backend_name=self.name)
+        self.limiter = RateLimiter(clock=clock)
+
+    # -- the requests ----------------------------------------------------------------------
+
+    async def backends(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "OK",
+                "backends": [
+                    {
+                        "name": self.backend.name,
+                        "backend_name": self.name,
+                        "display_name": self.backend.display_name,
+                        "url": f"/api/v2/{self.backend.name}",
+                    }
+                ],
+            }
+        )
+
+    async def get_config(self, request: Request) -> Response:
+        try:
+            self._backend(request)
+            self._caller(request.query_params)
+        except _Refused as refused:
+            return refused.response
+        return JSONResponse({**self.config, "status": "OK"})
+
+    async def post_job(self, request: Request) -> Response:
+        try:
+            self._backend(request)
+            body = await self._json_body(request)
+            caller = self._caller(body)
+            job = body.get("job")
+            if not isinstance(job, str):
+                raise _Refused(error(400, "the body's 'job' must be the job as a JSON string"))
+            data = job.encode("utf-8", errors="surrogatepass")
+            limit = min(caller.job_bytes_max, self.settings.limits.job_file_max_bytes)
+            if len(data) > limit:
+                raise _Refused(error(413, f"the job has {len(data)} bytes, over {limit}"))
+            waiting = self._waiting(caller.name)
+            if waiting >= caller.queued_jobs_max:
+                raise _Refused(
+                    error(
+                        429,
+                        f"{caller.name} has {waiting} job(s) waiting, the most allowed is "
+                        f"{caller.queued_jobs_max}",
+                    )
+                )
+            job_id = await asyncio.to_thread(self._submit, data, caller.name)
+        except _Refused as refused:
+            return refused.response
+        return JSONResponse(job_answer(job_id, "INITIALIZING", "Got your json."))
+
+    async def get_job_status(self, request: Request) -> Response:
+        try:
+            self._backend(request)
+            caller = self._caller(request.query_params)
+            job_id = self._job_id(request)
+            answer = self._status(caller, job_id)
+        except _Refused as refused:
+            return refused.response
+        return JSONResponse(answer)
+
+    async def get_job_result(self, request: Request) -> Response:
+        try:
+            self._backend(request, status="error")
+            caller = self._caller(request.query_params, status="error")
+            job_id = self._job_id(request, status="error")
+            state = self._status(caller, job_id, status="error")
+        except _Refused as refused:
+            return refused.response
+        if state["status"] == "DONE":
+            path = self.settings.folders.results / f"{job_id}.json"
+            try:
+                document = json.loads(read_regular_file(path, 64 << 20, what="the result"))
+            except (OSError, ValueError, LabspoolError):
+                return JSONResponse(  # DONE is written after the result: a moment's gap
+                    job_answer(job_id, "RUNNING", "The result is being written")
+                )
+            return JSONResponse({**document, "status": "finished"})
+        if state["status"] in ("ERROR", "CANCELLED"):
+            message = state.get("error_message") or state["status"]
+            if message == "None":
+                message = f"the job ended {state['status']}"
+            return JSONResponse(job_answer(job_id, "error", state.get("detail", ""), message))
+        return JSONResponse(state)
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _backend(self, request: Request, *, status: str = "ERROR") -> None:
+        name = request.path_params["backend"]
+        if name != self.backend.name:
+            raise _Refused(error(404, f"no backend {name[:64]!r} here", status=status))
+
+    def _caller(self, source: Any, *, status: str = "ERROR") -> User:
+        name, token = _text(source.get("username")), _text(source.get("token"))
+        caller = self.users.authenticate(name, token)
+        if caller is None:
+            raise _Refused(error(401, "a valid username and token are required", status=status))
+        self.users.record_use(caller.name)  # written at most once a minute per user
+        if not self.limiter.allow(caller.name, caller.requests_per_s):
+            raise _Refused(
+                error(
+                    429,
+                    f"more than {caller.requests_per_s:g} requests a second",
+                    status=status,
+                )
+            )
+        return caller
+
+    def _job_id(self, request: Request, *, status: str = "ERROR") -> str:
+        raw: Any = request.query_params.get("job_id")
+        if raw is None and "json" in request.query_params:
+            try:
+                parsed = loads_strict(request.query_params["json"].encode(), max_depth=4)
+            except (ValueError, LabspoolError):
+                raise _Refused(
+                    error(400, "the 'json' parameter is not JSON", status=status)
+                ) from None
+            raw = parsed.get("job_id") if isinstance(parsed, dict) else None
+        job_id = _text(raw)
+        if job_id is None or _JOB_ID.fullmatch(job_id) is None:
+            raise _Refused(error(400, "a job_id is required", status=status))
+        return job_id
+
+    async def _json_body(self, request: Request) -> dict[str, Any]:
+        cap = self.settings.gateway.body_max_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > cap):
+            raise _Refused(error(413, f"the body is over {cap} bytes"))
+        chunks: list[bytes] = []
+        size = 0
+
+        async def read() -> None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise _Refused(error(413, f"the body is over {cap} bytes"))
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+        except TimeoutError:
+            raise _Refused(error(408, f"the body did not arrive in {BODY_TIMEOUT_S:g} s")) from None
+        try:
+            body = loads_strict(b"".join(chunks), max_depth=self.settings.limits.json_depth_max)
+        except (ValueError, LabspoolError) as exc:
+            raise _Refused(error(400, f"the body is not JSON: {exc}")) from None
+        if not isinstance(body, dict):
+            raise _Refused(error(400, "the body must be a JSON object"))
+        return body
+
+    # -- the jobs -------------------------------------------------------------------------
+
+    def _submit(self, data: bytes, user: str) -> str:
+        for _ in range(5):
+            try:
+                return submit_job(self.settings.folders, data, job_id=new_job_id(), user=user)
+            except JobIdTaken:
+                continue  # a clash of random ids: another one
+        raise _Refused(error(503, "could not find a free job id"))
+
+    def _pending(self, job_id: str, user: str | None) -> bool:
+        """Posted and not yet taken into the store by the spooler."""
+        folders = self.settings.folders
+        pattern = f"file_{job_id}-{'*' if user is None else user}.json"
+        return any(any(folder.glob(pattern)) for folder in (folders.dump, folders.claimed))
+
+    def _waiting(self, user: str) -> int:
+        marks = ", ".join("?" for _ in WAITING)
+        (count,) = self.store.read.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE submitter = ? AND state IN ({marks})",
+            (user, *(s.value for s in WAITING)),
+        ).fetchone()
+        pending = sum(1 for _ in self.settings.folders.dump.glob(f"file_*-{user}.json"))
+        return int(count) + pending
+
+    def _status(self, caller: User, job_id: str, *, status: str = "ERROR") -> dict[str, Any]:
+        record = self.store.read.get(job_id)
+        unknown = _Refused(error(404, f"no job {job_id}", job_id=job_id, status=status))
+        if record is None:
+            if self._pending(job_id, None if caller.operator else caller.name):
+                return job_answer(job_id, "INITIALIZING", "Got your json.")
+            raise unknown
+        if not caller.operator and record.submitter != caller.name:
+            raise unknown  # exactly as a job that does not exist
+        path = self.settings.folders.status / f"{job_id}.json"
+        try:
+            document = json.loads(read_regular_file(path, 4 << 20, what="the status file"))
+        except (OSError, ValueError, LabspoolError):
+            return job_answer(job_id, record.state.value, record.detail)
+        return document if isinstance(document, dict) else job_answer(job_id, "ERROR", "")
+
+
+def make_app(
+    settings: Settings,
+    users: UserDirectory | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The gateway of the tree *settings* describes (its users in its job store, unless
+    *users* says otherwise)."""
+    gateway = Gateway(settings, users, clock=clock)
+    v2 = "/api/v2/{backend}"
+    routes = [
+        Route("/api/v2/backends", gateway.backends, methods=["GET"]),
+        Route(f"{v2}/get_config", gateway.get_config, methods=["GET"]),
+        Route(f"{v2}/post_job", gateway.post_job, methods=["POST"]),
+        Route(f"{v2}/get_job_status", gateway.get_job_status, methods=["GET"]),
+        Route(f"{v2}/get_job_result", gateway.get_job_result, methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "no such endpoint")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error(405, f"{request.method} is not allowed here")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """systemd: ready once listening; watchdog pings from the event loop itself, so a
+        loop that hangs stops them and systemd restarts the gateway."""
+        notifier = Notifier.from_environment()
+        notifier.ready(f"serving {gateway.backend.name} for the qiskit-cold-atom client")
+
+        async def pings() -> None:
+            interval = notifier.watchdog_interval_s
+            while interval is not None:
+                notifier.watchdog()
+                await asyncio.sleep(interval)
+
+        task = asyncio.create_task(pings())
+        try:
+            yield
+        finally:
+            notifier.stopping()
+            task.cancel()
+            notifier.close()
+            gateway.store.close()
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={404: not_found, 405: not_allowed},
+        lifespan=lifespan,
+    )

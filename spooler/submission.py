@@ -1,0 +1,56 @@
+"""Submitting a job file: what ``labspool submit`` and the HTTP gateway both do.
+
+The bytes are written to a hidden file in the staging folder (same file system as the dump
+folder), made durable, and then linked into the dump folder under the job's name: the
+spooler never sees a partial file, and ``link`` fails rather than replace a file of the same
+name, so two submissions of one id cannot overwrite each other. A job that carries its user
+is named ``file_<id>-<user>.json``, the web front's name, from which the spooler records the
+submitter (:mod:`spooler.jobid`).
+
+Nothing here validates the job: the spooler does, and says what is wrong in the job's status
+file, as for a file dropped by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import LabspoolError
+from .fsutil import fsync_dir, temp_name, write_atomic
+from .jobid import is_valid_job_id, new_job_id, parse_job_file_name
+from .settings import Folders
+
+__all__ = ["JobIdTaken", "submit_job"]
+
+
+class JobIdTaken(LabspoolError):
+    """The job id is in use already (a file in the dump folder, or a job with that id)."""
+
+
+def submit_job(
+    folders: Folders, data: bytes, *, job_id: str | None = None, user: str | None = None
+) -> str:
+    """Put *data* into the dump folder as a job; returns its id."""
+    job_id = job_id or new_job_id()
+    if not is_valid_job_id(job_id):
+        raise LabspoolError(
+            f"{job_id!r} is not a valid job id (1 to 100 letters, digits, '_', '-')"
+        )
+    name = f"{job_id}.json" if user is None else f"file_{job_id}-{user}.json"
+    parsed = parse_job_file_name(name)  # the spooler must read back the same id and user
+    if (parsed.job_id, parsed.user) != (job_id, user):
+        raise LabspoolError(f"the job id {job_id!r} and user {user!r} do not make a file name")
+    target = folders.dump / name
+    if (folders.status / f"{job_id}.json").exists():
+        raise JobIdTaken(f"the job id {job_id} is already used")
+    staged = temp_name(folders.staging / name)  # hidden, never the source itself
+    write_atomic(staged, data)
+    try:
+        os.link(staged, target)  # fails if the name exists: nothing is replaced
+    except FileExistsError:
+        raise JobIdTaken(f"the job id {job_id} is already used") from None
+    finally:
+        Path(staged).unlink(missing_ok=True)
+    fsync_dir(folders.dump)
+    return job_id

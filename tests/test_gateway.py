@@ -1,0 +1,230 @@
+"""The HTTP gateway in process (Starlette's TestClient): the client's protocol, the users'
+separation, and a corpus of hostile requests, each refused with JSON and nothing written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from spooler.daemon import Spooler
+from spooler.gateway.app import make_app
+from spooler.jobs import Jobs
+from spooler.settings import Settings
+from spooler.states import JobState
+from spooler.store import JobStore
+from spooler.users import Users
+from tests.conftest import good_job
+from tests.fakes import Clock
+
+URL = "/api/v2/singlequdit"
+
+
+@pytest.fixture
+def tokens(tree: Settings) -> dict[str, str]:
+    store = JobStore(tree.folders.database)
+    users = Users(store, tree)
+    made = {
+        "alice": users.add("alice")[1],
+        "bob": users.add("bob")[1],
+        "root": users.add("root", operator=True)[1],
+        "slow": users.add("slow", requests_per_s=1.0)[1],
+        "few": users.add("few", queued_jobs_max=1)[1],
+    }
+    store.close()
+    return made
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(tree: Settings, tokens: dict[str, str], clock: Clock) -> Iterator[TestClient]:
+    with TestClient(make_app(tree, clock=clock)) as test_client:
+        yield test_client
+
+
+def auth(tokens: dict[str, str], user: str) -> dict[str, str]:
+    return {"username": user, "token": tokens[user]}
+
+
+def post(client: TestClient, tokens: dict[str, str], user: str, job: Any) -> Any:
+    body = {"job": json.dumps(job), **auth(tokens, user)}
+    return client.post(f"{URL}/post_job", json=body)
+
+
+def dumped(tree: Settings) -> list[str]:
+    return sorted(p.name for p in tree.folders.dump.iterdir())
+
+
+def test_get_config_is_what_the_client_builds_its_backend_from(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    answer = client.get(f"{URL}/get_config", params=auth(tokens, "alice"))
+    assert answer.status_code == 200
+    config = answer.json()
+    assert config["backend_name"] == "singlequdit" and config["cold_atom_type"] == "spin"
+    allowed = {"name", "parameters", "qasm_def", "coupling_map", "latency_map", "conditional"}
+    assert all(set(g) <= allowed | {"description"} for g in config["gates"])
+    assert {"max_shots", "max_experiments", "supported_instructions"} <= set(config)
+    refused = client.get(f"{URL}/get_config", params={"username": "alice", "token": "x"})
+    assert refused.status_code == 401 and refused.json()["status"] == "ERROR"
+
+
+def test_a_posted_job_is_followed_to_its_state_by_its_user_only(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    answer = post(client, tokens, "alice", good_job())
+    assert answer.status_code == 200
+    posted = answer.json()
+    job_id = posted["job_id"]
+    assert posted["status"] == "INITIALIZING" and posted["detail"] == "Got your json."
+    (name,) = dumped(tree)
+    assert name == f"file_{job_id}-alice.json"
+    assert json.loads((tree.folders.dump / name).read_bytes()) == good_job()
+
+    status = client.get(f"{URL}/get_job_status", params={"job_id": job_id, **auth(tokens, "alice")})
+    assert status.json()["status"] == "INITIALIZING", "posted, not yet taken by the spooler"
+    spooler = Spooler(tree)
+    try:
+        spooler.run_once()
+    finally:
+        spooler.close()
+    mine = client.get(f"{URL}/get_job_status", params={"job_id": job_id, **auth(tokens, "alice")})
+    assert mine.status_code == 200 and mine.json()["status"] in ("QUEUED", "RUNNING")
+    # the client's error_message() sends json={"job_id": ...} and no job_id
+    by_json = client.get(
+        f"{URL}/get_job_status",
+        params={"json": json.dumps({"job_id": job_id}), **auth(tokens, "alice")},
+    )
+    assert by_json.json()["job_id"] == job_id and by_json.json()["error_message"] == "None"
+    theirs = client.get(f"{URL}/get_job_status", params={"job_id": job_id, **auth(tokens, "bob")})
+    nobody = client.get(
+        f"{URL}/get_job_status", params={"job_id": "nosuchjob", **auth(tokens, "bob")}
+    )
+    assert theirs.status_code == nobody.status_code == 404
+    assert theirs.json()["detail"].replace(job_id, "J") == nobody.json()["detail"].replace(
+        "nosuchjob", "J"
+    ), "another user's job is answered exactly like one that does not exist"
+    operator = client.get(
+        f"{URL}/get_job_status", params={"job_id": job_id, **auth(tokens, "root")}
+    )
+    assert operator.status_code == 200
+
+
+def test_the_result_is_finished_when_done_and_an_error_the_client_raises_otherwise(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    good = post(client, tokens, "alice", good_job()).json()["job_id"]
+    bad = post(client, tokens, "alice", {"experiment_0": {"shots": 1}}).json()["job_id"]
+    spooler = Spooler(tree)
+    try:
+        spooler.run_once()
+    finally:
+        spooler.close()
+    params = auth(tokens, "alice")
+    waiting = client.get(f"{URL}/get_job_result", params={"job_id": good, **params}).json()
+    assert waiting["status"] in ("QUEUED", "RUNNING"), "the client polls again"
+    refused = client.get(f"{URL}/get_job_result", params={"job_id": bad, **params}).json()
+    assert refused["status"] == "error" and "instructions" in refused["error_message"]
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            if tx.require(good).state is JobState.QUEUED:
+                tx.transition(good, JobState.RUNNING)
+            tx.transition(good, JobState.DONE)
+    finally:
+        jobs.close()
+    result = {"job_id": good, "status": "finished", "results": [], "success": True}
+    (tree.folders.results / f"{good}.json").write_text(json.dumps(result))
+    done = client.get(f"{URL}/get_job_result", params={"job_id": good, **params}).json()
+    assert done["status"] == "finished" and done["job_id"] == good
+    unknown = client.get(f"{URL}/get_job_result", params={"job_id": "nope", **params})
+    assert unknown.status_code == 404 and unknown.json()["status"] == "error"
+
+
+def test_limits_answer_429_and_write_nothing(
+    client: TestClient, tokens: dict[str, str], tree: Settings, clock: Clock
+) -> None:
+    codes = [
+        client.get(f"{URL}/get_config", params=auth(tokens, "slow")).status_code for _ in range(4)
+    ]
+    assert codes[:2] == [200, 200] and codes[2:] == [429, 429], "a burst of 2 at 1 a second"
+    clock.now += 1.0
+    assert client.get(f"{URL}/get_config", params=auth(tokens, "slow")).status_code == 200
+    assert post(client, tokens, "few", good_job()).status_code == 200
+    second = post(client, tokens, "few", good_job())
+    assert second.status_code == 429 and "1 job(s) waiting" in second.json()["error_message"]
+    assert len(dumped(tree)) == 1
+
+
+HOSTILE: list[tuple[str, str, dict[str, Any], Any, int]] = [
+    # (name, method and path, query, body (bytes, or JSON), expected code)
+    ("no credentials", f"POST {URL}/post_job", {}, {"job": "{}"}, 401),
+    (
+        "empty token",
+        f"POST {URL}/post_job",
+        {},
+        {"job": "{}", "username": "alice", "token": ""},
+        401,
+    ),
+    (
+        "token not a string",
+        f"POST {URL}/post_job",
+        {},
+        {"job": "{}", "username": "alice", "token": 7},
+        401,
+    ),
+    ("malformed JSON", f"POST {URL}/post_job", {}, b'{"job": ', 400),
+    ("NaN in the body", f"POST {URL}/post_job", {}, b'{"job": NaN}', 400),
+    ("duplicate keys", f"POST {URL}/post_job", {}, b'{"job": "{}", "job": "{}"}', 400),
+    ("body a list", f"POST {URL}/post_job", {}, b"[]", 400),
+    ("job not a string", f"POST {URL}/post_job", {}, {"job": {"experiment_0": {}}}, 400),
+    ("job missing", f"POST {URL}/post_job", {}, {}, 400),
+    ("body over the cap", f"POST {URL}/post_job", {}, b"x" * (3 << 20), 413),
+    ("unknown backend", "POST /api/v2/fermions/post_job", {}, {"job": "{}"}, 404),
+    ("path trick", "GET /api/v2/..%2f..%2fetc/get_config", {}, None, 404),
+    ("GET on post_job", f"GET {URL}/post_job", {}, None, 405),
+    ("no such endpoint", f"GET {URL}/delete_everything", {}, None, 404),
+    ("job id with a path", f"GET {URL}/get_job_status", {"job_id": "../status/x"}, None, 400),
+    ("job id missing", f"GET {URL}/get_job_status", {}, None, 400),
+    ("json not JSON", f"GET {URL}/get_job_status", {"json": "{job_id"}, None, 400),
+    ("json not an object", f"GET {URL}/get_job_status", {"json": "[1]"}, None, 400),
+    ("job id NUL", f"GET {URL}/get_job_result", {"job_id": "a\x00b"}, None, 400),
+    ("job id huge", f"GET {URL}/get_job_status", {"job_id": "a" * 5000}, None, 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "query", "body", "code"), HOSTILE, ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_requests_get_a_clear_json_error_and_nothing_is_written(
+    client: TestClient,
+    tokens: dict[str, str],
+    tree: Settings,
+    name: str,
+    route: str,
+    query: dict[str, Any],
+    body: Any,
+    code: int,
+) -> None:
+    method, path = route.split(" ", 1)
+    credentials = auth(tokens, "alice")
+    if method == "GET":
+        answer = client.get(path, params={**credentials, **query})
+    elif isinstance(body, bytes):
+        answer = client.post(path, content=body, headers={"content-type": "application/json"})
+    else:
+        if code not in (401,):
+            body = {**credentials, **body}
+        answer = client.post(path, json=body)
+    assert answer.status_code == code, answer.text
+    document = answer.json()
+    assert document["status"] in ("ERROR", "error") and document["error_message"] != "None"
+    assert dumped(tree) == []
+    assert not list(tree.folders.staging.iterdir())

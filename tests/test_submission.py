@@ -1,0 +1,29 @@
+"""Submitting a job: atomic, never replacing another, named so the spooler reads its user."""
+
+from __future__ import annotations
+
+import pytest
+
+from spooler.errors import LabspoolError
+from spooler.jobid import parse_job_file_name
+from spooler.settings import Settings
+from spooler.submission import JobIdTaken, submit_job
+
+
+def test_a_job_with_its_user_is_named_so_the_spooler_reads_both(tree: Settings) -> None:
+    job_id = submit_job(tree.folders, b"{}", user="alice@lab")
+    (path,) = tree.folders.dump.iterdir()
+    parsed = parse_job_file_name(path.name)
+    assert (parsed.job_id, parsed.user) == (job_id, "alice@lab")
+    assert path.read_bytes() == b"{}"
+    assert not any(tree.folders.staging.iterdir())
+
+
+def test_an_id_in_use_is_refused_and_the_first_file_kept(tree: Settings) -> None:
+    submit_job(tree.folders, b"first", job_id="same")
+    with pytest.raises(JobIdTaken):
+        submit_job(tree.folders, b"second", job_id="same")
+    assert (tree.folders.dump / "same.json").read_bytes() == b"first"
+    assert not any(tree.folders.staging.iterdir())
+    with pytest.raises(LabspoolError, match="not a valid job id"):
+        submit_job(tree.folders, b"{}", job_id="../x")
