@@ -54,6 +54,7 @@ def test_the_released_client_runs_its_circuits_through_the_gateway(lab: VirtualL
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    drain: threading.Thread | None = None
     try:
         assert web.stdout is not None
         for line in web.stdout:  # uvicorn says when it listens
@@ -74,6 +75,10 @@ def test_the_released_client_runs_its_circuits_through_the_gateway(lab: VirtualL
     finally:
         web.terminate()
         web.wait(30)
+        if drain is not None:
+            drain.join(30)  # EOF once the gateway has ended
+        if web.stdout is not None:
+            web.stdout.close()
     assert summary["memory"] == [["0"] * 3, ["10"] * 3], summary
     assert summary["counts"] == [{"0": 3}, {"10": 3}]
     assert (summary["states"][-1] == "DONE" and "RUNNING" in summary["states"]) or (
