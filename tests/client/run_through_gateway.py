@@ -33,7 +33,7 @@ def main() -> int:
     backend = provider.get_backend("singlequdit")
     summary: dict[str, object] = {"backend": backend.name()}
     job = backend.run([circuit(0.0), circuit(math.pi)], shots=3)
-    states = []
+    states: list[str] = []
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         state = job.status().name
