@@ -62,13 +62,13 @@ from unittest import mock
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit_cold_atom.circuit_tools import (  # type: ignore[import-not-found]
+from qiskit_cold_atom.circuit_tools import (
     CircuitTools,
     WireOrder,
 )
-from qiskit_cold_atom.fermions import FermionCircuitSolver  # type: ignore[import-not-found]
-from qiskit_cold_atom.providers import ColdAtomProvider  # type: ignore[import-not-found]
-from qiskit_cold_atom.spins import (  # type: ignore[import-not-found]
+from qiskit_cold_atom.fermions import FermionCircuitSolver
+from qiskit_cold_atom.providers import ColdAtomProvider
+from qiskit_cold_atom.spins import (
     RLZGate,
     SpinCircuitSolver,
     SpinGate,
