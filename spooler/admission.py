@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import JobRejected, LabspoolError
+from .fairshare import fair_key
 from .fsutil import Batch, read_regular_file
 from .intake import Claim
 from .items import DeathCounter, Quarantine, describe_exception
@@ -233,6 +234,10 @@ class Admission:
                         f"file{plural}; queued"
                     ),
                 )
+                if self.settings.queue.policy == "fair":
+                    key = fair_key(tx, record.submitter, record.job_id)
+                    if key is not None:
+                        tx.set_queue_key(record.job_id, key)
                 finished.append(queued)
                 for_job(log, record.job_id).info(
                     "queued: %d experiment(s), %d shot(s)", len(job.experiments), job.total_shots

@@ -213,6 +213,13 @@ class ResultSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QueueSettings:
+    # fifo: jobs in the order they arrived; fair: users interleaved by their waiting jobs
+    # (spooler.fairshare), so that one user's thousand jobs do not hold up another's one
+    policy: str = "fifo"
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewaySettings:
     """The HTTP gateway of the qiskit-cold-atom client, and its users' default limits (a
     user's own limits, set by ``labspool user add``, override these: :mod:`spooler.users`)."""
@@ -242,6 +249,7 @@ class Settings:
     apparatus: ApparatusSettings
     lab: LabSettings
     gateway: GatewaySettings
+    queue: QueueSettings = field(default_factory=QueueSettings)
     result: ResultSettings = field(default_factory=ResultSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
     log_level: str = "INFO"
@@ -359,6 +367,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
             **lab,
         ),
         gateway=GatewaySettings(**gateway),
+        queue=QueueSettings(**raw.get("queue", {})),
         result=_result_settings(raw.get("result", {})),
         checks=CheckSettings(**raw.get("checks", {})),
         log_level=raw.get("logging", {}).get("level", "INFO"),
