@@ -1,11 +1,11 @@
 """Submitting a job file: what ``labspool submit`` and the HTTP gateway both do.
 
 The bytes are written to a hidden file in the staging folder (same file system as the dump
-folder), made durable, and then linked into the dump folder under the job's name: the
-spooler never sees a partial file, and ``link`` fails rather than replace a file of the same
-name, so two submissions of one id cannot overwrite each other. A job that carries its user
-is named ``file_<id>-<user>.json``, the web front's name, from which the spooler records the
-submitter (:mod:`spooler.jobid`).
+folder), made durable, and then renamed into the dump folder under the job's name: the
+spooler never sees a partial file, nor a file with a second link. An id in use (a file in
+the dump folder, a status file) is refused before anything is written. A job that carries
+its user is named ``file_<id>-<user>.json``, the web front's name, from which the spooler
+records the submitter (:mod:`spooler.jobid`).
 
 Nothing here validates the job: the spooler does, and says what is wrong in the job's status
 file, as for a file dropped by hand.
@@ -14,7 +14,6 @@ file, as for a file dropped by hand.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .errors import LabspoolError
 from .fsutil import fsync_dir, temp_name, write_atomic
@@ -42,15 +41,14 @@ def submit_job(
     if (parsed.job_id, parsed.user) != (job_id, user):
         raise LabspoolError(f"the job id {job_id!r} and user {user!r} do not make a file name")
     target = folders.dump / name
-    if (folders.status / f"{job_id}.json").exists():
+    if target.exists() or (folders.status / f"{job_id}.json").exists():
         raise JobIdTaken(f"the job id {job_id} is already used")
     staged = temp_name(folders.staging / name)  # hidden, never the source itself
     write_atomic(staged, data)
-    try:
-        os.link(staged, target)  # fails if the name exists: nothing is replaced
-    except FileExistsError:
-        raise JobIdTaken(f"the job id {job_id} is already used") from None
-    finally:
-        Path(staged).unlink(missing_ok=True)
+    # A rename, not a link: the spooler refuses a job file with two links (a link is how a
+    # file elsewhere would be smuggled in), and would see both names for a moment. Two
+    # submissions of one id at the same instant can still both arrive: the spooler then
+    # refuses the later one ("already used by an earlier job") and keeps the earlier.
+    os.rename(staged, target)
     fsync_dir(folders.dump)
     return job_id

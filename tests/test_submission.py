@@ -27,3 +27,17 @@ def test_an_id_in_use_is_refused_and_the_first_file_kept(tree: Settings) -> None
     assert not any(tree.folders.staging.iterdir())
     with pytest.raises(LabspoolError, match="not a valid job id"):
         submit_job(tree.folders, b"{}", job_id="../x")
+
+
+def test_the_job_file_never_has_a_second_link(
+    tree: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spooler refuses a job file with two links: a link into the dump folder, even for
+    a moment, got a job refused in CI (\"the job file has 2 hard links\")."""
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise AssertionError("submit_job made a hard link")
+
+    monkeypatch.setattr("os.link", no_link)
+    job_id = submit_job(tree.folders, b"{}", user="bob")
+    assert (tree.folders.dump / f"file_{job_id}-bob.json").stat().st_nlink == 1
