@@ -1,7 +1,8 @@
 """Status files: ``status/<job_id>.json``, the users' view of each job, rendered from the store.
 
 The ecosystem's fields (``job_id``, ``status``, ``detail``, ``error_message`` with the string
-``"None"`` when there is no error) come first; the extras carry the attempt, queue position,
+``"None"`` when there is no error) come first; the extras carry the attempt, the user (from
+the gateway or the file's name; null when none), queue position,
 shot counts, elapsed time, estimated start and finish (as of ``estimated_at``, see
 :mod:`spooler.estimates`) and the time of every transition. Both daemons render status
 files after they commit; rendering holds a lock on the folder and reads the store inside
@@ -49,6 +50,7 @@ def status_document(
         "error_message": record.error_message if record.error_message else "None",
         "attempt": record.attempt,
         "backend": record.backend,
+        "user": record.submitter,
         "submitted_as": record.source_name,
         "queue_position": positions.get(record.job_id),
         "experiments": record.experiments,

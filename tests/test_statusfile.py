@@ -12,7 +12,11 @@ def test_status_file_has_the_ecosystem_fields_and_extras(tree: Settings) -> None
     try:
         with jobs.change() as tx:
             tx.add_job(
-                job_id="j1", backend="singlequdit", source_name="j1.json", claim_name="j1.json"
+                job_id="j1",
+                backend="singlequdit",
+                source_name="file_j1-alice.json",
+                claim_name="j1.json",
+                submitter="alice",
             )
         first = json.loads((tree.folders.status / "j1.json").read_text())
         assert first["status"] == "INITIALIZING" and first["error_message"] == "None"
@@ -26,6 +30,7 @@ def test_status_file_has_the_ecosystem_fields_and_extras(tree: Settings) -> None
     assert doc["job_id"] == "j1" and doc["status"] == "QUEUED"
     assert doc["detail"] == "Got your json.; Passed json sanity check"
     assert doc["error_message"] == "None"
+    assert doc["user"] == "alice" and doc["submitted_as"] == "file_j1-alice.json"
     assert doc["queue_position"] == 1 and doc["shots_requested"] == 8 and doc["experiments"] == 2
     assert [h["status"] for h in doc["history"]] == ["INITIALIZING", "QUEUED"]
     assert all(h["at"].endswith("+00:00") for h in doc["history"])
