@@ -16,9 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-__all__ = ["error", "job_answer"]
+__all__ = ["Refused", "error", "job_answer"]
+
+
+class Refused(Exception):
+    """A request refused with *response* (nothing written)."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
 
 
 def job_answer(

@@ -9,6 +9,7 @@ Routes (``<backend>`` is the tree's backend; any other name is answered 404):
   "username": U, "token": T}``; the job goes into the dump folder through the same atomic
   submission as ``labspool submit`` (:mod:`spooler.submission`), named
   ``file_<id>-<user>.json`` so that the spooler records its user; the id is the gateway's;
+- ``GET /`` and ``/jobs/<job_id>``: the live page (:mod:`.page`);
 - ``GET /api/v2/<backend>/get_job_status?job_id=J`` (or ``json={"job_id": J}``, as the
   client's ``error_message()`` sends it) and ``get_job_result``: see :mod:`.answers`.
 
@@ -50,7 +51,8 @@ from ..store import JobStore
 from ..strictjson import loads_strict
 from ..submission import JobIdTaken, submit_job
 from ..users import User, Users
-from .answers import error, job_answer
+from .answers import Refused, error, job_answer
+from .page import LivePage
 from .ratelimit import RateLimiter
 
 __all__ = ["UserDirectory", "make_app"]
@@ -65,11 +67,6 @@ class UserDirectory(Protocol):
     def authenticate(self, name: str | None, token: str | None) -> User | None: ...
 
     def record_use(self, name: str) -> None: ...
-
-
-class _Refused(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
 
 
 def _text(value: Any) -> str | None:
@@ -117,8 +114,8 @@ class Gateway:
     async def get_config(self, request: Request) -> Response:
         try:
             self._backend(request)
-            self._caller(request.query_params)
-        except _Refused as refused:
+            self.caller(request.query_params)
+        except Refused as refused:
             return refused.response
         return JSONResponse({**self.config, "status": "OK"})
 
@@ -126,17 +123,17 @@ class Gateway:
         try:
             self._backend(request)
             body = await self._json_body(request)
-            caller = self._caller(body)
+            caller = self.caller(body)
             job = body.get("job")
             if not isinstance(job, str):
-                raise _Refused(error(400, "the body's 'job' must be the job as a JSON string"))
+                raise Refused(error(400, "the body's 'job' must be the job as a JSON string"))
             data = job.encode("utf-8", errors="surrogatepass")
             limit = min(caller.job_bytes_max, self.settings.limits.job_file_max_bytes)
             if len(data) > limit:
-                raise _Refused(error(413, f"the job has {len(data)} bytes, over {limit}"))
+                raise Refused(error(413, f"the job has {len(data)} bytes, over {limit}"))
             waiting = self._waiting(caller.name)
             if waiting >= caller.queued_jobs_max:
-                raise _Refused(
+                raise Refused(
                     error(
                         429,
                         f"{caller.name} has {waiting} job(s) waiting, the most allowed is "
@@ -144,27 +141,27 @@ class Gateway:
                     )
                 )
             job_id = await asyncio.to_thread(self._submit, data, caller.name)
-        except _Refused as refused:
+        except Refused as refused:
             return refused.response
         return JSONResponse(job_answer(job_id, "INITIALIZING", "Got your json."))
 
     async def get_job_status(self, request: Request) -> Response:
         try:
             self._backend(request)
-            caller = self._caller(request.query_params)
+            caller = self.caller(request.query_params)
             job_id = self._job_id(request)
             answer = self._status(caller, job_id)
-        except _Refused as refused:
+        except Refused as refused:
             return refused.response
         return JSONResponse(answer)
 
     async def get_job_result(self, request: Request) -> Response:
         try:
             self._backend(request, status="error")
-            caller = self._caller(request.query_params, status="error")
+            caller = self.caller(request.query_params, status="error")
             job_id = self._job_id(request, status="error")
             state = self._status(caller, job_id, status="error")
-        except _Refused as refused:
+        except Refused as refused:
             return refused.response
         if state["status"] == "DONE":
             path = self.settings.folders.results / f"{job_id}.json"
@@ -187,16 +184,16 @@ class Gateway:
     def _backend(self, request: Request, *, status: str = "ERROR") -> None:
         name = request.path_params["backend"]
         if name != self.backend.name:
-            raise _Refused(error(404, f"no backend {name[:64]!r} here", status=status))
+            raise Refused(error(404, f"no backend {name[:64]!r} here", status=status))
 
-    def _caller(self, source: Any, *, status: str = "ERROR") -> User:
+    def caller(self, source: Any, *, status: str = "ERROR") -> User:
         name, token = _text(source.get("username")), _text(source.get("token"))
         caller = self.users.authenticate(name, token)
         if caller is None:
-            raise _Refused(error(401, "a valid username and token are required", status=status))
+            raise Refused(error(401, "a valid username and token are required", status=status))
         self.users.record_use(caller.name)  # written at most once a minute per user
         if not self.limiter.allow(caller.name, caller.requests_per_s):
-            raise _Refused(
+            raise Refused(
                 error(
                     429,
                     f"more than {caller.requests_per_s:g} requests a second",
@@ -211,20 +208,20 @@ class Gateway:
             try:
                 parsed = loads_strict(request.query_params["json"].encode(), max_depth=4)
             except (ValueError, LabspoolError):
-                raise _Refused(
+                raise Refused(
                     error(400, "the 'json' parameter is not JSON", status=status)
                 ) from None
             raw = parsed.get("job_id") if isinstance(parsed, dict) else None
         job_id = _text(raw)
         if job_id is None or _JOB_ID.fullmatch(job_id) is None:
-            raise _Refused(error(400, "a job_id is required", status=status))
+            raise Refused(error(400, "a job_id is required", status=status))
         return job_id
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
         cap = self.settings.gateway.body_max_bytes
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
-            raise _Refused(error(413, f"the body is over {cap} bytes"))
+            raise Refused(error(413, f"the body is over {cap} bytes"))
         chunks: list[bytes] = []
         size = 0
 
@@ -233,19 +230,19 @@ class Gateway:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > cap:
-                    raise _Refused(error(413, f"the body is over {cap} bytes"))
+                    raise Refused(error(413, f"the body is over {cap} bytes"))
                 chunks.append(chunk)
 
         try:
             await asyncio.wait_for(read(), BODY_TIMEOUT_S)
         except TimeoutError:
-            raise _Refused(error(408, f"the body did not arrive in {BODY_TIMEOUT_S:g} s")) from None
+            raise Refused(error(408, f"the body did not arrive in {BODY_TIMEOUT_S:g} s")) from None
         try:
             body = loads_strict(b"".join(chunks), max_depth=self.settings.limits.json_depth_max)
         except (ValueError, LabspoolError) as exc:
-            raise _Refused(error(400, f"the body is not JSON: {exc}")) from None
+            raise Refused(error(400, f"the body is not JSON: {exc}")) from None
         if not isinstance(body, dict):
-            raise _Refused(error(400, "the body must be a JSON object"))
+            raise Refused(error(400, "the body must be a JSON object"))
         return body
 
     # -- the jobs -------------------------------------------------------------------------
@@ -256,7 +253,7 @@ class Gateway:
                 return submit_job(self.settings.folders, data, job_id=new_job_id(), user=user)
             except JobIdTaken:
                 continue  # a clash of random ids: another one
-        raise _Refused(error(503, "could not find a free job id"))
+        raise Refused(error(503, "could not find a free job id"))
 
     def _pending(self, job_id: str, user: str | None) -> bool:
         """Posted and not yet taken into the store by the spooler."""
@@ -275,7 +272,7 @@ class Gateway:
 
     def _status(self, caller: User, job_id: str, *, status: str = "ERROR") -> dict[str, Any]:
         record = self.store.read.get(job_id)
-        unknown = _Refused(error(404, f"no job {job_id}", job_id=job_id, status=status))
+        unknown = Refused(error(404, f"no job {job_id}", job_id=job_id, status=status))
         if record is None:
             if self._pending(job_id, None if caller.operator else caller.name):
                 return job_answer(job_id, "INITIALIZING", "Got your json.")
@@ -299,8 +296,10 @@ def make_app(
     """The gateway of the tree *settings* describes (its users in its job store, unless
     *users* says otherwise)."""
     gateway = Gateway(settings, users, clock=clock)
+    page = LivePage(settings, gateway.store, gateway.caller)
     v2 = "/api/v2/{backend}"
     routes = [
+        *page.routes(),
         Route("/api/v2/backends", gateway.backends, methods=["GET"]),
         Route(f"{v2}/get_config", gateway.get_config, methods=["GET"]),
         Route(f"{v2}/post_job", gateway.post_job, methods=["POST"]),

@@ -1,0 +1,284 @@
+"""The live page: ``/`` (the queue, or a user's own jobs) and ``/jobs/<job_id>`` (one job).
+
+The page is three static files (:data:`STATIC`): an HTML shell, a script and a style sheet,
+served with a content security policy that allows nothing but them (no inline script, no
+other origin), so nothing a job carries can run in the browser; the script shows every
+value as text, never as markup. It signs in with the gateway's own users: the name and
+token typed into its form (or given once in the address's fragment, ``#user=U&token=T``,
+which never reaches the server or its logs), kept in the tab's session storage and sent
+as ``Authorization: Bearer U:T``.
+
+It updates itself by short polling (every :data:`REFRESH_S` seconds) of three JSON
+endpoints, each answered from the job store at the moment of asking:
+
+- ``GET /ui/overview``: for an operator every job that waits or runs (user, state,
+  position, progress, estimates), the last :data:`FINISHED_SHOWN` finished, the pause
+  state and the last :data:`ERRORS_SHOWN` errors; for a user the same of their own jobs;
+- ``GET /ui/jobs/<job_id>``: the job's status document (detail, history), a summary of
+  its result when it is DONE, and whether it has a picture;
+- ``GET /ui/jobs/<job_id>/picture``: the job's picture (``sds/<job_id>/<job_id>.png``).
+
+Another user's job is answered exactly like one that does not exist, as in the API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import LabspoolError
+from ..estimates import estimate_jobs
+from ..fsutil import read_regular_file
+from ..pause import read_pause
+from ..settings import Settings
+from ..states import JobState
+from ..statusfile import status_document
+from ..store import JobRecord, JobStore, Reader
+from ..timestamps import iso_time
+from ..users import User
+from .answers import Refused, error
+
+__all__ = ["LivePage", "STATIC"]
+
+STATIC = Path(__file__).with_name("static")
+REFRESH_S = 2.0
+FINISHED_SHOWN = 30
+ERRORS_SHOWN = 10
+COUNTS_SHOWN = 8
+PICTURE_MAX_BYTES = 16 << 20
+RESULT_MAX_BYTES = 64 << 20
+
+_ACTIVE = (JobState.INITIALIZING, JobState.QUEUED, JobState.RUNNING)
+_FINISHED = (JobState.DONE, JobState.ERROR, JobState.CANCELLED)
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_FILES = {
+    "page.js": "text/javascript; charset=utf-8",
+    "page.css": "text/css; charset=utf-8",
+}
+
+Authenticate = Callable[[Mapping[str, Any]], User]
+
+
+class LivePage:
+    """The page's routes, over the gateway's store; *authenticate* checks a caller's
+    ``username`` and ``token`` (and their rate) as the API does, raising :class:`Refused`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        authenticate: Authenticate,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.authenticate = authenticate
+        self.now = now
+        self.shell = (STATIC / "index.html").read_bytes()
+        self.files = {name: (STATIC / name).read_bytes() for name in _FILES}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/jobs/{job_id}", self.page, methods=["GET"]),
+            Route("/static/{name}", self.static, methods=["GET"]),
+            Route("/ui/overview", self.overview, methods=["GET"]),
+            Route("/ui/jobs/{job_id}", self.job, methods=["GET"]),
+            Route("/ui/jobs/{job_id}/picture", self.picture, methods=["GET"]),
+        ]
+
+    # -- the files ------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        return Response(self.shell, media_type="text/html; charset=utf-8", headers=_headers())
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.files:
+            return error(404, "no such file")
+        return Response(self.files[name], media_type=_FILES[name], headers=_headers())
+
+    # -- the data -------------------------------------------------------------------------
+
+    async def overview(self, request: Request) -> Response:
+        try:
+            caller = self._caller(request)
+        except Refused as refused:
+            return refused.response
+        now = self.now()
+        user = None if caller.operator else caller.name
+        with self.store.snapshot() as reader:
+            records = _active(reader, user) + _finished(reader, user, FINISHED_SHOWN)
+            ids = {r.job_id for r in records}
+            positions = reader.queue_positions(ids)
+            estimates = estimate_jobs(reader, now, ids)
+            jobs = [_row(status_document(reader, r, positions, estimates, now)) for r in records]
+            pause = read_pause(reader)
+            errors = _finished(reader, user, ERRORS_SHOWN, JobState.ERROR)
+        return _json(
+            {
+                "status": "OK",
+                "user": caller.name,
+                "operator": caller.operator,
+                "backend": self.settings.backend,
+                "at": iso_time(now),
+                "refresh_s": REFRESH_S,
+                "paused": pause is not None and pause.active(now),
+                "pause": None
+                if pause is None
+                else (pause.describe() if caller.operator else _public_pause(pause.reason)),
+                "jobs": jobs,
+                "errors": [
+                    {
+                        "job_id": r.job_id,
+                        "user": r.submitter,
+                        "error_message": r.error_message or "",
+                        "at": iso_time(r.updated_at),
+                    }
+                    for r in errors
+                ],
+            }
+        )
+
+    async def job(self, request: Request) -> Response:
+        try:
+            caller = self._caller(request)
+            record = self._visible(caller, request.path_params["job_id"])
+        except Refused as refused:
+            return refused.response
+        with self.store.snapshot() as reader:
+            document = status_document(reader, record, now=self.now())
+        return _json(
+            {
+                **document,
+                "result": self._result(record) if record.state is JobState.DONE else None,
+                "picture": self._picture_path(record.job_id).is_file(),
+            }
+        )
+
+    async def picture(self, request: Request) -> Response:
+        try:
+            caller = self._caller(request)
+            record = self._visible(caller, request.path_params["job_id"])
+        except Refused as refused:
+            return refused.response
+        try:
+            data = read_regular_file(
+                self._picture_path(record.job_id), PICTURE_MAX_BYTES, what="the picture"
+            )
+        except (OSError, LabspoolError):
+            return error(404, f"job {record.job_id} has no picture", job_id=record.job_id)
+        return Response(data, media_type="image/png", headers=_headers())
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _caller(self, request: Request) -> User:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        name, _, token = credentials.strip().partition(":")
+        if scheme.lower() != "bearer":
+            name = token = ""
+        return self.authenticate({"username": name, "token": token})
+
+    def _visible(self, caller: User, job_id: str) -> JobRecord:
+        record = self.store.read.get(job_id) if len(job_id) <= 128 else None
+        if record is None or (not caller.operator and record.submitter != caller.name):
+            raise Refused(error(404, f"no job {job_id[:128]}"))  # as if it did not exist
+        return record
+
+    def _picture_path(self, job_id: str) -> Path:
+        return self.settings.folders.sds / job_id / f"{job_id}.png"
+
+    def _result(self, record: JobRecord) -> dict[str, Any] | None:
+        path = self.settings.folders.results / f"{record.job_id}.json"
+        try:
+            document = json.loads(read_regular_file(path, RESULT_MAX_BYTES, what="the result"))
+            experiments = document["results"]
+            return {
+                "experiments": [_experiment_summary(e) for e in experiments],
+                "success": bool(document.get("success")),
+            }
+        except (OSError, ValueError, LabspoolError, KeyError, TypeError):
+            return None  # DONE is committed after the result is written: a moment's gap
+
+
+def _active(reader: Reader, user: str | None) -> list[JobRecord]:
+    records = reader.running() + reader.queue() + reader.jobs(JobState.INITIALIZING)
+    return [r for r in records if user is None or r.submitter == user]
+
+
+def _finished(
+    reader: Reader, user: str | None, limit: int, *states: JobState
+) -> list[JobRecord]:
+    """The *limit* jobs of *user* (everybody's: None) that ended last, newest first."""
+    wanted = states or _FINISHED
+    ids = [
+        job_id
+        for (job_id,) in reader.execute(
+            f"SELECT job_id FROM jobs WHERE state IN ({', '.join('?' for _ in wanted)})"
+            + ("" if user is None else " AND submitter = ?")
+            + " ORDER BY updated_at DESC, seq DESC LIMIT ?",
+            (*(s.value for s in wanted), *(() if user is None else (user,)), limit),
+        )
+    ]
+    return [r for r in (reader.get(job_id) for job_id in ids) if r is not None]
+
+
+def _row(document: dict[str, Any]) -> dict[str, Any]:
+    """What the queue's table shows of a job."""
+    keys = (
+        "job_id",
+        "status",
+        "user",
+        "queue_position",
+        "attempt",
+        "experiments",
+        "shots_requested",
+        "shots_expected",
+        "shots_done",
+        "elapsed_s",
+        "estimated_start",
+        "estimated_finish",
+        "error_message",
+        "updated_at",
+    )
+    return {key: document.get(key) for key in keys}
+
+
+def _experiment_summary(experiment: Any) -> dict[str, Any]:
+    header = experiment.get("header") or {}
+    counts = (experiment.get("data") or {}).get("counts") or {}
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:COUNTS_SHOWN]
+    return {
+        "name": str(header.get("name", "")),
+        "shots": experiment.get("shots"),
+        "counts": [[str(outcome), int(n)] for outcome, n in top],
+        "outcomes": len(counts),
+    }
+
+
+def _public_pause(reason: str) -> str:
+    return f"the machine is paused: {reason}" if reason else "the machine is paused"
+
+
+def _headers() -> dict[str, str]:
+    return dict(_SECURITY_HEADERS)
+
+
+def _json(content: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(content, headers=_headers())

@@ -1,0 +1,188 @@
+"""The live page's endpoints in process: what each caller sees, and what is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from spooler.gateway.app import make_app
+from spooler.jobs import Jobs
+from spooler.pause import PauseState, write_pause
+from spooler.settings import Settings
+from spooler.states import JobState
+from spooler.store import JobStore
+from spooler.users import Users
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+
+@pytest.fixture
+def tokens(tree: Settings) -> dict[str, str]:
+    store = JobStore(tree.folders.database)
+    users = Users(store, tree)
+    made = {
+        "alice": users.add("alice")[1],
+        "bob": users.add("bob")[1],
+        "root": users.add("root", operator=True)[1],
+    }
+    store.close()
+    return made
+
+
+@pytest.fixture
+def client(tree: Settings, tokens: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(make_app(tree)) as test_client:
+        yield test_client
+
+
+def bearer(tokens: dict[str, str], user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user}:{tokens[user]}"}
+
+
+def add_job(tree: Settings, job_id: str, user: str | None, *states: JobState) -> None:
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            name = f"file_{job_id}-{user}.json" if user else f"{job_id}.json"
+            tx.add_job(
+                job_id=job_id,
+                backend="singlequdit",
+                source_name=name,
+                claim_name=name,
+                submitter=user,
+            )
+            tx.set_counts(job_id, experiments=2, shots_requested=10)
+        for state in states:
+            with jobs.change() as tx:
+                message = "the atoms were lost" if state is JobState.ERROR else None
+                tx.transition(job_id, state, error_message=message)
+    finally:
+        jobs.close()
+
+
+def test_the_shell_and_its_files_are_served_with_a_strict_policy(client: TestClient) -> None:
+    for path in ("/", "/jobs/anything"):
+        answer = client.get(path)
+        assert answer.status_code == 200 and b'src="/static/page.js"' in answer.content
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy
+        assert b"<script>" not in answer.content  # nothing inline: the policy forbids it
+    script = client.get("/static/page.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javasc")
+    assert b"innerHTML" not in script.content  # every value shown as text
+    for name in ("../app.py", "index.html", "nope.js", "%2e%2e%2fapp.py"):
+        assert client.get(f"/static/{name}").status_code == 404
+
+
+def test_an_operator_sees_every_job_a_user_only_their_own(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    add_job(tree, "a1", "alice", JobState.QUEUED, JobState.RUNNING)
+    add_job(tree, "a2", "alice", JobState.QUEUED)
+    add_job(tree, "b1", "bob", JobState.QUEUED)
+    add_job(tree, "b2", "bob", JobState.QUEUED, JobState.RUNNING, JobState.ERROR)
+    add_job(tree, "x1", None, JobState.QUEUED)
+    root = client.get("/ui/overview", headers=bearer(tokens, "root")).json()
+    assert root["operator"] and root["status"] == "OK"
+    assert [j["job_id"] for j in root["jobs"]] == ["a1", "a2", "b1", "x1", "b2"]
+    by_id = {j["job_id"]: j for j in root["jobs"]}
+    assert by_id["a2"]["queue_position"] == 1 and by_id["x1"]["user"] is None
+    assert by_id["a1"]["status"] == "RUNNING" and by_id["a1"]["shots_requested"] == 10
+    assert [e["job_id"] for e in root["errors"]] == ["b2"]
+    assert root["errors"][0]["error_message"] == "the atoms were lost"
+    alice = client.get("/ui/overview", headers=bearer(tokens, "alice")).json()
+    assert not alice["operator"] and [j["job_id"] for j in alice["jobs"]] == ["a1", "a2"]
+    assert alice["errors"] == []
+    bob = client.get("/ui/overview", headers=bearer(tokens, "bob")).json()
+    assert [j["job_id"] for j in bob["jobs"]] == ["b1", "b2"] and len(bob["errors"]) == 1
+
+
+def test_another_users_job_is_answered_like_one_that_does_not_exist(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    add_job(tree, "a1", "alice", JobState.QUEUED)
+    (tree.folders.sds / "a1").mkdir(parents=True)
+    (tree.folders.sds / "a1" / "a1.png").write_bytes(PNG)
+    own = client.get("/ui/jobs/a1", headers=bearer(tokens, "alice"))
+    assert own.status_code == 200 and own.json()["user"] == "alice" and own.json()["picture"]
+    assert [h["status"] for h in own.json()["history"]] == ["INITIALIZING", "QUEUED"]
+    picture = client.get("/ui/jobs/a1/picture", headers=bearer(tokens, "alice"))
+    assert picture.content == PNG and picture.headers["content-type"] == "image/png"
+    assert client.get("/ui/jobs/a1/picture", headers=bearer(tokens, "root")).content == PNG
+    for path in ("/ui/jobs/a1", "/ui/jobs/a1/picture"):
+        theirs = client.get(path, headers=bearer(tokens, "bob"))
+        unknown = client.get(path.replace("a1", "zz"), headers=bearer(tokens, "bob"))
+        assert theirs.status_code == unknown.status_code == 404
+        assert theirs.json()["detail"].replace("a1", "zz") == unknown.json()["detail"]
+
+
+def test_a_done_job_shows_a_summary_of_its_result(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    add_job(tree, "a1", "alice", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+    counts = {f"{k}": 10 - k for k in range(10)}
+    result = {
+        "success": True,
+        "results": [{"header": {"name": "rabi"}, "shots": 55, "data": {"counts": counts}}],
+    }
+    (tree.folders.results / "a1.json").write_text(json.dumps(result))
+    shown = client.get("/ui/jobs/a1", headers=bearer(tokens, "alice")).json()
+    (experiment,) = shown["result"]["experiments"]
+    assert experiment["name"] == "rabi" and experiment["shots"] == 55
+    assert experiment["counts"][0] == ["0", 10] and len(experiment["counts"]) == 8
+    assert experiment["outcomes"] == 10 and shown["picture"] is False
+    (tree.folders.results / "a1.json").write_text("{damaged")
+    assert client.get("/ui/jobs/a1", headers=bearer(tokens, "alice")).json()["result"] is None
+
+
+def test_the_pause_is_shown_to_operators_with_who_to_users_without(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    store = JobStore(tree.folders.database)
+    try:
+        with store.transaction() as tx:
+            write_pause(tx, PauseState(since=0.0, by="ops@lab-pc", reason="laser realignment"))
+    finally:
+        store.close()
+    root = client.get("/ui/overview", headers=bearer(tokens, "root")).json()
+    assert root["paused"] and "ops@lab-pc" in root["pause"]
+    alice = client.get("/ui/overview", headers=bearer(tokens, "alice")).json()
+    assert alice["paused"] and alice["pause"] == "the machine is paused: laser realignment"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer alice",
+        "Bearer alice:",
+        "Bearer :x",
+        "Basic YWxpY2U6eA==",
+        "Bearer alice:wrong",
+        "Bearer alice:\x7f",
+        "Bearer " + "a" * 5000 + ":x",
+    ],
+)
+def test_the_page_data_needs_a_valid_user_and_token(
+    client: TestClient, tree: Settings, header: str | None
+) -> None:
+    add_job(tree, "a1", "alice", JobState.QUEUED)
+    headers = {} if header is None else {"Authorization": header}
+    for path in ("/ui/overview", "/ui/jobs/a1", "/ui/jobs/a1/picture"):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 401, (path, header)
+        assert answer.json()["status"] == "ERROR" and "a1" not in answer.text
+
+
+def test_a_users_token_is_not_an_operators(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    mixed = {"Authorization": f"Bearer root:{tokens['alice']}"}
+    assert client.get("/ui/overview", headers=mixed).status_code == 401
+    long_id = "/ui/jobs/" + "j" * 500
+    assert client.get(long_id, headers=bearer(tokens, "root")).status_code == 404
