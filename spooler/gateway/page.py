@@ -45,7 +45,7 @@ from ..timestamps import iso_time
 from ..users import User
 from .answers import Refused, error
 
-__all__ = ["LivePage", "STATIC"]
+__all__ = ["STATIC", "LivePage"]
 
 STATIC = Path(__file__).with_name("static")
 REFRESH_S = 2.0
@@ -222,9 +222,7 @@ def _active(reader: Reader, user: str | None) -> list[JobRecord]:
     return [r for r in records if user is None or r.submitter == user]
 
 
-def _finished(
-    reader: Reader, user: str | None, limit: int, *states: JobState
-) -> list[JobRecord]:
+def _finished(reader: Reader, user: str | None, limit: int, *states: JobState) -> list[JobRecord]:
     """The *limit* jobs of *user* (everybody's: None) that ended last, newest first."""
     wanted = states or _FINISHED
     ids = [

@@ -1,0 +1,193 @@
+"""The live page in headless Chromium against ``labspool web`` (a process of its own): what
+it shows while a job runs, that it follows the job without a reload, a job's own page with
+its result and picture, the users' separation, and that a hostile name stays text.
+
+The job's changes are made in the store through the job model, as the daemons make them;
+tests/test_gateway_lab.py watches a job the virtual lab runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spooler.jobs import Jobs
+from spooler.settings import Settings
+from spooler.states import JobState
+from spooler.store import JobStore
+from spooler.users import Users
+from tests.webtools import Chromium, gateway, needs_chromium
+
+pytestmark = [needs_chromium, pytest.mark.slow]
+
+HOSTILE = '<img src=x onerror="window.pwned=1">'
+
+
+@pytest.fixture
+def tokens(tree: Settings) -> dict[str, str]:
+    store = JobStore(tree.folders.database)
+    users = Users(store, tree)
+    made = {"alice": users.add("alice")[1], "bob": users.add("bob")[1]}
+    made["root"] = users.add("root", operator=True)[1]
+    store.close()
+    return made
+
+
+@pytest.fixture
+def url(tree: Settings, tokens: dict[str, str]) -> Iterator[str]:
+    with gateway(tree.path) as base:
+        yield base
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Chromium]:
+    with Chromium(tmp_path / "chromium") as chromium:
+        yield chromium
+
+
+def signed_in(url: str, tokens: dict[str, str], user: str, path: str = "/") -> str:
+    return f"{url}{path}#user={user}&token={tokens[user]}"
+
+
+def picture_png() -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4, 3), dpi=50)
+    axes.bar(["0", "1", "2"], [5, 3, 2])
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def test_the_page_follows_a_running_job_and_shows_its_result(
+    tree: Settings, tokens: dict[str, str], url: str, browser: Chromium, tmp_path: Path
+) -> None:
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            for job_id, user in (("rabi", "alice"), ("ramsey", "bob"), ("odd", "alice")):
+                tx.add_job(
+                    job_id=job_id,
+                    backend="singlequdit",
+                    source_name=f"file_{job_id}-{user}.json" if job_id != "odd" else HOSTILE,
+                    claim_name=f"{job_id}.json",
+                    submitter=user,
+                )
+                tx.set_counts(job_id, experiments=2, shots_requested=10)
+                tx.transition(job_id, JobState.QUEUED)
+            tx.transition("rabi", JobState.RUNNING)
+            tx.set_counts("rabi", shots_expected=10, shots_done=3)
+
+        # the operator's queue while rabi runs
+        browser.open(signed_in(url, tokens, "root"))
+        browser.wait_for("document.querySelector('tr[data-job=rabi]')", "rabi's row")
+        assert "token" not in browser.evaluate("location.href")  # out of the address bar
+        row = "tr[data-job=rabi]"
+        assert browser.text(f"{row} .state") == "RUNNING"
+        assert browser.text(f"{row} .shots") == "3/10"
+        assert browser.evaluate(f"document.querySelector('{row} progress').value") == 3
+        assert browser.text("tr[data-job=ramsey] .position") == "1"
+        assert browser.text("tr[data-job=ramsey] .user") == "bob"
+        assert browser.text("tr[data-job=odd] .position") == "2"
+        assert browser.text("#overview-title") == "Queue"
+        browser.screenshot(tmp_path / "queue.png")
+
+        # shots are made: the page follows without a reload
+        with jobs.change() as tx:
+            tx.set_counts("rabi", shots_done=7)
+        browser.wait_for(f"document.querySelector('{row} .shots').textContent == '7/10'", "7/10")
+        refreshes = int(browser.evaluate("document.body.dataset.refreshes"))
+
+        # rabi ends DONE, with its result and picture; ramsey moves up and then runs
+        (tree.folders.sds / "rabi").mkdir(parents=True)
+        (tree.folders.sds / "rabi" / "rabi.png").write_bytes(picture_png())
+        result = {
+            "success": True,
+            "results": [
+                {"header": {"name": "e0"}, "shots": 5, "data": {"counts": {"1": 3, "0": 2}}},
+                {"header": {"name": "e1"}, "shots": 5, "data": {"counts": {"2": 5}}},
+            ],
+        }
+        (tree.folders.results / "rabi.json").write_text(json.dumps(result))
+        with jobs.change() as tx:
+            tx.set_counts("rabi", shots_done=10)
+            tx.transition("rabi", JobState.DONE)
+            tx.transition("ramsey", JobState.RUNNING)
+        browser.wait_for(f"document.querySelector('{row}').dataset.status == 'DONE'", "DONE")
+        assert int(browser.evaluate("document.body.dataset.refreshes")) > refreshes
+        assert browser.text("tr[data-job=ramsey] .state") == "RUNNING"
+        assert browser.text("tr[data-job=odd] .position") == "1"
+    finally:
+        jobs.close()
+
+    # the job's own page, from its link
+    browser.evaluate("document.querySelector('tr[data-job=rabi] a').click()")
+    browser.wait_for("document.getElementById('job-picture').naturalWidth > 0", "the picture")
+    assert browser.evaluate("location.pathname") == "/jobs/rabi"
+    assert browser.text("[data-fact=state]") == "DONE"
+    assert browser.text("[data-fact=user]") == "alice"
+    assert browser.text("tr[data-experiment=e0] .counts") == "1: 3, 0: 2"
+    assert browser.text("tr[data-experiment=e1] .counts") == "2: 5"
+    statuses = browser.evaluate(
+        "[...document.querySelectorAll('#job-history li')].map(li => li.dataset.status)"
+    )
+    assert statuses == ["INITIALIZING", "QUEUED", "RUNNING", "DONE"]
+    shot = browser.screenshot(tmp_path / "job.png")
+    assert shot.startswith(b"\x89PNG") and len(shot) > 10_000
+    assert browser.errors == []
+
+    # a hostile name is text, never markup
+    browser.open(f"{url}/jobs/odd")
+    browser.wait_for("document.querySelector('[data-fact=\"submitted as\"]')", "odd's name")
+    assert browser.text('[data-fact="submitted as"]') == HOSTILE
+    injected = "window.pwned !== undefined || document.querySelector('main img[src=x]')"
+    assert not browser.evaluate(injected)
+
+
+def test_a_user_sees_only_their_own_jobs_and_a_wrong_token_signs_out(
+    tree: Settings, tokens: dict[str, str], url: str, browser: Chromium
+) -> None:
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            for job_id, user in (("mine", "bob"), ("theirs", "alice")):
+                tx.add_job(
+                    job_id=job_id,
+                    backend="singlequdit",
+                    source_name=f"{job_id}.json",
+                    claim_name=f"{job_id}.json",
+                    submitter=user,
+                )
+                tx.transition(job_id, JobState.QUEUED)
+    finally:
+        jobs.close()
+    browser.open(signed_in(url, tokens, "bob"))
+    browser.wait_for("document.querySelector('tr[data-job=mine]')", "bob's job")
+    assert browser.text("#overview-title") == "Your jobs"
+    assert browser.evaluate("document.querySelectorAll('#jobs tbody tr').length") == 1
+    browser.open(f"{url}/jobs/theirs")  # signed in still (the tab's session storage)
+    browser.wait_for("document.getElementById('message').textContent", "a refusal")
+    assert browser.text("#message") == "no job theirs"
+    assert browser.evaluate("document.getElementById('job').hidden")
+
+    browser.open(f"{url}/#user=bob&token={secrets.token_urlsafe(32)}")
+    browser.wait_for("!document.getElementById('signin').hidden", "the sign-in form")
+    assert "Not signed in" in browser.text("#message")
+    assert browser.evaluate("sessionStorage.length") == 0
+    # signing in through the form
+    browser.evaluate(
+        f"""document.getElementById('signin-user').value = 'bob';
+        document.getElementById('signin-token').value = {json.dumps(tokens["bob"])};
+        document.getElementById('signin').requestSubmit();"""
+    )
+    browser.wait_for("document.querySelector('tr[data-job=mine]')", "bob's job after signing in")
+    assert browser.text("#who") == "bob"
