@@ -9,17 +9,17 @@ labspool's message.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from spooler.lab.virtual import process_alive
+from tests.conftest import good_job
 from tests.labtools import VirtualLab, cli, needs_suite, virtual_lab
+from tests.webtools import Chromium, gateway, needs_chromium
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.long, needs_suite]
 
@@ -28,12 +28,6 @@ CLIENT_PYTHON = ROOT / ".venv" / "client" / "bin" / "python"
 needs_client = pytest.mark.skipif(
     not CLIENT_PYTHON.exists(), reason="the client's venv (scripts/client_venv.sh .venv/client)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -47,38 +41,16 @@ def test_the_released_client_runs_its_circuits_through_the_gateway(lab: VirtualL
     added = cli("--config", str(lab.config), "user", "add", "physicist")
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip().splitlines()[-1]
-    port = free_port()
-    listen = ["--listen", f"127.0.0.1:{port}"]
-    web = subprocess.Popen(
-        [sys.executable, "-m", "spooler.cli", "--config", str(lab.config), "web", *listen],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    drain: threading.Thread | None = None
-    try:
-        assert web.stdout is not None
-        for line in web.stdout:  # uvicorn says when it listens
-            if b"Uvicorn running on" in line:
-                break
-        drain = threading.Thread(target=web.stdout.read, daemon=True)  # a full pipe blocks
-        drain.start()
+    with gateway(lab.config) as base:
         client = str(ROOT / "tests" / "client" / "run_through_gateway.py")
-        url = f"http://127.0.0.1:{port}/api/v2/singlequdit"
         run = subprocess.run(
-            [str(CLIENT_PYTHON), client, url, "physicist", token],
+            [str(CLIENT_PYTHON), client, f"{base}/api/v2/singlequdit", "physicist", token],
             capture_output=True,
             text=True,
             timeout=900,
         )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        summary = json.loads(run.stdout.strip().splitlines()[-1])
-    finally:
-        web.terminate()
-        web.wait(30)
-        if drain is not None:
-            drain.join(30)  # EOF once the gateway has ended
-        if web.stdout is not None:
-            web.stdout.close()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["memory"] == [["0"] * 3, ["10"] * 3], summary
     assert summary["counts"] == [{"0": 3}, {"10": 3}]
     assert (summary["states"][-1] == "DONE" and "RUNNING" in summary["states"]) or (
@@ -88,4 +60,47 @@ def test_the_released_client_runs_its_circuits_through_the_gateway(lab: VirtualL
     assert "above the maximum 6.2832" in summary["bad_message"]
     status = json.loads((lab.settings.folders.status / f"{summary['job_id']}.json").read_text())
     assert status["status"] == "DONE"
-    assert not process_alive(web.pid)
+
+
+@needs_chromium
+def test_the_live_page_follows_a_job_the_lab_runs(lab: VirtualLab, tmp_path: Path) -> None:
+    added = cli("--config", str(lab.config), "user", "add", "ops", "--operator")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    lab.labspool("pause", "--reason", "the page's test")
+    with gateway(lab.config) as base, Chromium(tmp_path / "chromium") as browser:
+        body = {"job": json.dumps(good_job(shots=30, experiments=2)), "username": "ops"}
+        posted = post_json(f"{base}/api/v2/singlequdit/post_job", {**body, "token": token})
+        job_id = posted["job_id"]
+        row = f"tr[data-job='{job_id}']"
+        browser.open(f"{base}/#user=ops&token={token}")
+        browser.wait_for(f"document.querySelector(\"{row}\")?.dataset.status == 'QUEUED'", "QUEUED")
+        assert "the page's test" in browser.text("#pause")
+        assert browser.text(f"{row} .position") == "1" and browser.text(f"{row} .user") == "ops"
+        lab.labspool("resume")
+        browser.wait_for(
+            f"document.querySelector(\"{row}\").dataset.status == 'RUNNING'", "RUNNING", 120
+        )
+        assert browser.evaluate("document.getElementById('pause').hidden")
+        shots = browser.text(f"{row} .shots")
+        assert shots.endswith("/60") and int(shots.split("/")[0]) < 60, shots
+        browser.screenshot(tmp_path / "running.png")
+        browser.wait_for(f"document.querySelector(\"{row}\").dataset.status == 'DONE'", "DONE", 180)
+        assert browser.text(f"{row} .shots") == "60/60"
+        browser.open(f"{base}/jobs/{job_id}")
+        browser.wait_for("document.getElementById('job-picture').naturalWidth > 0", "its picture")
+        experiments = browser.evaluate(
+            "[...document.querySelectorAll('#job-result-table tr[data-experiment]')].length"
+        )
+        assert experiments == 2
+        assert browser.errors == []
+        browser.screenshot(tmp_path / "done.png")
+    assert lab.status(job_id)["status"] == "DONE" and lab.status(job_id)["user"] == "ops"
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return dict(json.loads(answer.read()))
