@@ -576,14 +576,12 @@ def check_goals(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Each duty-cycle run on a fresh lab; the turnaround on the last one (shipped defaults)
-    once it is idle."""
-    begun = time.monotonic()
+def isolate(root: Path) -> None:
+    """Mark this process's environment (:data:`MARKER`, inherited by every process it
+    starts) and keep their runtime folder, caches and settings inside *root*: Qt (BLACS and
+    runmanager run offscreen) makes $TMPDIR/runtime-$USER when there is no runtime folder,
+    and matplotlib (which the suite imports) writes ~/.config and ~/.cache."""
     os.environ[MARKER] = uuid.uuid4().hex
-    # Every process started keeps its runtime folder, caches and settings inside *root*:
-    # Qt (BLACS and runmanager run offscreen) makes $TMPDIR/runtime-$USER when there is no
-    # runtime folder, and matplotlib (which the suite imports) writes ~/.config and ~/.cache.
     for variable, name in (
         ("XDG_RUNTIME_DIR", "runtime"),
         ("XDG_CONFIG_HOME", "config"),
@@ -592,6 +590,13 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     ):
         (root / "home" / name).mkdir(mode=0o700, parents=True)
         os.environ[variable] = str(root / "home" / name)
+
+
+def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Each duty-cycle run on a fresh lab; the turnaround on the last one (shipped defaults)
+    once it is idle."""
+    begun = time.monotonic()
+    isolate(root)
     duty: dict[str, Any] = {}
     within: dict[str, float | None] = {}
     results: dict[str, Any] = {"load_time_s": args.load_time_s, "cpus": os.cpu_count()}

@@ -26,7 +26,13 @@ from tests.labtools import needs_suite
 
 REPO = Path(__file__).resolve().parent.parent
 # a new benchmark gets its test here
-SMOKE_TESTED = {"bench_dutycycle.py", "bench_intake.py", "bench_result.py", "bench_scaleout.py"}
+SMOKE_TESTED = {
+    "bench_dutycycle.py",
+    "bench_intake.py",
+    "bench_result.py",
+    "bench_scaleout.py",
+    "bench_web.py",
+}
 NOT_BENCHMARKS = {"bench_routines.py"}  # the analysis routines bench_scaleout.py runs
 
 
@@ -168,3 +174,25 @@ def test_the_scaleout_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
     assert re.search(
         r"^CSV and result JSON byte-identical across inline, processes and dask", out, re.M
     )
+
+
+@pytest.mark.lab
+@needs_suite
+def test_the_web_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
+    """The gateway as a process in front of a virtual lab with both daemons: jobs posted by
+    two users (and the in-process submission baseline), then 20 clients polling their jobs'
+    status beside the probe of the trivial endpoint; every answer a 200 with a status."""
+    out, figures = run_smoke("bench_web.py", tmp_path)
+    post, direct = figures["post_job"], figures["submit_job_direct"]
+    assert post["jobs"] == direct["jobs"] == 4
+    assert _positive(post["jobs_per_s"], direct["jobs_per_s"])
+    polling = figures["polling"]
+    for name, per_interval in (("get_job_status", 20), ("trivial_backends", 5)):
+        series = polling[name]
+        assert series["requests"] == 3 * per_interval and series["codes"] == {
+            "200": 3 * per_interval
+        }
+        assert _positive(series["p50_ms"], series["p99_ms"])
+    assert _positive(*figures["ratios"].values())
+    assert re.search(r"^post_job: 4 jobs by 2 users, 10 at a time: [\d.]+ jobs/s", out, re.M)
+    assert re.search(r"^  get_job_status / trivial: p50 [\d.]+x, p99 [\d.]+x", out, re.M)

@@ -186,3 +186,27 @@ def test_a_users_token_is_not_an_operators(
     assert client.get("/ui/overview", headers=mixed).status_code == 401
     long_id = "/ui/jobs/" + "j" * 500
     assert client.get(long_id, headers=bearer(tokens, "root")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/jobs/..%2F..%2Fstate%2Flabspool.sqlite3",
+        "/ui/jobs/../overview",
+        "/ui/jobs/%00",
+        "/ui/jobs/a1%2F..%2Fa1/picture",
+        "/ui/jobs/a1/picture/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/jobs/a1/../../etc/passwd",
+    ],
+)
+def test_path_tricks_in_job_ids_find_nothing(
+    client: TestClient, tokens: dict[str, str], tree: Settings, path: str
+) -> None:
+    add_job(tree, "a1", "alice", JobState.QUEUED)
+    answer = client.get(path, headers=bearer(tokens, "root"))
+    assert answer.status_code in (200, 404), (path, answer.status_code)
+    if answer.status_code == 200:  # the page's shell, or the overview httpx normalised to
+        assert answer.headers["content-type"].startswith(("text/html", "application/json"))
+        assert b"root:" not in answer.content and b"SQLite" not in answer.content
+    else:
+        assert answer.json()["status"] == "ERROR"

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""Benchmark of the HTTP gateway (``labspool web``) while both daemons run the virtual lab.
+
+Everything runs for real, each as its own process: ``labspool lab up`` (the genuine
+runmanager and BLACS, offscreen), the spooler, the result daemon and ``labspool web``. The
+load is made by this process with asyncio and plain HTTP/1.1, one new connection per
+request, as the released client's ``requests.get`` makes them.
+
+1. ``post_job``: P one-shot jobs posted by U users (``labspool user add``), C requests at
+   a time; jobs posted per second. Baseline in the same run: the same number of jobs put
+   into a scratch tree's dump folder by ``spooler.submission.submit_job`` in this process
+   (the atomic, durable submission post_job goes through, without HTTP).
+2. Polling: N simulated clients, each following one of the posted jobs with
+   ``get_job_status`` every ``--interval-s`` (5 s, the client's own interval: N / 5
+   requests a second), their phases spread evenly, for ``--duration-s`` while the lab
+   runs the posted jobs; latency from connecting until the whole answer is read, p50 and
+   p99. Baseline in the same run, under the same load: a probe that asks the trivial
+   endpoint of the same server (``GET /api/v2/backends``: no user, no store) at
+   ``--probe-per-s``. Every answer must be 200 with a JSON ``status``; the refusals
+   (429 above all) are counted and reported.
+
+The machine is shared: the CPU time other processes used while the polling ran is reported
+as a share of the machine (a warning above 10%: the figures are noise). Everything runs
+under one temporary folder, removed at the end, and every process started is stopped by
+pid. ``--smoke`` runs it all at a tiny size (to check that it runs, not to measure).
+
+    python scripts/bench_web.py [--clients 1000] [--interval-s 5] [--duration-s 60]
+                                [--users 50] [--post-jobs 100] [--out FILE]
+    python scripts/bench_web.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench_dutycycle import OTHER_CPU_WARN, CpuMeter, Lab, isolate, job, running_lab, wait_for
+from benchkit import finish, parse_sized
+
+from spooler.lab.profile import stop_process
+from spooler.scaffold import write_tree
+from spooler.settings import load_settings
+from spooler.submission import submit_job
+
+FULL = {
+    "clients": 1000,
+    "interval_s": 5.0,
+    "duration_s": 60.0,
+    "users": 50,
+    "post_jobs": 100,
+    "probe_per_s": 20.0,
+}
+SMOKE = {
+    "clients": 20,
+    "interval_s": 1.0,
+    "duration_s": 3.0,
+    "users": 2,
+    "post_jobs": 4,
+    "probe_per_s": 5.0,
+}
+POST_CONCURRENCY = 10
+REQUEST_TIMEOUT_S = 30.0
+
+
+# -- HTTP, by hand: one connection a request ----------------------------------------------
+
+
+@dataclass
+class Answer:
+    code: int
+    body: bytes
+    latency_s: float
+
+
+async def request(port: int, method: str, path: str, body: bytes | None = None) -> Answer:
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + (body or b""))
+        await writer.drain()
+        raw = await reader.read()  # until the server closes
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    latency = time.perf_counter() - started
+    status_line, _, rest = raw.partition(b"\r\n")
+    code = int(status_line.split()[1]) if status_line.startswith(b"HTTP/1.1 ") else 0
+    return Answer(code, rest.partition(b"\r\n\r\n")[2], latency)
+
+
+# -- the gateway ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_gateway(lab: Lab) -> Iterator[int]:
+    """``labspool web`` for *lab* on a free port (its log in the lab's folder); its port once
+    it answers, stopped by pid afterwards."""
+    port = free_port()
+    log = (lab.root / "web.log").open("ab")
+    command = [sys.executable, "-m", "spooler.cli", "--config", str(lab.settings.path), "web"]
+    process = subprocess.Popen(
+        [*command, "--listen", f"127.0.0.1:{port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"labspool web exited with code {process.returncode}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(answers, 60, "labspool web to listen")
+        yield port
+    finally:
+        stop_process(process, timeout_s=30.0)
+
+
+def add_users(lab: Lab, count: int) -> dict[str, str]:
+    tokens = {}
+    for i in range(count):
+        name = f"user{i:03d}"
+        tokens[name] = lab.labspool("user", "add", name).strip().splitlines()[-1]
+    return tokens
+
+
+# -- 1. post_job ----------------------------------------------------------------------------
+
+
+async def post_jobs(port: int, tokens: dict[str, str], jobs: int) -> dict[str, Any]:
+    users = sorted(tokens)
+    gate = asyncio.Semaphore(POST_CONCURRENCY)
+    path = "/api/v2/singlequdit/post_job"
+
+    async def post(i: int) -> tuple[str, str]:
+        user = users[i % len(users)]
+        body = {"job": json.dumps(job(1, seed=i)), "username": user, "token": tokens[user]}
+        async with gate:
+            answer = await request(port, "POST", path, json.dumps(body).encode())
+        if answer.code != 200:
+            raise RuntimeError(f"post_job answered {answer.code}: {answer.body[:300]!r}")
+        return user, str(json.loads(answer.body)["job_id"])
+
+    started = time.perf_counter()
+    posted = await asyncio.gather(*(post(i) for i in range(jobs)))
+    wall = time.perf_counter() - started
+    return {"jobs": jobs, "wall_s": wall, "jobs_per_s": jobs / wall, "posted": posted}
+
+
+def direct_submissions(root: Path, jobs: int) -> dict[str, Any]:
+    """The baseline: the same submission in this process, into a scratch tree."""
+    folders = load_settings(write_tree(root / "scratch", "singlequdit")).folders
+    data = [json.dumps(job(1, seed=i)).encode() for i in range(jobs)]
+    started = time.perf_counter()
+    for i, content in enumerate(data):
+        submit_job(folders, content, user=f"user{i % 7:03d}")
+    wall = time.perf_counter() - started
+    return {"jobs": jobs, "wall_s": wall, "jobs_per_s": jobs / wall}
+
+
+# -- 2. polling -----------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    latencies_s: list[float] = field(default_factory=list)
+    codes: Counter[int] = field(default_factory=Counter)
+    late_s: list[float] = field(default_factory=list)  # how late each request was sent
+
+    def summary(self, duration_s: float) -> dict[str, Any]:
+        ordered = sorted(self.latencies_s)
+
+        def quantile(q: float) -> float | None:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+        return {
+            "requests": len(ordered),
+            "per_s": len(ordered) / duration_s,
+            "p50_ms": None if not ordered else 1e3 * statistics.median(ordered),
+            "p99_ms": None if not ordered else 1e3 * (quantile(0.99) or 0.0),
+            "max_ms": None if not ordered else 1e3 * ordered[-1],
+            "codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "sent_late_p99_ms": 1e3 * sorted(self.late_s)[int(0.99 * (len(self.late_s) - 1))]
+            if self.late_s
+            else None,
+        }
+
+
+async def paced(
+    port: int, paths: list[str], interval_s: float, offset_s: float, end: float, into: Series
+) -> None:
+    """Ask *paths* in turn every *interval_s*, starting *offset_s* from now, until *end*."""
+    due = time.perf_counter() + offset_s
+    i = 0
+    while due < end:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        into.late_s.append(max(0.0, time.perf_counter() - due))
+        try:
+            answer = await asyncio.wait_for(
+                request(port, "GET", paths[i % len(paths)]), REQUEST_TIMEOUT_S
+            )
+        except (OSError, TimeoutError):
+            into.codes[0] += 1
+        else:
+            into.codes[answer.code] += 1
+            if answer.code == 200 and "status" in json.loads(answer.body):
+                into.latencies_s.append(answer.latency_s)
+        i += 1
+        due += interval_s
+
+
+async def poll(
+    port: int,
+    tokens: dict[str, str],
+    posted: list[tuple[str, str]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    status, trivial = Series(), Series()
+    start = time.perf_counter() + 0.5
+    end = start + args.duration_s
+    clients = []
+    for i in range(args.clients):
+        user, job_id = posted[i % len(posted)]
+        path = "/api/v2/singlequdit/get_job_status?" + urlencode(
+            {"job_id": job_id, "username": user, "token": tokens[user]}
+        )
+        offset = 0.5 + args.interval_s * i / args.clients  # phases spread evenly
+        clients.append(paced(port, [path], args.interval_s, offset, end, status))
+    # the probe's requests fall halfway between two clients' (not on one: a probe on the
+    # same instant as a client's request would wait for it)
+    between = 0.5 + args.interval_s / args.clients / 2
+    probe = paced(port, ["/api/v2/backends"], 1.0 / args.probe_per_s, between, end, trivial)
+    await asyncio.gather(*clients, probe)
+    return {
+        "get_job_status": status.summary(args.duration_s),
+        "trivial_backends": trivial.summary(args.duration_s),
+    }
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    isolate(root)
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "sizes": {k: getattr(args, k) for k in FULL}}
+    results["submit_job_direct"] = direct_submissions(root, args.post_jobs)
+    with running_lab(root / "lab", look_ahead_jobs=None, load_time_s=0.05, paused=True) as lab:
+        tokens = add_users(lab, args.users)
+        with running_gateway(lab) as port:
+            posting = asyncio.run(post_jobs(port, tokens, args.post_jobs))
+            posted = posting.pop("posted")
+            results["post_job"] = posting
+            lab.labspool("resume")  # the lab runs the posted jobs while the clients poll
+            meter = CpuMeter()
+            results["polling"] = asyncio.run(poll(port, tokens, posted, args))
+            results["polling"]["other_cpu_share"] = meter.other_share()
+            done = sum(1 for _, j in posted if lab.status(j).get("status") == "DONE")
+            results["polling"]["jobs_done_meanwhile"] = done
+        lab.check_daemons()
+    polling = results["polling"]
+    status, trivial = polling["get_job_status"], polling["trivial_backends"]
+    if not status["requests"] or not trivial["requests"]:
+        raise RuntimeError(f"no answers measured: {polling}")
+    results["ratios"] = {
+        "status_over_trivial_p50": status["p50_ms"] / trivial["p50_ms"],
+        "status_over_trivial_p99": status["p99_ms"] / trivial["p99_ms"],
+        "post_job_over_direct": results["post_job"]["jobs_per_s"]
+        / results["submit_job_direct"]["jobs_per_s"],
+    }
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    sizes, polling = results["sizes"], results["polling"]
+    post, direct = results["post_job"], results["submit_job_direct"]
+    print(
+        f"post_job: {post['jobs']} jobs by {sizes['users']} users, {POST_CONCURRENCY} at a "
+        f"time: {post['jobs_per_s']:.1f} jobs/s (baseline submit_job in process "
+        f"{direct['jobs_per_s']:.1f} jobs/s; ratio {results['ratios']['post_job_over_direct']:.3f})"
+    )
+    print(
+        f"polling: {sizes['clients']} clients every {sizes['interval_s']:g} s for "
+        f"{sizes['duration_s']:g} s, both daemons running the posted jobs "
+        f"({polling['jobs_done_meanwhile']} DONE meanwhile; {results['cpus']} CPUs)"
+    )
+    for name in ("get_job_status", "trivial_backends"):
+        s = polling[name]
+        print(
+            f"  {name:<17} {s['per_s']:6.1f} req/s  p50 {s['p50_ms']:7.2f} ms  "
+            f"p99 {s['p99_ms']:7.2f} ms  max {s['max_ms']:7.2f} ms  codes {s['codes']}  "
+            f"sent late p99 {s['sent_late_p99_ms']:.1f} ms"
+        )
+    ratios = results["ratios"]
+    print(
+        f"  get_job_status / trivial: p50 {ratios['status_over_trivial_p50']:.2f}x, "
+        f"p99 {ratios['status_over_trivial_p99']:.2f}x"
+    )
+    if polling["other_cpu_share"] > OTHER_CPU_WARN:
+        print(
+            f"WARNING: other processes used {polling['other_cpu_share']:.0%} of the machine "
+            "meanwhile: these figures are noise"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, help=f"default {FULL['clients']}")
+    parser.add_argument("--interval-s", type=float, help=f"default {FULL['interval_s']}")
+    parser.add_argument("--duration-s", type=float, help=f"default {FULL['duration_s']}")
+    parser.add_argument("--users", type=int, help=f"default {FULL['users']}")
+    parser.add_argument("--post-jobs", type=int, help=f"default {FULL['post_jobs']}")
+    parser.add_argument("--probe-per-s", type=float, help=f"default {FULL['probe_per_s']}")
+    parser.add_argument("--out", type=Path)
+    args = parse_sized(parser, FULL, SMOKE, "the whole benchmark at a tiny size")
+    if min(args.clients, args.users, args.post_jobs) < 1 or args.post_jobs < args.users:
+        parser.error("--clients, --users and --post-jobs need 1 at least, jobs >= users")
+    with tempfile.TemporaryDirectory(prefix="labspool-bench-web-") as tmp:
+        results = run_all(Path(tmp), args)
+    report(results)
+    return finish(args, results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
