@@ -73,13 +73,14 @@ def render(view: Snapshot, *, finished_max: int | None = None) -> str:
             f"RUNNING  {doc['job_id']}  [{bar}] {done}/{expected or '?'}  "
             f"{_duration(doc['elapsed_s'])} elapsed, done {_clock(doc['estimated_finish'])}"
         )
-    rows = [("POS", "JOB", "STATE", "SHOTS", "START", "FINISH", "AGE")]
+    rows = [("POS", "JOB", "USER", "STATE", "SHOTS", "START", "FINISH", "AGE")]
     for doc in queued + others:
         pos = doc["queue_position"]
         rows.append(
             (
                 "" if pos is None else str(pos),
                 doc["job_id"],
+                doc["user"] or "-",
                 doc["status"],
                 _shots(doc),
                 _clock(doc["estimated_start"]) if doc["status"] == "QUEUED" else "",

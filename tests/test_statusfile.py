@@ -50,3 +50,26 @@ def test_the_last_render_shows_the_newest_state_whoever_committed(tree: Settings
     finally:
         a.close()
         b.close()
+
+
+def test_the_status_table_names_each_jobs_user(tree: Settings) -> None:
+    from spooler.statusview import render, snapshot
+
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            for job_id, user in (("j1", "alice"), ("j2", None)):
+                tx.add_job(
+                    job_id=job_id,
+                    backend="singlequdit",
+                    source_name=f"{job_id}.json",
+                    claim_name=f"{job_id}.json",
+                    submitter=user,
+                )
+                tx.transition(job_id, JobState.QUEUED)
+    finally:
+        jobs.close()
+    lines = render(snapshot(tree)).splitlines()
+    assert lines[0].split()[:4] == ["POS", "JOB", "USER", "STATE"]
+    assert lines[1].split()[:4] == ["1", "j1", "alice", "QUEUED"]
+    assert lines[2].split()[:4] == ["2", "j2", "-", "QUEUED"]
