@@ -15,9 +15,9 @@ request, as the released client's ``requests.get`` makes them.
    requests a second), their phases spread evenly, for ``--duration-s`` while the lab
    runs the posted jobs; latency from connecting until the whole answer is read, p50 and
    p99. Baseline in the same run, under the same load: a probe that asks the trivial
-   endpoint of the same server (``GET /api/v2/backends``: no user, no store) at
-   ``--probe-per-s``. Every answer must be 200 with a JSON ``status``; the refusals
-   (429 above all) are counted and reported.
+   endpoint of the same server (``GET /api/v2/backends``: no user, no store) at random
+   (Poisson) times, ``--probe-per-s`` on average. Every answer must be 200 with a JSON
+   ``status``; the refusals (429 above all) are counted and reported.
 
 The machine is shared: the CPU time other processes used while the polling ran is reported
 as a share of the machine (a warning above 10%: the figures are noise). Everything runs
@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ SMOKE = {
 }
 POST_CONCURRENCY = 10
 REQUEST_TIMEOUT_S = 30.0
+PROBE_SEED = 20261203
 
 
 # -- HTTP, by hand: one connection a request ----------------------------------------------
@@ -215,9 +217,15 @@ class Series:
 
 
 async def paced(
-    port: int, paths: list[str], interval_s: float, offset_s: float, end: float, into: Series
+    port: int,
+    paths: list[str],
+    interval_s: Callable[[], float],
+    offset_s: float,
+    end: float,
+    into: Series,
 ) -> None:
-    """Ask *paths* in turn every *interval_s*, starting *offset_s* from now, until *end*."""
+    """Ask *paths* in turn, starting *offset_s* from now, then after each *interval_s()*,
+    until *end*."""
     due = time.perf_counter() + offset_s
     i = 0
     while due < end:
@@ -234,7 +242,7 @@ async def paced(
             if answer.code == 200 and "status" in json.loads(answer.body):
                 into.latencies_s.append(answer.latency_s)
         i += 1
-        due += interval_s
+        due += interval_s()
 
 
 async def poll(
@@ -253,11 +261,18 @@ async def poll(
             {"job_id": job_id, "username": user, "token": tokens[user]}
         )
         offset = 0.5 + args.interval_s * i / args.clients  # phases spread evenly
-        clients.append(paced(port, [path], args.interval_s, offset, end, status))
-    # the probe's requests fall halfway between two clients' (not on one: a probe on the
-    # same instant as a client's request would wait for it)
-    between = 0.5 + args.interval_s / args.clients / 2
-    probe = paced(port, ["/api/v2/backends"], 1.0 / args.probe_per_s, between, end, trivial)
+        clients.append(paced(port, [path], lambda: args.interval_s, offset, end, status))
+    # The probe asks at random (Poisson) times, so that it samples every phase of the
+    # clients' regular schedule alike, as a request of a client does.
+    rng = random.Random(PROBE_SEED)
+    probe = paced(
+        port,
+        ["/api/v2/backends"],
+        lambda: rng.expovariate(args.probe_per_s),
+        0.5 + rng.expovariate(args.probe_per_s),
+        end,
+        trivial,
+    )
     await asyncio.gather(*clients, probe)
     return {
         "get_job_status": status.summary(args.duration_s),
