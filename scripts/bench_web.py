@@ -12,12 +12,13 @@ request, as the released client's ``requests.get`` makes them.
    (the atomic, durable submission post_job goes through, without HTTP).
 2. Polling: N simulated clients, each following one of the posted jobs with
    ``get_job_status`` every ``--interval-s`` (5 s, the client's own interval: N / 5
-   requests a second), their phases spread evenly, for ``--duration-s`` while the lab
-   runs the posted jobs; latency from connecting until the whole answer is read, p50 and
-   p99. Baseline in the same run, under the same load: a probe that asks the trivial
-   endpoint of the same server (``GET /api/v2/backends``: no user, no store) at random
-   (Poisson) times, ``--probe-per-s`` on average. Every answer must be 200 with a JSON
-   ``status``; the refusals (429 above all) are counted and reported.
+   requests a second), each from a random phase (as clients that started at their own
+   times), for ``--duration-s`` while the lab runs the posted jobs; latency from
+   connecting until the whole answer is read, p50 and p99. Baseline in the same run,
+   under the same load: a probe that asks the trivial endpoint of the same server
+   (``GET /api/v2/backends``: no user, no store) at random (Poisson) times,
+   ``--probe-per-s`` on average. Every answer must be 200 with a JSON ``status``; the
+   refusals (429 above all) are counted and reported.
 
 The machine is shared: the CPU time other processes used while the polling ran is reported
 as a share of the machine (a warning above 10%: the figures are noise). Everything runs
@@ -51,7 +52,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench_dutycycle import OTHER_CPU_WARN, CpuMeter, Lab, isolate, job, running_lab, wait_for
-from benchkit import finish, parse_sized
+from benchkit import add_sizes, finish, parse_sized
 
 from spooler.lab.profile import stop_process
 from spooler.scaffold import write_tree
@@ -77,6 +78,7 @@ SMOKE = {
 POST_CONCURRENCY = 10
 REQUEST_TIMEOUT_S = 30.0
 PROBE_SEED = 20261203
+PHASE_SEED = 5
 
 
 # -- HTTP, by hand: one connection a request ----------------------------------------------
@@ -255,12 +257,15 @@ async def poll(
     start = time.perf_counter() + 0.5
     end = start + args.duration_s
     clients = []
+    # Each client polls from its own start, so their phases are random: evenly spread
+    # phases would be a gentler load than real clients make (no two requests ever meet).
+    phases = random.Random(PHASE_SEED)
     for i in range(args.clients):
         user, job_id = posted[i % len(posted)]
         path = "/api/v2/singlequdit/get_job_status?" + urlencode(
             {"job_id": job_id, "username": user, "token": tokens[user]}
         )
-        offset = 0.5 + args.interval_s * i / args.clients  # phases spread evenly
+        offset = 0.5 + args.interval_s * phases.random()
         clients.append(paced(port, [path], lambda: args.interval_s, offset, end, status))
     # The probe asks at random (Poisson) times, so that it samples every phase of the
     # clients' regular schedule alike, as a request of a client does.
@@ -349,12 +354,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--clients", type=int, help=f"default {FULL['clients']}")
-    parser.add_argument("--interval-s", type=float, help=f"default {FULL['interval_s']}")
-    parser.add_argument("--duration-s", type=float, help=f"default {FULL['duration_s']}")
-    parser.add_argument("--users", type=int, help=f"default {FULL['users']}")
-    parser.add_argument("--post-jobs", type=int, help=f"default {FULL['post_jobs']}")
-    parser.add_argument("--probe-per-s", type=float, help=f"default {FULL['probe_per_s']}")
+    add_sizes(parser, FULL)
     parser.add_argument("--out", type=Path)
     args = parse_sized(parser, FULL, SMOKE, "the whole benchmark at a tiny size")
     if min(args.clients, args.users, args.post_jobs) < 1 or args.post_jobs < args.users:

@@ -7,7 +7,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["finish", "parse_sized"]
+__all__ = ["add_sizes", "finish", "parse_sized"]
+
+
+def add_sizes(parser: argparse.ArgumentParser, full: Mapping[str, object]) -> None:
+    """An option ``--<name>`` for each size of *full*, of its value's type (for
+    :func:`parse_sized` to fill when not given)."""
+    for name, value in full.items():
+        kind = type(value)
+        assert kind in (int, float, str), f"{name}: a size is an int, a float or a str"
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"default {value}")
 
 
 def parse_sized(

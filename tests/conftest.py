@@ -16,6 +16,7 @@ import pytest
 from spooler.cli import main
 from spooler.daemon import Spooler
 from spooler.settings import Settings, load_settings
+from spooler.states import JobState
 from tests.fakes import Clock, RecordingLab
 
 Job = dict[str, Any]
@@ -55,6 +56,51 @@ def make_tree(tmp_path: Path) -> Callable[[str], Settings]:
         return init_tree(tmp_path / backend, backend)
 
     return make
+
+
+def add_users(settings: Settings, users: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Gateway users of *settings*' tree, each with the keywords of ``Users.add``
+    (``operator``, limits); their tokens by name."""
+    from spooler.store import JobStore
+    from spooler.users import Users
+
+    store = JobStore(settings.folders.database)
+    try:
+        directory = Users(store, settings)
+        return {name: directory.add(name, **options)[1] for name, options in users.items()}
+    finally:
+        store.close()
+
+
+def record_job(
+    settings: Settings,
+    job_id: str,
+    user: str | None,
+    *states: JobState,
+    source_name: str | None = None,
+) -> None:
+    """A job in *settings*' store (2 experiments, 10 shots), through the job model, taken
+    through *states*; one that ends ERROR says "the atoms were lost"."""
+    from spooler.jobs import Jobs
+
+    jobs = Jobs(settings.folders)
+    name = f"file_{job_id}-{user}.json" if user else f"{job_id}.json"
+    try:
+        with jobs.change() as tx:
+            tx.add_job(
+                job_id=job_id,
+                backend=settings.backend,
+                source_name=source_name or name,
+                claim_name=name,
+                submitter=user,
+            )
+            tx.set_counts(job_id, experiments=2, shots_requested=10)
+        for state in states:
+            with jobs.change() as tx:
+                message = "the atoms were lost" if state is JobState.ERROR else None
+                tx.transition(job_id, state, error_message=message)
+    finally:
+        jobs.close()
 
 
 def good_job(shots: int = 3, experiments: int = 1, angle: float = 0.7) -> Job:

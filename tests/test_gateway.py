@@ -15,9 +15,7 @@ from spooler.gateway.app import make_app
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
-from spooler.store import JobStore
-from spooler.users import Users
-from tests.conftest import good_job
+from tests.conftest import add_users, good_job
 from tests.fakes import Clock
 
 URL = "/api/v2/singlequdit"
@@ -25,17 +23,16 @@ URL = "/api/v2/singlequdit"
 
 @pytest.fixture
 def tokens(tree: Settings) -> dict[str, str]:
-    store = JobStore(tree.folders.database)
-    users = Users(store, tree)
-    made = {
-        "alice": users.add("alice")[1],
-        "bob": users.add("bob")[1],
-        "root": users.add("root", operator=True)[1],
-        "slow": users.add("slow", requests_per_s=1.0)[1],
-        "few": users.add("few", queued_jobs_max=1)[1],
-    }
-    store.close()
-    return made
+    return add_users(
+        tree,
+        {
+            "alice": {},
+            "bob": {},
+            "root": {"operator": True},
+            "slow": {"requests_per_s": 1.0},
+            "few": {"queued_jobs_max": 1},
+        },
+    )
 
 
 @pytest.fixture

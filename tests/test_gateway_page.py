@@ -9,27 +9,18 @@ import pytest
 from starlette.testclient import TestClient
 
 from spooler.gateway.app import make_app
-from spooler.jobs import Jobs
 from spooler.pause import PauseState, write_pause
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.store import JobStore
-from spooler.users import Users
+from tests.conftest import add_users, record_job
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 
 @pytest.fixture
 def tokens(tree: Settings) -> dict[str, str]:
-    store = JobStore(tree.folders.database)
-    users = Users(store, tree)
-    made = {
-        "alice": users.add("alice")[1],
-        "bob": users.add("bob")[1],
-        "root": users.add("root", operator=True)[1],
-    }
-    store.close()
-    return made
+    return add_users(tree, {"alice": {}, "bob": {}, "root": {"operator": True}})
 
 
 @pytest.fixture
@@ -40,27 +31,6 @@ def client(tree: Settings, tokens: dict[str, str]) -> Iterator[TestClient]:
 
 def bearer(tokens: dict[str, str], user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {user}:{tokens[user]}"}
-
-
-def add_job(tree: Settings, job_id: str, user: str | None, *states: JobState) -> None:
-    jobs = Jobs(tree.folders)
-    try:
-        with jobs.change() as tx:
-            name = f"file_{job_id}-{user}.json" if user else f"{job_id}.json"
-            tx.add_job(
-                job_id=job_id,
-                backend="singlequdit",
-                source_name=name,
-                claim_name=name,
-                submitter=user,
-            )
-            tx.set_counts(job_id, experiments=2, shots_requested=10)
-        for state in states:
-            with jobs.change() as tx:
-                message = "the atoms were lost" if state is JobState.ERROR else None
-                tx.transition(job_id, state, error_message=message)
-    finally:
-        jobs.close()
 
 
 def test_the_shell_and_its_files_are_served_with_a_strict_policy(client: TestClient) -> None:
@@ -80,11 +50,11 @@ def test_the_shell_and_its_files_are_served_with_a_strict_policy(client: TestCli
 def test_an_operator_sees_every_job_a_user_only_their_own(
     client: TestClient, tokens: dict[str, str], tree: Settings
 ) -> None:
-    add_job(tree, "a1", "alice", JobState.QUEUED, JobState.RUNNING)
-    add_job(tree, "a2", "alice", JobState.QUEUED)
-    add_job(tree, "b1", "bob", JobState.QUEUED)
-    add_job(tree, "b2", "bob", JobState.QUEUED, JobState.RUNNING, JobState.ERROR)
-    add_job(tree, "x1", None, JobState.QUEUED)
+    record_job(tree, "a1", "alice", JobState.QUEUED, JobState.RUNNING)
+    record_job(tree, "a2", "alice", JobState.QUEUED)
+    record_job(tree, "b1", "bob", JobState.QUEUED)
+    record_job(tree, "b2", "bob", JobState.QUEUED, JobState.RUNNING, JobState.ERROR)
+    record_job(tree, "x1", None, JobState.QUEUED)
     root = client.get("/ui/overview", headers=bearer(tokens, "root")).json()
     assert root["operator"] and root["status"] == "OK"
     assert [j["job_id"] for j in root["jobs"]] == ["a1", "a2", "b1", "x1", "b2"]
@@ -103,7 +73,7 @@ def test_an_operator_sees_every_job_a_user_only_their_own(
 def test_another_users_job_is_answered_like_one_that_does_not_exist(
     client: TestClient, tokens: dict[str, str], tree: Settings
 ) -> None:
-    add_job(tree, "a1", "alice", JobState.QUEUED)
+    record_job(tree, "a1", "alice", JobState.QUEUED)
     (tree.folders.sds / "a1").mkdir(parents=True)
     (tree.folders.sds / "a1" / "a1.png").write_bytes(PNG)
     own = client.get("/ui/jobs/a1", headers=bearer(tokens, "alice"))
@@ -122,7 +92,7 @@ def test_another_users_job_is_answered_like_one_that_does_not_exist(
 def test_a_done_job_shows_a_summary_of_its_result(
     client: TestClient, tokens: dict[str, str], tree: Settings
 ) -> None:
-    add_job(tree, "a1", "alice", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+    record_job(tree, "a1", "alice", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
     counts = {f"{k}": 10 - k for k in range(10)}
     result = {
         "success": True,
@@ -171,7 +141,7 @@ def test_the_pause_is_shown_to_operators_with_who_to_users_without(
 def test_the_page_data_needs_a_valid_user_and_token(
     client: TestClient, tree: Settings, header: str | None
 ) -> None:
-    add_job(tree, "a1", "alice", JobState.QUEUED)
+    record_job(tree, "a1", "alice", JobState.QUEUED)
     headers = {} if header is None else {"Authorization": header}
     for path in ("/ui/overview", "/ui/jobs/a1", "/ui/jobs/a1/picture"):
         answer = client.get(path, headers=headers)
@@ -202,7 +172,7 @@ def test_a_users_token_is_not_an_operators(
 def test_path_tricks_in_job_ids_find_nothing(
     client: TestClient, tokens: dict[str, str], tree: Settings, path: str
 ) -> None:
-    add_job(tree, "a1", "alice", JobState.QUEUED)
+    record_job(tree, "a1", "alice", JobState.QUEUED)
     answer = client.get(path, headers=bearer(tokens, "root"))
     assert answer.status_code in (200, 404), (path, answer.status_code)
     if answer.status_code == 200:  # the page's shell, or the overview httpx normalised to

@@ -19,8 +19,7 @@ import pytest
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
-from spooler.store import JobStore
-from spooler.users import Users
+from tests.conftest import add_users, record_job
 from tests.webtools import Chromium, gateway, needs_chromium
 
 pytestmark = [needs_chromium, pytest.mark.slow]
@@ -30,12 +29,7 @@ HOSTILE = '<img src=x onerror="window.pwned=1">'
 
 @pytest.fixture
 def tokens(tree: Settings) -> dict[str, str]:
-    store = JobStore(tree.folders.database)
-    users = Users(store, tree)
-    made = {"alice": users.add("alice")[1], "bob": users.add("bob")[1]}
-    made["root"] = users.add("root", operator=True)[1]
-    store.close()
-    return made
+    return add_users(tree, {"alice": {}, "bob": {}, "root": {"operator": True}})
 
 
 @pytest.fixture
@@ -71,20 +65,12 @@ def picture_png() -> bytes:
 def test_the_page_follows_a_running_job_and_shows_its_result(
     tree: Settings, tokens: dict[str, str], url: str, browser: Chromium, tmp_path: Path
 ) -> None:
+    record_job(tree, "rabi", "alice", JobState.QUEUED, JobState.RUNNING)
+    record_job(tree, "ramsey", "bob", JobState.QUEUED)
+    record_job(tree, "odd", "alice", JobState.QUEUED, source_name=HOSTILE)
     jobs = Jobs(tree.folders)
     try:
         with jobs.change() as tx:
-            for job_id, user in (("rabi", "alice"), ("ramsey", "bob"), ("odd", "alice")):
-                tx.add_job(
-                    job_id=job_id,
-                    backend="singlequdit",
-                    source_name=f"file_{job_id}-{user}.json" if job_id != "odd" else HOSTILE,
-                    claim_name=f"{job_id}.json",
-                    submitter=user,
-                )
-                tx.set_counts(job_id, experiments=2, shots_requested=10)
-                tx.transition(job_id, JobState.QUEUED)
-            tx.transition("rabi", JobState.RUNNING)
             tx.set_counts("rabi", shots_expected=10, shots_done=3)
 
         # the operator's queue while rabi runs
@@ -156,20 +142,8 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
 def test_a_user_sees_only_their_own_jobs_and_a_wrong_token_signs_out(
     tree: Settings, tokens: dict[str, str], url: str, browser: Chromium
 ) -> None:
-    jobs = Jobs(tree.folders)
-    try:
-        with jobs.change() as tx:
-            for job_id, user in (("mine", "bob"), ("theirs", "alice")):
-                tx.add_job(
-                    job_id=job_id,
-                    backend="singlequdit",
-                    source_name=f"{job_id}.json",
-                    claim_name=f"{job_id}.json",
-                    submitter=user,
-                )
-                tx.transition(job_id, JobState.QUEUED)
-    finally:
-        jobs.close()
+    record_job(tree, "mine", "bob", JobState.QUEUED)
+    record_job(tree, "theirs", "alice", JobState.QUEUED)
     browser.open(signed_in(url, tokens, "bob"))
     browser.wait_for("document.querySelector('tr[data-job=mine]')", "bob's job")
     assert browser.text("#overview-title") == "Your jobs"

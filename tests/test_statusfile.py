@@ -5,6 +5,7 @@ import json
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
+from tests.conftest import record_job
 
 
 def test_status_file_has_the_ecosystem_fields_and_extras(tree: Settings) -> None:
@@ -55,20 +56,8 @@ def test_the_last_render_shows_the_newest_state_whoever_committed(tree: Settings
 def test_the_status_table_names_each_jobs_user(tree: Settings) -> None:
     from spooler.statusview import render, snapshot
 
-    jobs = Jobs(tree.folders)
-    try:
-        with jobs.change() as tx:
-            for job_id, user in (("j1", "alice"), ("j2", None)):
-                tx.add_job(
-                    job_id=job_id,
-                    backend="singlequdit",
-                    source_name=f"{job_id}.json",
-                    claim_name=f"{job_id}.json",
-                    submitter=user,
-                )
-                tx.transition(job_id, JobState.QUEUED)
-    finally:
-        jobs.close()
+    record_job(tree, "j1", "alice", JobState.QUEUED)
+    record_job(tree, "j2", None, JobState.QUEUED)
     lines = render(snapshot(tree)).splitlines()
     assert lines[0].split()[:4] == ["POS", "JOB", "USER", "STATE"]
     assert lines[1].split()[:4] == ["1", "j1", "alice", "QUEUED"]
