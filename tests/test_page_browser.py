@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,17 @@ def picture_png() -> bytes:
 def test_the_page_follows_a_running_job_and_shows_its_result(
     tree: Settings, tokens: dict[str, str], url: str, browser: Chromium, tmp_path: Path
 ) -> None:
+    # a job done before, whose shots give the estimates a model
+    record_job(tree, "past", "bob", JobState.QUEUED, JobState.RUNNING)
+    jobs = Jobs(tree.folders)
+    try:
+        for made in (1, 10):
+            with jobs.change() as tx:
+                tx.set_counts("past", shots_made=made, shots_done=made)
+        with jobs.change() as tx:
+            tx.transition("past", JobState.DONE)
+    finally:
+        jobs.close()
     record_job(tree, "rabi", "alice", JobState.QUEUED, JobState.RUNNING)
     record_job(tree, "ramsey", "bob", JobState.QUEUED)
     record_job(tree, "odd", "alice", JobState.QUEUED, source_name=HOSTILE)
@@ -83,6 +95,11 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
         assert browser.evaluate(f"document.querySelector('{row} progress').value") == 3
         assert browser.text("tr[data-job=ramsey] .position") == "1"
         assert browser.text("tr[data-job=ramsey] .user") == "bob"
+        assert re.fullmatch(
+            r"\d\d:\d\d:\d\d \((in )?\d+ s( ago)?\)", browser.text(f"{row} .finish")
+        )
+        assert re.fullmatch(r"\d\d:\d\d:\d\d \(.*\)", browser.text("tr[data-job=ramsey] .start"))
+        assert browser.text("tr[data-job=past] .state") == "DONE"  # finished, below
         assert browser.text("tr[data-job=odd] .position") == "2"
         assert browser.text("#overview-title") == "Queue"
         browser.screenshot(tmp_path / "queue.png")
