@@ -180,3 +180,23 @@ def test_path_tricks_in_job_ids_find_nothing(
         assert b"root:" not in answer.content and b"SQLite" not in answer.content
     else:
         assert answer.json()["status"] == "ERROR"
+
+
+def test_an_operator_sees_what_was_quarantined_a_user_does_not(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    from spooler.items import Quarantine
+
+    quarantine = Quarantine(tree.folders.quarantine, "result daemon")
+    for i in range(12):
+        quarantine.put(None, f"reason {i}", name=f"shot{i}.h5", job_id="j1")
+    (tree.folders.quarantine / "junk.reason.json").write_text("{damaged")
+    (tree.folders.quarantine / "link.reason.json").symlink_to("/etc/passwd")
+    root = client.get("/ui/overview", headers=bearer(tokens, "root")).json()
+    junk, *shown = root["quarantined"]  # the newest first
+    assert junk["item"] == "junk" and junk["reason"].startswith("unreadable: ")
+    assert len(shown) == 9 and all(q["job_id"] == "j1" for q in shown)
+    assert {q["reason"] for q in shown} <= {f"reason {i}" for i in range(12)}
+    assert all(q["daemon"] == "result daemon" for q in shown)
+    alice = client.get("/ui/overview", headers=bearer(tokens, "alice")).json()
+    assert alice["quarantined"] == []

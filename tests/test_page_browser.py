@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from spooler.items import Quarantine
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
@@ -77,6 +78,9 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
             tx.transition("past", JobState.DONE)
     finally:
         jobs.close()
+    Quarantine(tree.folders.quarantine, "result daemon").put(
+        None, f"not an HDF5 file {HOSTILE}", name="shot7.h5", job_id="past"
+    )
     record_job(tree, "rabi", "alice", JobState.QUEUED, JobState.RUNNING)
     record_job(tree, "ramsey", "bob", JobState.QUEUED)
     record_job(tree, "odd", "alice", JobState.QUEUED, source_name=HOSTILE)
@@ -96,10 +100,12 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
         assert browser.text("tr[data-job=ramsey] .position") == "1"
         assert browser.text("tr[data-job=ramsey] .user") == "bob"
         assert re.fullmatch(
-            r"\d\d:\d\d:\d\d \((in )?\d+ s( ago)?\)", browser.text(f"{row} .finish")
+            r"\d\d:\d\d:\d\d \((now|in \d+ s|\d+ s ago)\)", browser.text(f"{row} .finish")
         )
         assert re.fullmatch(r"\d\d:\d\d:\d\d \(.*\)", browser.text("tr[data-job=ramsey] .start"))
         assert browser.text("tr[data-job=past] .state") == "DONE"  # finished, below
+        quarantined = browser.text("#quarantine li")
+        assert quarantined.startswith("shot7.h5") and quarantined.endswith(HOSTILE)
         assert browser.text("tr[data-job=odd] .position") == "2"
         assert browser.text("#overview-title") == "Queue"
         browser.screenshot(tmp_path / "queue.png")

@@ -13,7 +13,9 @@ endpoints, each answered from the job store at the moment of asking:
 
 - ``GET /ui/overview``: for an operator every job that waits or runs (user, state,
   position, progress, estimates), the last :data:`FINISHED_SHOWN` finished, the pause
-  state and the last :data:`ERRORS_SHOWN` errors; for a user the same of their own jobs;
+  state, the last :data:`ERRORS_SHOWN` errors and the last :data:`QUARANTINED_SHOWN` items
+  the daemons gave up (the quarantine's reasons); for a user the same of their own jobs
+  (no quarantine: its items are anybody's);
 - ``GET /ui/jobs/<job_id>``: the job's status document (detail, history), a summary of
   its result when it is DONE, and whether it has a picture;
 - ``GET /ui/jobs/<job_id>/picture``: the job's picture (``sds/<job_id>/<job_id>.png``).
@@ -23,7 +25,9 @@ Another user's job is answered exactly like one that does not exist, as in the A
 
 from __future__ import annotations
 
+import heapq
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,6 +55,7 @@ STATIC = Path(__file__).with_name("static")
 REFRESH_S = 2.0
 FINISHED_SHOWN = 30
 ERRORS_SHOWN = 10
+QUARANTINED_SHOWN = 10
 COUNTS_SHOWN = 8
 PICTURE_MAX_BYTES = 16 << 20
 RESULT_MAX_BYTES = 64 << 20
@@ -131,6 +136,7 @@ class LivePage:
             jobs = [_row(status_document(reader, r, positions, estimates, now)) for r in records]
             pause = read_pause(reader)
             errors = _finished(reader, user, ERRORS_SHOWN, JobState.ERROR)
+        quarantined = _quarantined(self.settings.folders.quarantine) if caller.operator else []
         return _json(
             {
                 "status": "OK",
@@ -153,6 +159,7 @@ class LivePage:
                     }
                     for r in errors
                 ],
+                "quarantined": quarantined,
             }
         )
 
@@ -235,6 +242,33 @@ def _finished(reader: Reader, user: str | None, limit: int, *states: JobState) -
         )
     ]
     return [r for r in (reader.get(job_id) for job_id in ids) if r is not None]
+
+
+def _quarantined(folder: Path, limit: int = QUARANTINED_SHOWN) -> list[dict[str, Any]]:
+    """The last *limit* items the daemons gave up (their reason files), newest first."""
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".reason.json") and entry.is_file(follow_symlinks=False):
+                    found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+    except OSError:
+        return []
+    shown = []
+    for _, name in heapq.nlargest(limit, found):
+        try:
+            reason = json.loads(read_regular_file(folder / name, 1 << 20, what="a reason"))
+            if not isinstance(reason, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError, LabspoolError) as exc:
+            reason = {"item": name.removesuffix(".reason.json"), "reason": f"unreadable: {exc}"}
+        keys = ("item", "reason", "job_id", "daemon", "at")
+        shown.append({key: _short(reason.get(key)) for key in keys})
+    return shown
+
+
+def _short(value: Any, chars: int = 2000) -> str | None:
+    return None if value is None else str(value)[:chars]
 
 
 def _row(document: dict[str, Any]) -> dict[str, Any]:

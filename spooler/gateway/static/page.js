@@ -57,6 +57,7 @@ function clock(iso) {
   if (Number.isNaN(at.getTime())) return "";
   const seconds = Math.round((at.getTime() - Date.now()) / 1000);
   const time = at.toLocaleTimeString([], { hour12: false });
+  if (Math.abs(seconds) < 1) return `${time} (now)`;
   if (Math.abs(seconds) < 90) return `${time} (${seconds >= 0 ? "in " : ""}${Math.abs(seconds)} s${seconds < 0 ? " ago" : ""})`;
   const minutes = Math.round(seconds / 60);
   return `${time} (${minutes >= 0 ? "in " : ""}${Math.abs(minutes)} min${minutes < 0 ? " ago" : ""})`;
@@ -107,6 +108,15 @@ function showOverview(data) {
     ...data.errors.map((e) => {
       const item = element("li", null, { "data-job": e.job_id });
       item.append(jobLink(e.job_id), element("span", ` ${e.user || ""} ${clock(e.at)}: ${e.error_message}`));
+      return item;
+    }),
+  );
+  const quarantined = data.quarantined || [];
+  $("quarantine-section").hidden = quarantined.length === 0;
+  $("quarantine").replaceChildren(
+    ...quarantined.map((q) => {
+      const item = element("li", null, { class: "quarantined" });
+      item.append(element("code", q.item), element("span", ` ${clock(q.at)} (${q.daemon || "?"}${q.job_id ? ", job " + q.job_id : ""}): ${q.reason}`));
       return item;
     }),
   );
