@@ -6,6 +6,7 @@ request is made from a thread, not the handler (see :func:`stop_on_signals`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -51,7 +52,15 @@ def stop_on_signals(request_stop: Callable[[], None]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _nothing)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    # A forked child would write its own signals into this process's pipe (the workers are
+    # spawned, not forked, but nothing else may stop the daemon this way).
+    os.register_at_fork(after_in_child=_forget_wakeup_fd)
     threading.Thread(target=watch, name="stop-signals", daemon=True).start()
+
+
+def _forget_wakeup_fd() -> None:
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to forget
+        signal.set_wakeup_fd(-1)
 
 
 def _nothing(signum: int, frame: FrameType | None) -> None:

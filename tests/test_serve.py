@@ -52,3 +52,24 @@ def test_other_signals_do_not_ask_for_a_stop() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[:2] == ["handler returned", "not stopped"]
+
+
+def test_a_forked_childs_signals_do_not_stop_its_parent() -> None:
+    script = textwrap.dedent(
+        """
+        import os, signal, threading
+        from spooler.serve import stop_on_signals
+
+        stop = threading.Event()
+        stop_on_signals(stop.set)
+        child = os.fork()
+        if child == 0:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            os._exit(0)
+        os.waitpid(child, 0)
+        print("stopped" if stop.wait(1) else "not stopped", flush=True)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "not stopped"
