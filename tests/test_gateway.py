@@ -3,7 +3,9 @@ separation, and a corpus of hostile requests, each refused with JSON and nothing
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from spooler.gateway.app import make_app
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
+from spooler.store import JobStore
 from tests.conftest import add_users, good_job
 from tests.fakes import Clock
 
@@ -225,3 +228,29 @@ def test_hostile_requests_get_a_clear_json_error_and_nothing_is_written(
     assert document["status"] in ("ERROR", "error") and document["error_message"] != "None"
     assert dumped(tree) == []
     assert not list(tree.folders.staging.iterdir())
+
+
+def last_uses(tree: Settings) -> dict[str, float | None]:
+    """Read-only, so that it does not wait for the write lock."""
+    uri = f"file:{tree.folders.database}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        return dict(db.execute("SELECT name, last_used_at FROM gateway_users").fetchall())
+
+
+def test_the_users_last_uses_are_written_without_holding_up_answers(
+    tree: Settings, tokens: dict[str, str], clock: Clock
+) -> None:
+    """While a daemon holds the store's write lock, the gateway still answers at once: the
+    last uses wait for the lock in a worker thread, and are written once it is free."""
+    blocker = JobStore(tree.folders.database)
+    try:
+        # the write lock, as a daemon's long pass holds it (released before the gateway stops)
+        with TestClient(make_app(tree, clock=clock)) as client, blocker.transaction():
+            for user in ("alice", "bob"):
+                answer = client.get(f"{URL}/get_config", params=auth(tokens, user))
+                assert answer.status_code == 200
+            assert last_uses(tree)["alice"] is None  # not written meanwhile
+    finally:
+        blocker.close()
+    uses = last_uses(tree)  # the gateway's stop wrote them
+    assert uses["alice"] is not None and uses["bob"] is not None and uses["root"] is None

@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
@@ -59,14 +61,16 @@ __all__ = ["UserDirectory", "make_app"]
 
 PARAMETER_MAX_CHARS = 256
 BODY_TIMEOUT_S = 10.0
+USES_FLUSH_S = 5.0  # how often the users' last uses are written (user list shows them)
 _JOB_ID = re.compile(JOB_ID_PATTERN)
+log = logging.getLogger(__name__)
 WAITING = (JobState.INITIALIZING, JobState.QUEUED, JobState.RUNNING)
 
 
 class UserDirectory(Protocol):
     def authenticate(self, name: str | None, token: str | None) -> User | None: ...
 
-    def record_use(self, name: str) -> None: ...
+    def record_use(self, name: str, *, at: float | None = None) -> None: ...
 
 
 def _text(value: Any) -> str | None:
@@ -89,6 +93,12 @@ class Gateway:
         self.settings = settings
         self.store = JobStore(settings.folders.database)  # read; the users' last use written
         self.users: UserDirectory = Users(self.store, settings) if users is None else users
+        # The users' last uses are written by a worker thread on a connection of its own,
+        # never in the event loop: a write waits for the daemons' write lock (and fsyncs),
+        # and the loop must answer meanwhile.
+        self._uses: dict[str, float] = {}
+        self._use_store: JobStore | None = None
+        self._use_writer: UserDirectory | None = users
         self.backend = get_backend(settings.backend)
         self.name = settings.gateway.backend_name
         self.config = client_configuration(self.backend, backend_name=self.name)
@@ -179,6 +189,28 @@ class Gateway:
             return JSONResponse(job_answer(job_id, "error", state.get("detail", ""), message))
         return JSONResponse(state)
 
+    async def flush_uses(self) -> None:
+        """Write the users' last uses noted since the last flush, in a worker thread (each
+        at most once a minute per user: :meth:`spooler.users.Users.record_use`)."""
+        pending, self._uses = self._uses, {}
+        if pending:
+            await asyncio.to_thread(self._write_uses, pending)
+
+    def _write_uses(self, pending: dict[str, float]) -> None:
+        try:
+            if self._use_writer is None:
+                self._use_store = JobStore(self.settings.folders.database)
+                self._use_writer = Users(self._use_store, self.settings)
+            for name, at in pending.items():
+                self._use_writer.record_use(name, at=at)
+        except (sqlite3.Error, OSError) as exc:  # only what `user list` shows: not fatal
+            log.warning("the users' last uses were not written: %s", exc)
+
+    def close(self) -> None:
+        self.store.close()
+        if self._use_store is not None:
+            self._use_store.close()
+
     # -- checks ---------------------------------------------------------------------------
 
     def _backend(self, request: Request, *, status: str = "ERROR") -> None:
@@ -191,7 +223,7 @@ class Gateway:
         caller = self.users.authenticate(name, token)
         if caller is None:
             raise Refused(error(401, "a valid username and token are required", status=status))
-        self.users.record_use(caller.name)  # written at most once a minute per user
+        self._uses[caller.name] = time.time()  # written by flush_uses
         if not self.limiter.allow(caller.name, caller.requests_per_s):
             raise Refused(
                 error(
@@ -326,14 +358,21 @@ def make_app(
                 notifier.watchdog()
                 await asyncio.sleep(interval)
 
-        task = asyncio.create_task(pings())
+        async def uses() -> None:
+            while True:
+                await asyncio.sleep(USES_FLUSH_S)
+                await gateway.flush_uses()
+
+        tasks = [asyncio.create_task(pings()), asyncio.create_task(uses())]
         try:
             yield
         finally:
             notifier.stopping()
-            task.cancel()
+            for task in tasks:
+                task.cancel()
+            await gateway.flush_uses()
             notifier.close()
-            gateway.store.close()
+            gateway.close()
 
     return Starlette(
         routes=routes,
