@@ -34,6 +34,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -61,6 +62,7 @@ __all__ = ["UserDirectory", "make_app"]
 
 PARAMETER_MAX_CHARS = 256
 BODY_TIMEOUT_S = 10.0
+RESULT_MAX_BYTES = 64 << 20
 USES_FLUSH_S = 5.0  # how often the users' last uses are written (user list shows them)
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 log = logging.getLogger(__name__)
@@ -175,13 +177,13 @@ class Gateway:
             return refused.response
         if state["status"] == "DONE":
             path = self.settings.folders.results / f"{job_id}.json"
-            try:
-                document = json.loads(read_regular_file(path, 64 << 20, what="the result"))
+            try:  # a result may be tens of MB: read and encoded beside the event loop
+                body = await asyncio.to_thread(_finished_result, path)
             except (OSError, ValueError, LabspoolError):
                 return JSONResponse(  # DONE is written after the result: a moment's gap
                     job_answer(job_id, "RUNNING", "The result is being written")
                 )
-            return JSONResponse({**document, "status": "finished"})
+            return Response(body, media_type="application/json")
         if state["status"] in ("ERROR", "CANCELLED"):
             message = state.get("error_message") or state["status"]
             if message == "None":
@@ -317,6 +319,14 @@ class Gateway:
         except (OSError, ValueError, LabspoolError):
             return job_answer(job_id, record.state.value, record.detail)
         return document if isinstance(document, dict) else job_answer(job_id, "ERROR", "")
+
+
+def _finished_result(path: Path) -> bytes:
+    """The result document of *path* with ``"status": "finished"``, as the answer's body."""
+    document = json.loads(read_regular_file(path, RESULT_MAX_BYTES, what="the result"))
+    if not isinstance(document, dict):
+        raise ValueError("the result is not a JSON object")
+    return json.dumps({**document, "status": "finished"}, ensure_ascii=False).encode()
 
 
 def make_app(

@@ -25,6 +25,7 @@ Another user's job is answered exactly like one that does not exist, as in the A
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import os
@@ -171,10 +172,12 @@ class LivePage:
             return refused.response
         with self.store.snapshot() as reader:
             document = status_document(reader, record, now=self.now())
+        done = record.state is JobState.DONE  # a result may be large: read beside the loop
+        result = await asyncio.to_thread(self._result, record) if done else None
         return _json(
             {
                 **document,
-                "result": self._result(record) if record.state is JobState.DONE else None,
+                "result": result,
                 "picture": self._picture_path(record.job_id).is_file(),
             }
         )
@@ -186,8 +189,11 @@ class LivePage:
         except Refused as refused:
             return refused.response
         try:
-            data = read_regular_file(
-                self._picture_path(record.job_id), PICTURE_MAX_BYTES, what="the picture"
+            data = await asyncio.to_thread(
+                read_regular_file,
+                self._picture_path(record.job_id),
+                PICTURE_MAX_BYTES,
+                what="the picture",
             )
         except (OSError, LabspoolError):
             return error(404, f"job {record.job_id} has no picture", job_id=record.job_id)
