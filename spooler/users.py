@@ -135,6 +135,11 @@ class User:
     job_bytes_max: int
     requests_per_s: float
 
+    def sees(self, submitter: str | None) -> bool:
+        """Whether this user may see a job of *submitter*: their own, or any for an
+        operator (the gateway answers any other job exactly like an unknown one)."""
+        return self.operator or submitter == self.name
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:

@@ -14,11 +14,17 @@ before it looks at the HTTP code. Two spellings matter to the released client (0
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-__all__ = ["Refused", "error", "job_answer"]
+from ..fsutil import read_regular_file
+
+__all__ = ["RESULT_MAX_BYTES", "Refused", "error", "job_answer", "read_result"]
+
+RESULT_MAX_BYTES = 64 << 20
 
 
 class Refused(Exception):
@@ -47,3 +53,12 @@ def error(
     return JSONResponse(
         job_answer(job_id, status, f"Refused: {message}", message), status_code=code
     )
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """The result document of a DONE job (raises OSError, ValueError or LabspoolError while
+    it is missing or damaged: DONE is committed after the result is written)."""
+    document = json.loads(read_regular_file(path, RESULT_MAX_BYTES, what="the result"))
+    if not isinstance(document, dict):
+        raise ValueError("the result is not a JSON object")
+    return document

@@ -54,7 +54,7 @@ from ..store import JobStore
 from ..strictjson import loads_strict
 from ..submission import JobIdTaken, submit_job
 from ..users import User, Users
-from .answers import Refused, error, job_answer
+from .answers import Refused, error, job_answer, read_result
 from .page import LivePage
 from .ratelimit import RateLimiter
 
@@ -62,7 +62,6 @@ __all__ = ["UserDirectory", "make_app"]
 
 PARAMETER_MAX_CHARS = 256
 BODY_TIMEOUT_S = 10.0
-RESULT_MAX_BYTES = 64 << 20
 USES_FLUSH_S = 5.0  # how often the users' last uses are written (user list shows them)
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 log = logging.getLogger(__name__)
@@ -311,7 +310,7 @@ class Gateway:
             if self._pending(job_id, None if caller.operator else caller.name):
                 return job_answer(job_id, "INITIALIZING", "Got your json.")
             raise unknown
-        if not caller.operator and record.submitter != caller.name:
+        if not caller.sees(record.submitter):
             raise unknown  # exactly as a job that does not exist
         path = self.settings.folders.status / f"{job_id}.json"
         try:
@@ -323,10 +322,7 @@ class Gateway:
 
 def _finished_result(path: Path) -> bytes:
     """The result document of *path* with ``"status": "finished"``, as the answer's body."""
-    document = json.loads(read_regular_file(path, RESULT_MAX_BYTES, what="the result"))
-    if not isinstance(document, dict):
-        raise ValueError("the result is not a JSON object")
-    return json.dumps({**document, "status": "finished"}, ensure_ascii=False).encode()
+    return json.dumps({**read_result(path), "status": "finished"}, ensure_ascii=False).encode()
 
 
 def make_app(

@@ -48,7 +48,7 @@ from ..statusfile import status_document
 from ..store import JobRecord, JobStore, Reader
 from ..timestamps import iso_time
 from ..users import User
-from .answers import Refused, error
+from .answers import Refused, error, read_result
 
 __all__ = ["STATIC", "LivePage"]
 
@@ -59,9 +59,7 @@ ERRORS_SHOWN = 10
 QUARANTINED_SHOWN = 10
 COUNTS_SHOWN = 8
 PICTURE_MAX_BYTES = 16 << 20
-RESULT_MAX_BYTES = 64 << 20
 
-_ACTIVE = (JobState.INITIALIZING, JobState.QUEUED, JobState.RUNNING)
 _FINISHED = (JobState.DONE, JobState.ERROR, JobState.CANCELLED)
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -210,7 +208,7 @@ class LivePage:
 
     def _visible(self, caller: User, job_id: str) -> JobRecord:
         record = self.store.read.get(job_id) if len(job_id) <= 128 else None
-        if record is None or (not caller.operator and record.submitter != caller.name):
+        if record is None or not caller.sees(record.submitter):
             raise Refused(error(404, f"no job {job_id[:128]}"))  # as if it did not exist
         return record
 
@@ -220,10 +218,9 @@ class LivePage:
     def _result(self, record: JobRecord) -> dict[str, Any] | None:
         path = self.settings.folders.results / f"{record.job_id}.json"
         try:
-            document = json.loads(read_regular_file(path, RESULT_MAX_BYTES, what="the result"))
-            experiments = document["results"]
+            document = read_result(path)
             return {
-                "experiments": [_experiment_summary(e) for e in experiments],
+                "experiments": [_experiment_summary(e) for e in document["results"]],
                 "success": bool(document.get("success")),
             }
         except (OSError, ValueError, LabspoolError, KeyError, TypeError):
