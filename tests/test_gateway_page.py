@@ -200,3 +200,14 @@ def test_an_operator_sees_what_was_quarantined_a_user_does_not(
     assert all(q["daemon"] == "result daemon" for q in shown)
     alice = client.get("/ui/overview", headers=bearer(tokens, "alice")).json()
     assert alice["quarantined"] == []
+
+
+def test_a_picture_that_is_a_symlink_is_not_followed(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    record_job(tree, "a1", "alice", JobState.QUEUED)
+    (tree.folders.sds / "a1").mkdir(parents=True)
+    (tree.folders.sds / "a1" / "a1.png").symlink_to("/etc/passwd")
+    answer = client.get("/ui/jobs/a1/picture", headers=bearer(tokens, "alice"))
+    assert answer.status_code == 404 and answer.json()["status"] == "ERROR"
+    assert b"root:" not in answer.content
