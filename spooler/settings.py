@@ -29,6 +29,8 @@ __all__ = [
     "IntakeSettings",
     "LabSettings",
     "Limits",
+    "MetricsSettings",
+    "NotifySettings",
     "ResultSettings",
     "RunmanagerSettings",
     "Settings",
@@ -151,6 +153,12 @@ class LabSettings:
     # An experiment submitted without confirmation (a crash, a time-out) is submitted again
     # only if none of its shot files appeared this long after it was submitted.
     resubmit_after_s: float = 30.0
+    # The machine's health (spooler.health) is looked at this often, jobs waiting or not.
+    health_interval_s: float = 2.0
+    # An engaged experiment with shots still to make, none of them in BLACS's queue or
+    # running, and no new shot file or shot for this long, lost its shots (BLACS or
+    # runmanager died): its missing shots are made again (spooler.recovery).
+    stalled_after_s: float = 30.0
     labscript_profile: Path | None = None
     runmanager: RunmanagerSettings = field(default_factory=RunmanagerSettings)
     globals: GlobalNames = field(default_factory=GlobalNames)
@@ -220,6 +228,33 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NotifySettings:
+    """Notifications to the lab's channels (spooler.notifications, through apprise)."""
+
+    urls: tuple[str, ...] = ()  # apprise URLs; none: nothing is sent
+    # at most this many messages an hour; what comes beyond waits and goes out as one digest
+    messages_per_hour_max: int = 30
+    retry_interval_s: float = 30.0
+    retry_interval_max_s: float = 900.0
+    give_up_after_s: float = 86400.0  # a message not delivered by then is logged and dropped
+    send_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """The Prometheus endpoint of the spooler daemon (spooler.metrics)."""
+
+    listen: str | None = None  # host:port; None: none (the gateway serves /metrics as well)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewaySettings:
     """The HTTP gateway of the qiskit-cold-atom client, and its users' default limits (a
     user's own limits, set by ``labspool user add``, override these: :mod:`spooler.users`)."""
@@ -252,6 +287,8 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     result: ResultSettings = field(default_factory=ResultSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log_level: str = "INFO"
 
 
@@ -321,6 +358,13 @@ def _check_gateway(path: Path, settings: Settings) -> None:
         )
 
 
+def _notify_settings(raw: dict[str, Any]) -> NotifySettings:
+    values = dict(raw)
+    if "urls" in values:
+        values["urls"] = tuple(values["urls"])
+    return NotifySettings(**values)
+
+
 def _result_settings(raw: dict[str, Any]) -> ResultSettings:
     values = dict(raw)
     if "executor" in values:
@@ -370,5 +414,7 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
         queue=QueueSettings(**raw.get("queue", {})),
         result=_result_settings(raw.get("result", {})),
         checks=CheckSettings(**raw.get("checks", {})),
+        notify=_notify_settings(raw.get("notify", {})),
+        metrics=MetricsSettings(**raw.get("metrics", {})),
         log_level=raw.get("logging", {}).get("level", "INFO"),
     )

@@ -20,9 +20,17 @@ from .errors import LabspoolError
 from .jobid import rejected_id
 from .states import JobState, check_transition
 
-__all__ = ["ExperimentRecord", "JobRecord", "JobStore", "Transaction", "TransitionRecord"]
+__all__ = [
+    "ExperimentRecord",
+    "HealthRow",
+    "JobRecord",
+    "JobStore",
+    "NotificationRow",
+    "Transaction",
+    "TransitionRecord",
+]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -78,6 +86,41 @@ CREATE TABLE IF NOT EXISTS unpublished (
     job_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS unpublished_by_job ON unpublished (job_id, mark);
+-- the machine's health (spooler.health): one row, written by the spooler's monitor only
+CREATE TABLE IF NOT EXISTS machine_health (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    operational INTEGER NOT NULL,
+    reasons     TEXT NOT NULL,
+    since       REAL NOT NULL,
+    last_check  REAL NOT NULL
+);
+-- device errors BLACS met on a job's shots (blame: spooler.health)
+CREATE TABLE IF NOT EXISTS lab_faults (
+    fault_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        REAL NOT NULL,
+    job_id    TEXT,
+    attempt   INTEGER,
+    shot      TEXT,
+    message   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lab_faults_by_job ON lab_faults (job_id, attempt);
+-- messages for the lab's channels, written in the transaction of what they tell, sent by
+-- the spooler's notifier (spooler.notifications)
+CREATE TABLE IF NOT EXISTS notifications (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         REAL NOT NULL,
+    kind       TEXT NOT NULL,
+    job_id     TEXT,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    sent_at    REAL,
+    tries      INTEGER NOT NULL DEFAULT 0,
+    next_try_at REAL,
+    last_error TEXT,
+    dropped_at REAL
+);
+CREATE INDEX IF NOT EXISTS notifications_unsent ON notifications (id) WHERE sent_at IS NULL
+    AND dropped_at IS NULL;
 """
 
 _JOB_COLUMNS = (
@@ -164,6 +207,28 @@ class ExperimentRecord:
     shots_expected: int | None
     submitted_at: float | None
     engaged_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRow:
+    """The machine's health as recorded (:mod:`spooler.health` reads it as a model)."""
+
+    operational: bool
+    reasons: str  # JSON: [{"component", "message", "since"}]
+    since: float  # when it last changed between operational and not
+    last_check: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    id: int
+    at: float
+    kind: str
+    job_id: str | None
+    title: str
+    body: str
+    tries: int
+    next_try_at: float | None
 
 
 class Reader:
@@ -292,6 +357,39 @@ class Reader:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def health(self) -> HealthRow | None:
+        """The machine's health as the spooler last recorded it (None: never looked at)."""
+        row = self._db.execute(
+            "SELECT operational, reasons, since, last_check FROM machine_health WHERE id = 1"
+        ).fetchone()
+        return None if row is None else HealthRow(bool(row[0]), row[1], row[2], row[3])
+
+    def lab_faults(self, job_id: str, attempt: int) -> list[tuple[float, str | None, str]]:
+        """The device errors met on this attempt's shots: (at, shot, message), oldest first."""
+        rows = self._db.execute(
+            "SELECT at, shot, message FROM lab_faults WHERE job_id = ? AND attempt = ? "
+            "ORDER BY fault_id",
+            (job_id, attempt),
+        )
+        return [(float(at), shot, message) for at, shot, message in rows]
+
+    def notifications_due(self, now: float, limit: int = 100) -> list[NotificationRow]:
+        """Messages not sent nor dropped, whose next try is due, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, at, kind, job_id, title, body, tries, next_try_at FROM notifications "
+            "WHERE sent_at IS NULL AND dropped_at IS NULL "
+            "AND (next_try_at IS NULL OR next_try_at <= ?) ORDER BY id LIMIT ?",
+            (now, limit),
+        )
+        return [NotificationRow(*row) for row in rows]
+
+    def notifications_sent_since(self, since: float) -> int:
+        """Messages delivered since *since* (the rate limit's count)."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM notifications WHERE sent_at >= ?", (since,)
+        ).fetchone()
+        return int(count)
+
 
 class Transaction(Reader):
     """One write transaction; every state change of a job goes through :meth:`transition`."""
@@ -410,6 +508,16 @@ class Transaction(Reader):
             "VALUES (?, ?, ?, ?, ?, ?)",
             (job_id, attempt, record.state.value, new.value, self.now, note),
         )
+        if new is JobState.ERROR and record.state in (JobState.QUEUED, JobState.RUNNING):
+            # (a job refused at admission is the user's to read, not the lab's to be told of)
+            self.notify(
+                "job_error",
+                f"Job {job_id} ended ERROR",
+                f"{error_message or note or 'no reason given'}\n"
+                f"What to do: read `labspool status {job_id}`; if the machine, not the job, "
+                f"was at fault, run it again with `labspool requeue {job_id}`.",
+                job_id=job_id,
+            )
         if attempt != record.attempt:
             # The new attempt runs the same experiments, from nothing submitted.
             self._db.execute(
@@ -511,6 +619,48 @@ class Transaction(Reader):
         self._db.execute(
             "UPDATE experiments SET engaged_at = ? WHERE job_id = ? AND attempt = ? AND name = ?",
             (self.now, job_id, attempt, name),
+        )
+
+    def set_health(self, *, operational: bool, reasons: str, since: float) -> None:
+        """Record the machine's health (:class:`spooler.health.HealthMonitor` only)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO machine_health (id, operational, reasons, since, last_check) "
+            "VALUES (1, ?, ?, ?, ?)",
+            (int(operational), reasons, since, self.now),
+        )
+
+    def checked_health(self) -> None:
+        """The machine was looked at now and nothing changed."""
+        self._db.execute("UPDATE machine_health SET last_check = ? WHERE id = 1", (self.now,))
+
+    def add_lab_fault(
+        self, job_id: str | None, attempt: int | None, shot: str | None, message: str
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO lab_faults (at, job_id, attempt, shot, message) VALUES (?, ?, ?, ?, ?)",
+            (self.now, job_id, attempt, shot, message),
+        )
+
+    def notify(self, kind: str, title: str, body: str, *, job_id: str | None = None) -> None:
+        """A message for the lab's channels, sent once this transaction is committed."""
+        self._db.execute(
+            "INSERT INTO notifications (at, kind, job_id, title, body) VALUES (?, ?, ?, ?, ?)",
+            (self.now, kind, job_id, title, body),
+        )
+
+    def notification_sent(self, ids: Iterable[int]) -> None:
+        self._db.executemany(
+            "UPDATE notifications SET sent_at = ?, tries = tries + 1 WHERE id = ?",
+            [(self.now, i) for i in ids],
+        )
+
+    def notification_failed(
+        self, ids: Iterable[int], error: str, next_try_at: float, *, drop: bool = False
+    ) -> None:
+        self._db.executemany(
+            "UPDATE notifications SET tries = tries + 1, last_error = ?, next_try_at = ?, "
+            "dropped_at = ? WHERE id = ?",
+            [(error, next_try_at, self.now if drop else None, i) for i in ids],
         )
 
     def set_meta(self, key: str, value: str | None) -> None:

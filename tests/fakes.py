@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from spooler.errors import LabRejected, LabUnavailable
-from spooler.lab import Withdrawal
+from spooler.health import BlacsReport
+from spooler.lab import LabObservation, Withdrawal
 
 
 class Clock:
@@ -29,9 +31,27 @@ class RecordingLab:
         self.refuse_global: str | None = None
         self.fail_engage_times = 0
         self._globals: dict[str, object] = {}
+        # what BLACS's plugin reports (a test sets a paused queue, devices in error ...)
+        self.blacs = BlacsReport(instance="fake", paused=False, status="Idle", queued=0)
+        self.recovered = 0
 
     def unavailable_reason(self) -> str | None:
         return None if self.reachable else "runmanager at localhost:42523 does not answer"
+
+    def observe(self) -> LabObservation:
+        if not self.reachable:
+            reason = "runmanager at localhost:42523 does not answer"
+            return LabObservation(reason, None, "BLACS did not answer")
+        return LabObservation(None, self.blacs)
+
+    def recover(self) -> dict[str, Any]:
+        if not self.reachable:
+            raise LabUnavailable("BLACS did not answer")
+        self.calls.append(("recover", None))
+        self.recovered += 1
+        restarted = [d.name for d in self.blacs.devices_in_error]
+        self.blacs = dataclasses.replace(self.blacs, paused=False, devices_in_error=())
+        return {"ok": True, "restarted": restarted, "still_in_error": [], "unpaused": True}
 
     def set_globals(self, values: Mapping[str, object]) -> None:
         if self.refuse_global is not None and self.refuse_global in values:
@@ -46,6 +66,9 @@ class RecordingLab:
         self.calls.append(("set_shot_output_folder", path))
 
     def n_shots(self) -> int:
+        indices = self._globals.get("shot_indices")
+        if isinstance(indices, list):
+            return len(indices)
         shots = self._globals["shots"]
         assert isinstance(shots, int)
         return shots

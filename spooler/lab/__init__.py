@@ -8,22 +8,42 @@ job stays QUEUED) or :class:`LabRejected` (the job ends ERROR with the lab's mes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ConfigError, LabUnavailable
+from ..health import BlacsReport
 from ..settings import Settings
 from .blacs import BlacsControl, Withdrawal
 
-__all__ = ["Lab", "NoLab", "Withdrawal", "make_lab"]
+__all__ = ["Lab", "LabObservation", "NoLab", "Withdrawal", "make_lab"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabObservation:
+    """What the lab's programs say of themselves (the health monitor's input)."""
+
+    runmanager: str | None  # None: runmanager answers; else why not
+    blacs: BlacsReport | None  # what BLACS's plugin reports (None: no answer)
+    blacs_problem: str | None = None  # why BLACS did not answer
 
 
 class Lab(Protocol):
     def unavailable_reason(self) -> str | None:
         """None when runmanager and BLACS answer; otherwise what the spooler waits for."""
 
+    def observe(self) -> LabObservation:
+        """Ask runmanager and BLACS's plugin how they are (never raises for their absence)."""
+
+    def recover(self) -> dict[str, Any]:
+        """Have BLACS's plugin restart the device tabs in error and lift the queue's pause;
+        returns what it did (``restarted``, ``still_in_error``, ``unpaused``)."""
+
     def set_globals(self, values: Mapping[str, object]) -> None:
-        """Set the globals: ``job_id``, ``experiment_name``, ``shots``, ``seed`` (if given)."""
+        """Set the globals: ``job_id``, ``experiment_name``, ``shots``, ``seed`` (if given);
+        ``shot_indices`` (a list), if given, are the shots to make instead of
+        ``range(shots)`` (a recovery makes only the missing ones)."""
 
     def set_labscript_file(self, path: Path) -> None: ...
 
@@ -49,6 +69,12 @@ class NoLab:
 
     def unavailable_reason(self) -> str | None:
         return self.reason
+
+    def observe(self) -> LabObservation:
+        return LabObservation(self.reason, None, self.reason)
+
+    def recover(self) -> dict[str, Any]:
+        raise LabUnavailable(self.reason)
 
     def _unavailable(self) -> None:
         raise LabUnavailable(self.reason)

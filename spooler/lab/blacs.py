@@ -19,8 +19,11 @@ from typing import Any
 
 from ..errors import LabUnavailable
 from ..fsutil import write_atomic
+from ..health import BlacsReport
 
-__all__ = ["BlacsControl", "Withdrawal"]
+__all__ = ["RECOVER_TIMEOUT_S", "BlacsControl", "Withdrawal"]
+
+RECOVER_TIMEOUT_S = 60.0  # restarting a device tab starts its worker process again
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +47,24 @@ class BlacsControl:
         self.poll_s = poll_s
         self.clock = clock
 
-    def request(self, action: str, folders: Sequence[Path] = ()) -> dict[str, Any]:
+    def request(
+        self, action: str, folders: Sequence[Path] = (), *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         self.requests.mkdir(parents=True, exist_ok=True)
         self.replies.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.json"
         document = {"action": action, "folders": [str(f) for f in folders]}
         write_atomic(self.requests / name, json.dumps(document).encode())
         reply = self.replies / name
-        deadline = self.clock() + self.timeout_s
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = self.clock() + timeout_s
         while not reply.exists():
             if self.clock() >= deadline:
                 # (already taken: BLACS acts on it, and the spooler asks again anyway)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.requests / name)
                 raise LabUnavailable(
-                    f"BLACS did not answer within {self.timeout_s:g} s "
+                    f"BLACS did not answer within {timeout_s:g} s "
                     f"(is it running with labspool's plugin? requests go to {self.requests})"
                 )
             time.sleep(self.poll_s)
@@ -74,6 +80,14 @@ class BlacsControl:
         except LabUnavailable as exc:
             return str(exc)
         return None
+
+    def report(self) -> BlacsReport:
+        """What the plugin sees of BLACS (its queue, pause, devices in error)."""
+        return BlacsReport.parse(self.request("hello"))
+
+    def recover(self, *, timeout_s: float = RECOVER_TIMEOUT_S) -> dict[str, Any]:
+        """Restart the device tabs in error and lift BLACS's pause (the plugin's ``recover``)."""
+        return self.request("recover", timeout_s=timeout_s)
 
     def withdraw(self, folders: Sequence[Path], *, abort: bool) -> Withdrawal:
         answer = self.request("abort" if abort else "withdraw", folders)

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import LabRejected, LabUnavailable
 from ..settings import GlobalNames, RunmanagerSettings
+from . import LabObservation
 from .blacs import BlacsControl, Withdrawal
 
 __all__ = ["PROBE_TIMEOUT_S", "RunmanagerLab"]
@@ -69,6 +70,20 @@ class RunmanagerLab:
             return str(exc)
         return self.blacs.unavailable_reason()
 
+    def observe(self) -> LabObservation:
+        try:
+            self._call("say_hello", probe=True)
+            runmanager = None
+        except (LabUnavailable, LabRejected) as exc:
+            runmanager = str(exc)
+        try:
+            return LabObservation(runmanager, self.blacs.report())
+        except LabUnavailable as exc:
+            return LabObservation(runmanager, None, str(exc))
+
+    def recover(self) -> dict[str, Any]:
+        return self.blacs.recover()
+
     def set_globals(self, values: Mapping[str, object]) -> None:
         existing = set(self._call("get_globals", raw=True))
         shots = int(values["shots"])  # type: ignore[call-overload]
@@ -83,7 +98,11 @@ class RunmanagerLab:
         wanted = {
             self.names.job_id: repr(values["job_id"]),
             self.names.experiment_name: repr(values["experiment_name"]),
-            self.names.shot: f"range({shots})",
+            self.names.shot: (
+                repr([int(i) for i in values["shot_indices"]])  # type: ignore[attr-defined]
+                if values.get("shot_indices") is not None
+                else f"range({shots})"
+            ),
             self.names.seed: repr(values.get("seed")),
             self.names.attempt: repr(values.get("attempt", 1)),
         }
