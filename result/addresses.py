@@ -9,7 +9,8 @@ until checked:
    object whose ``job_id``, ``experiment``, ``shot_index`` and ``attempt`` have the right
    types, naming a job the store knows;
 2. the shot's path: absolute, without ``.`` or ``..``, in the shot folder of exactly that
-   job, attempt and experiment (``Folders.shot_folder``), no symbolic link anywhere below the
+   job, attempt and experiment (``Folders.shot_folder``, or a recovery's folder in it), no
+   symbolic link anywhere below the
    shots folder, a regular file with one link;
 3. the shot itself: an HDF5 file that lyse can read as a labscript shot (a ``globals``
    group, a ``sequence_id``), whose own globals name the same job, experiment, shot index
@@ -118,7 +119,7 @@ def _shot_path(text: str, folders: Folders, job_id: str, attempt: int, experimen
         raise BadAddress(f"the shot {shown} is not an .h5 file")
     path = Path(text)
     folder = folders.shot_folder(job_id, attempt, experiment)
-    if path.parent != folder:
+    if not folders.is_shot_folder(path.parent, job_id, attempt, experiment):
         raise BadAddress(
             f"the shot {shown} is not in the shot folder of {job_id} attempt {attempt} "
             f"{experiment} ({folder})"

@@ -125,7 +125,10 @@ class ResultDaemon(WatchingDaemon):
         activate_if_set(settings.lab.labscript_profile)
         self.ledger = Ledger(self.jobs.store)
         self.deaths = DeathCounter(self.jobs.store, "result", settings.limits.item_deaths_max)
-        self.quarantine = Quarantine(settings.folders.quarantine, "result daemon")
+        self.quarantine = Quarantine(
+            settings.folders.quarantine, "result daemon", store=self.jobs.store
+        )
+        self._unreachable: str | None = None  # the store's outage being waited out
         self.routines = settings.result.routines
         load_routines(self.routines)  # a routine that cannot be loaded is a ConfigError now
         self.memory_routine = settings.result.memory_routine_name()
@@ -219,7 +222,25 @@ class ResultDaemon(WatchingDaemon):
             self._delay_s = min(
                 2 * self._delay_s, self.settings.result.archive_retry_interval_max_s
             )
+            if self._unreachable is None:  # the outage begins: tell someone, once
+                self._unreachable = str(exc)
+                with self.jobs.change() as tx:
+                    tx.notify(
+                        "store_unreachable",
+                        "The result daemon waits for the store",
+                        f"{exc}\nShots stay local and are archived once it is back.\n"
+                        "What to do: make the store (SDS), zlock or the analysis workers "
+                        "reachable again; nothing else is needed.",
+                    )
             return done
+        if self._unreachable is not None and done:
+            self._unreachable = None
+            with self.jobs.change() as tx:
+                tx.notify(
+                    "store_back",
+                    "The result daemon reaches the store again",
+                    "Shots are archived again.\nWhat to do: nothing.",
+                )
         if done:  # shots went through: the next outage starts its back-off afresh
             self._delay_s = self.settings.result.archive_retry_interval_s
         self.finisher.check_all()

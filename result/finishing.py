@@ -4,7 +4,8 @@ Every running job is checked after each pass of the result daemon: complete (eve
 shot archived or given up) means its CSVs, the multi-shot routines' files
 (:mod:`result.multishot`) and the result JSON, then ``DONE``, or ``ERROR`` if shots were
 given up; no new shot for ``result.shots_timeout_s`` (counted from the
-machine's last shot of any job: a job engaged ahead waits behind the others' shots) means
+machine's last shot of any job: a job engaged ahead waits behind the others' shots; and only
+while the machine is operational, from when it was last back: :mod:`spooler.monitor`) means
 ``ERROR`` with what is missing. The outputs are built from the ledger alone, in shot order,
 so it does not matter in which order the shots were analysed, nor where.
 """
@@ -111,7 +112,12 @@ class JobFinisher:
             return
         last = Ledger.last_received_any(self.jobs.read)
         engaged = max(e.engaged_at or 0.0 for e in experiments)
-        quiet_s = self.wall_clock() - max(last or 0.0, engaged)
+        health = self.jobs.read.health()
+        if health is not None and not health.operational:
+            return  # the machine's fault, not the job's: it waits (spooler.monitor)
+        # only time the machine was operational counts (since it came back, if it was down)
+        healthy_since = 0.0 if health is None else health.since
+        quiet_s = self.wall_clock() - max(last or 0.0, engaged, healthy_since)
         if quiet_s > self.settings.result.shots_timeout_s:
             what = ", ".join(f"{n} of {name}" for name, n in missing.items())
             with self.jobs.change() as tx:

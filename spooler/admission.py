@@ -63,7 +63,7 @@ class Admission:
         self.validator = validator
         self.renderer = renderer
         self.deaths = DeathCounter(jobs.store, "spooler", settings.limits.item_deaths_max)
-        self.quarantine = Quarantine(self.folders.quarantine, "spooler")
+        self.quarantine = Quarantine(self.folders.quarantine, "spooler", store=jobs.store)
 
     # -- entry points -----------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Pre-run checks (pychron's idea): before a job is engaged, is the machine fit to run it?
 
 Runmanager and BLACS answer, the shot folder and the store have the configured free space,
-and the store takes a file. A failing check keeps the job QUEUED with the reason in its
-detail; the spooler asks again later. It never fails the job.
+and both take a file. The health monitor (:mod:`spooler.monitor`) runs the folders' checks
+with every look at the machine; a failing check keeps the jobs waiting with the reason in
+their detail, and never fails a job.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _free_space_problem(what: str, folder: Path, floor_bytes: int) -> str | None
     return None
 
 
-def _writable_problem(folder: Path) -> str | None:
+def _writable_problem(folder: Path, what: str = "store") -> str | None:
     probe = folder / f".labspool-check.{os.getpid()}"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -41,7 +42,7 @@ def _writable_problem(folder: Path) -> str | None:
             os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return f"the store {folder} does not take a file: {exc.strerror}"
+        return f"the {what} {folder} does not take a file: {exc.strerror}"
     return None
 
 
@@ -52,10 +53,24 @@ class PreRunChecks:
 
     def problem(self) -> str | None:
         """The first check that fails, said for the job's detail (None: all pass)."""
+        lab = self.lab.unavailable_reason()
+        if lab is not None:
+            return lab
+        problems = self.folder_problems()
+        return problems[0][1] if problems else None
+
+    def folder_problems(self) -> list[tuple[str, str]]:
+        """The folders' failing checks as (component, message): ``shot_folder``, ``store``."""
         folders, checks = self.settings.folders, self.settings.checks
-        return (
-            self.lab.unavailable_reason()
-            or _free_space_problem("shot folder", folders.shots, checks.shots_free_min_bytes)
-            or _free_space_problem("store", folders.sds, checks.store_free_min_bytes)
-            or _writable_problem(folders.sds)
-        )
+        found = []
+        shots = _free_space_problem(
+            "shot folder", folders.shots, checks.shots_free_min_bytes
+        ) or _writable_problem(folders.shots, "shot folder")
+        if shots is not None:
+            found.append(("shot_folder", shots))
+        store = _free_space_problem(
+            "store", folders.sds, checks.store_free_min_bytes
+        ) or _writable_problem(folders.sds)
+        if store is not None:
+            found.append(("store", store))
+        return found

@@ -21,6 +21,8 @@ from .dispatch import Dispatcher
 from .lab import Lab, make_lab
 from .labactions import LabActions
 from .logs import for_job
+from .metrics import Closer, serve_metrics
+from .notifications import Notifier
 from .render import Renderer
 from .settings import Folders, Settings
 from .states import JobState
@@ -45,6 +47,7 @@ class StepReport:
 class Spooler(WatchingDaemon):
     name = "spooler"
     lock = "spooler.lock"
+    _stop_metrics: Closer | None = None  # the Prometheus endpoint (metrics.listen), once run
 
     @staticmethod
     def watched_folders(folders: Folders) -> tuple[Path, Path]:
@@ -68,6 +71,8 @@ class Spooler(WatchingDaemon):
         lab = lab if lab is not None else make_lab(settings)
         self.lab_actions = LabActions(settings, self.jobs, lab, clock=clock)
         self.dispatcher = Dispatcher(settings, self.jobs, lab, self.validator, clock=clock)
+        # the lab's notifications: a thread with its own connection, started by the loop
+        self.notifications = Notifier(settings, clock=wall_clock)
         self._started = False
 
     def start(self) -> None:
@@ -140,6 +145,15 @@ class Spooler(WatchingDaemon):
 
     def _prepare(self) -> None:
         self.start()
+        self.notifications.start()
+        if self._stop_metrics is None:
+            self._stop_metrics = serve_metrics(self.settings, clock=self.wall_clock)
+
+    def close(self) -> None:
+        self.notifications.close()
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+        super().close()
 
     def _pass(self, look: bool) -> bool:
         report = self.step(rescan=look)

@@ -11,9 +11,15 @@ does). What is not engaged stays under queue control; an engaged job none of who
 has run can still be taken back (:mod:`spooler.control`). ``look_ahead_jobs: 0`` engages a
 job only once every job before it finished.
 
-Before a new job is taken: the spooler must not be paused (with a scheduled stop, the job
-must be estimated to finish before it), and the pre-run checks must pass
-(:mod:`spooler.checks`). Per experiment, in order: set the globals, the experiment file and
+Before anything is engaged the machine must be operational (:mod:`spooler.monitor`: runmanager
+and BLACS answer, BLACS's queue is not paused, no device is in error, the shot folder and the
+store take files and have room); while it is not, nothing is engaged and every waiting job's
+detail says why. An ``OSError`` of the environment while engaging (a read-only or full disk)
+is the machine's fault: recorded in its health, the job waits. With the machine operational,
+experiments whose shots it lost are made again first (:mod:`spooler.recovery`). Before a
+new job is taken: the spooler must not be paused (with a scheduled stop, the job must be
+estimated to finish before it), and the machine is looked at once more (the pre-run checks,
+:mod:`spooler.checks`). Per experiment, in order: set the globals, the experiment file and
 the shot output folder (``Folders.shot_folder``), ask how many shots runmanager will make,
 record that durably as "submitted", then engage and record "engaged". The first submission
 moves the job to RUNNING. A lab that cannot be reached, or a failing check, leaves the job
@@ -38,7 +44,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from .checks import PreRunChecks
 from .errors import LabRejected, LabspoolError, LabUnavailable
 from .estimates import Estimate, estimate_jobs
 from .fsutil import read_regular_file
@@ -47,7 +52,9 @@ from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
 from .model import Experiment, Job
+from .monitor import HealthMonitor, is_environment_error
 from .pause import read_pause
+from .recovery import ShotRecovery
 from .settings import Settings
 from .states import JobState
 from .store import ExperimentRecord, JobRecord
@@ -73,7 +80,9 @@ class Dispatcher:
         self.jobs = jobs
         self.lab = lab
         self.validator = validator
-        self.checks = PreRunChecks(settings, lab)
+        self.monitor = HealthMonitor(settings, jobs, lab, clock=clock)
+        self.recovery = ShotRecovery(settings, jobs, lab, self._load)
+        self._recovery_look = 0  # the monitor's look the recovery last went by
         self.clock = clock
         self._retry_at = float("-inf")
         self._delay_s = settings.lab.retry_interval_s
@@ -91,17 +100,26 @@ class Dispatcher:
         """
         if self.clock() < self._retry_at:
             return None
+        if not self.monitor.check().operational:
+            return None  # the jobs' details say why (the monitor notes them)
+        self._recover()
         record = self._next()
         if record is None:
             return None
-        reason = self.checks.problem()
-        if reason is not None:
-            self._wait(record, f"pre-run check failed: {reason}")
+        if not self.monitor.check(force=True).operational:  # the pre-run checks
             return None
         try:
             engaged = self._engage(record)
         except LabUnavailable as exc:
+            self.monitor.check(force=True)
             self._wait(record, str(exc))
+            return None
+        except OSError as exc:
+            if not is_environment_error(exc):
+                raise
+            where = "shot_folder" if str(self.settings.folders.shots) in str(exc) else "store"
+            self.monitor.environment_fault(where, describe_exception(exc))
+            self._wait(record, f"the machine's environment failed: {describe_exception(exc)}")
             return None
         except LabRejected as exc:
             self._fail(record, "The lab refused the job", str(exc))
@@ -121,6 +139,26 @@ class Dispatcher:
         self._retry_at = float("-inf")
         self.jobs.publish_queue()
         return self.jobs.read.get(record.job_id)
+
+    def _recover(self) -> None:
+        """Make the shots the machine lost again (:mod:`spooler.recovery`), once per look."""
+        report = self.monitor.report
+        if report is None or self.monitor.looks == self._recovery_look:
+            return
+        self._recovery_look = self.monitor.looks
+        try:
+            self.recovery.step(report.queued_folders, report.running)
+        except LabUnavailable as exc:
+            log.warning("recovery waits for the lab: %s", exc)
+            self.monitor.check(force=True)
+        except LabRejected as exc:
+            log.error("runmanager refused a recovery: %s", exc)
+        except OSError as exc:
+            if not is_environment_error(exc):
+                raise
+            self.monitor.environment_fault("shot_folder", describe_exception(exc))
+        except Exception:  # a recovery must not stop the spooler; it is tried again
+            log.exception("internal error while recovering lost shots")
 
     def _fail(self, record: JobRecord, note: str, message: str) -> None:
         with self.jobs.change() as tx:

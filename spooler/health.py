@@ -23,6 +23,7 @@ from typing import Any
 from .store import HealthRow, Reader
 
 __all__ = [
+    "FAULT_SEEN_KEY",
     "STALE_AFTER_S",
     "BlacsReport",
     "DeviceError",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 STALE_AFTER_S = 60.0  # a record not refreshed for this long is not believed
+# the job store's meta key of the device fault last counted (a pause counted once); cleared
+# when BLACS runs again, and by ``labspool lab recover``
+FAULT_SEEN_KEY = "lab_fault_seen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,9 @@ def from_row(row: HealthRow | None, now: float) -> Health:
             "(is the spooler running?)",
             row.last_check,
         )
-        return Health(False, (*reasons, stale), row.since, row.last_check)
+        # not operational since it was last seen operational (or since it went down)
+        since = row.last_check if row.operational else row.since
+        return Health(False, (*reasons, stale), since, row.last_check)
     return Health(row.operational, reasons, row.since, row.last_check)
 
 

@@ -127,11 +127,17 @@ class Quarantine:
     """The quarantine folder: given-up items, each with ``<name>.reason.json`` beside it."""
 
     def __init__(
-        self, folder: Path, daemon: str, *, clock: Callable[[], float] = time.time
+        self,
+        folder: Path,
+        daemon: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        store: JobStore | None = None,
     ) -> None:
         self.folder = folder
         self.daemon = daemon
         self.clock = clock
+        self.store = store  # where a notification of each item is left (spooler.notifications)
 
     def put(
         self,
@@ -173,6 +179,15 @@ class Quarantine:
         }
         reason_file = self.folder / f"{stem}.reason.json"
         write_atomic(reason_file, json.dumps(document, indent=1).encode() + b"\n")
+        if self.store is not None:
+            with self.store.transaction() as tx:
+                tx.notify(
+                    "quarantine",
+                    f"The {self.daemon} quarantined {document['item']}",
+                    f"{reason}\nKept in {reason_file}.\nWhat to do: read the reason file; "
+                    "the item is kept there and nothing else waits for it.",
+                    job_id=job_id,
+                )
         return reason_file
 
     @staticmethod

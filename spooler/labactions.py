@@ -80,10 +80,13 @@ class LabActions:
         # engaged again since: that attempt's shots must stay).
         last = record.attempt if record.state in FINISHED else record.attempt - 1
         folders = [
-            self.settings.folders.shot_folder(record.job_id, attempt, e.name)
+            folder
             for attempt in range(1, last + 1)
             for e in read.experiments(record.job_id, attempt)
             if e.submitted_at
+            for folder in self.settings.folders.shot_folders(
+                record.job_id, attempt, e.name, e.recoveries
+            )
         ]
         withdrawal = self.lab.withdraw(folders, abort=action is LabAction.ABORT)
         notes = [f"{withdrawal.removed} queued shot(s) taken out of BLACS's queue"]

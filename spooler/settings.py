@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 ENV_VAR = "LABSPOOL_CONFIG"
+RECOVERY_PREFIX = "recovery-"  # the folders of shots made again (spooler.recovery)
+_RECOVERY = re.compile(r"recovery-[1-9][0-9]{0,5}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,10 +74,35 @@ class Folders:
     def database(self) -> Path:
         return self.state / "labspool.sqlite3"
 
-    def shot_folder(self, job_id: str, attempt: int, experiment: str) -> Path:
-        """Where runmanager writes an experiment's shots (later attempts in their own folder)."""
+    def shot_folder(self, job_id: str, attempt: int, experiment: str, recovery: int = 0) -> Path:
+        """Where runmanager writes an experiment's shots (later attempts in their own folder;
+        the shots a recovery makes again in ``recovery-<n>`` inside it: spooler.recovery)."""
         job = self.shots / job_id
-        return job / experiment if attempt == 1 else job / f"attempt-{attempt}" / experiment
+        folder = job / experiment if attempt == 1 else job / f"attempt-{attempt}" / experiment
+        return folder if recovery == 0 else folder / f"{RECOVERY_PREFIX}{recovery}"
+
+    def shot_folders(
+        self, job_id: str, attempt: int, experiment: str, recoveries: int
+    ) -> list[Path]:
+        """Every folder an experiment's shots were made in: its own and its recoveries'."""
+        return [self.shot_folder(job_id, attempt, experiment, n) for n in range(recoveries + 1)]
+
+    def is_shot_folder(self, folder: Path, job_id: str, attempt: int, experiment: str) -> bool:
+        """*folder* is the experiment's shot folder or one of its recoveries'."""
+        base = self.shot_folder(job_id, attempt, experiment)
+        return folder == base or (
+            folder.parent == base and _RECOVERY.fullmatch(folder.name) is not None
+        )
+
+    def shot_owner(self, folder: Path) -> tuple[str, int] | None:
+        """The (job id, attempt) whose shots a folder under ``shots`` holds (None: not one)."""
+        try:
+            parts = folder.relative_to(self.shots).parts
+        except ValueError:
+            return None
+        if len(parts) >= 3 and parts[1].startswith("attempt-") and parts[1][8:].isdigit():
+            return parts[0], int(parts[1][8:])
+        return (parts[0], 1) if len(parts) >= 2 else None
 
     def as_dict(self) -> dict[str, Path]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -16,12 +16,24 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from .estimates import estimate_jobs
+from .health import Health, read_health
 from .pause import PauseState, read_pause
 from .settings import Settings
 from .statusfile import status_document
-from .store import JobStore
+from .store import JobStore, Reader
+from .timestamps import iso_time
 
-__all__ = ["Snapshot", "render", "snapshot", "watch"]
+__all__ = [
+    "Snapshot",
+    "local_time",
+    "machine_document",
+    "machine_line",
+    "pending_jobs",
+    "render",
+    "shown_since",
+    "snapshot",
+    "watch",
+]
 
 BAR_WIDTH = 24
 
@@ -31,6 +43,7 @@ class Snapshot:
     documents: list[dict[str, Any]]
     pause: PauseState | None
     now: float
+    health: Health | None = None  # None: no job store yet
 
 
 def snapshot(
@@ -47,9 +60,10 @@ def snapshot(
             estimates = estimate_jobs(reader, now, {r.job_id for r in records})
             documents = [status_document(reader, r, positions, estimates, now) for r in records]
             pause = read_pause(reader)
+            health = read_health(reader, now)
     finally:
         store.close()
-    return Snapshot(documents, pause, now)
+    return Snapshot(documents, pause, now, health)
 
 
 def render(view: Snapshot, *, finished_max: int | None = None) -> str:
@@ -108,6 +122,64 @@ def render_job(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- the machine's health ---------------------------------------------------------------------
+
+
+def shown_since(health: Health) -> float | None:
+    """Since when the machine is in the state *health* shows. A record judged stale keeps
+    the time it last changed, perhaps when it became operational: then the staleness's own
+    reason says since when nobody knows (the earliest reason, never before the change)."""
+    if health.since is None or health.operational or not health.reasons:
+        return health.since
+    return max(health.since, min(r.since for r in health.reasons))
+
+
+def machine_document(health: Health) -> dict[str, Any]:
+    """:meth:`Health.as_dict` with its times as ISO 8601 (UTC), as the status files write."""
+    return {
+        "operational": health.operational,
+        "status_msg": health.status_msg,
+        "reasons": [
+            {"component": r.component, "message": r.message, "since": iso_time(r.since)}
+            for r in health.reasons
+        ],
+        "since": iso_time(shown_since(health)),
+        "last_check": iso_time(health.last_check),
+    }
+
+
+def pending_jobs(reader: Reader, backend: str) -> int:
+    """The jobs of *backend* that wait for the machine or run on it (QUEUED + RUNNING)."""
+    (count,) = reader.execute(
+        "SELECT COUNT(*) FROM jobs WHERE backend = ? AND state IN ('QUEUED', 'RUNNING')",
+        (backend,),
+    ).fetchone()
+    return int(count)
+
+
+def machine_line(health: Health | None, now: float, *, width: int | None = None) -> str:
+    """The status view's header: the machine operational, or since when not and why, cut
+    to *width* (the terminal's, by default)."""
+    if health is None:
+        text = "machine: no job store yet (the spooler has not run)"
+    elif health.operational:
+        text = "machine: operational"
+    else:
+        since = shown_since(health)
+        when = "" if since is None else f" since {local_time(since, now)}"
+        text = f"machine: NOT OPERATIONAL{when}: {health.status_msg}"
+    width = shutil.get_terminal_size((100, 40)).columns if width is None else width
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+def local_time(timestamp: float, now: float) -> str:
+    """A wall-clock time in local time: the time of day, with the date unless it is today."""
+    at = datetime.fromtimestamp(timestamp)
+    if at.date() == datetime.fromtimestamp(now).date():
+        return at.strftime("%H:%M:%S")
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def watch(
     settings: Settings,
     *,
@@ -121,10 +193,12 @@ def watch(
     shown = 0
     while not stop.is_set() and (count is None or shown < count):
         height = shutil.get_terminal_size((100, 40)).lines
-        text = render(snapshot(settings), finished_max=max(3, height // 3))
+        view = snapshot(settings)
+        text = render(view, finished_max=max(3, height // 3))
+        machine = machine_line(view.health, view.now)
         if out.isatty():
             out.write("\x1b[H\x1b[2J")
-        out.write(f"labspool status  {datetime.now().strftime('%H:%M:%S')}\n{text}\n")
+        out.write(f"labspool status  {datetime.now().strftime('%H:%M:%S')}\n{machine}\n{text}\n")
         out.flush()
         shown += 1
         if count is None or shown < count:

@@ -135,6 +135,8 @@ _ADDED_COLUMNS = (
     ("jobs", "first_shot_at", "REAL"),  # version 3
     ("jobs", "last_shot_at", "REAL"),
     ("jobs", "shots_made", "INTEGER NOT NULL DEFAULT 0"),  # version 4
+    # version 5: how often an experiment's missing shots were made again (spooler.recovery)
+    ("experiments", "recoveries", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -207,6 +209,7 @@ class ExperimentRecord:
     shots_expected: int | None
     submitted_at: float | None
     engaged_at: float | None
+    recoveries: int = 0  # the missing shots were made again this often (spooler.recovery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +308,13 @@ class Reader:
         wanted = set(job_ids)
         return {job_id: int(pos) for job_id, pos in rows if job_id in wanted}
 
+    def count_by_state(self) -> dict[JobState, int]:
+        """Jobs per state, every state present (0: none); a scan of the index jobs_by_state."""
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            counts[JobState(state)] = int(count)
+        return counts
+
     def history(self, job_id: str) -> list[TransitionRecord]:
         rows = self._db.execute(
             "SELECT attempt, from_state, to_state, at, note FROM transitions "
@@ -319,10 +329,26 @@ class Reader:
     def experiments(self, job_id: str, attempt: int) -> list[ExperimentRecord]:
         rows = self._db.execute(
             "SELECT job_id, attempt, name, shots_requested, shots_expected, submitted_at, "
-            "engaged_at FROM experiments WHERE job_id = ? AND attempt = ? ORDER BY rowid",
+            "engaged_at, recoveries FROM experiments WHERE job_id = ? AND attempt = ? "
+            "ORDER BY rowid",
             (job_id, attempt),
         )
         return [ExperimentRecord(*row) for row in rows]
+
+    def shot_indices_received(self, job_id: str, attempt: int, experiment: str) -> set[int]:
+        """The shots of an experiment the result daemon has received (its ledger, the table
+        ``shots`` of :mod:`result.ledger`; empty before the result daemon ever ran)."""
+        try:
+            rows = self._db.execute(
+                "SELECT shot_index FROM shots WHERE job_id = ? AND attempt = ? "
+                "AND experiment = ? AND shot_index IS NOT NULL",
+                (job_id, attempt, experiment),
+            )
+            return {int(index) for (index,) in rows}
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return set()
+            raise
 
     def shots_submitted(self, job_id: str, attempt: int) -> int:
         """Shots runmanager said it would make, over the experiments submitted so far."""
@@ -387,6 +413,13 @@ class Reader:
         """Messages delivered since *since* (the rate limit's count)."""
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM notifications WHERE sent_at >= ?", (since,)
+        ).fetchone()
+        return int(count)
+
+    def notifications_pending(self) -> int:
+        """Messages neither sent nor dropped (through the index notifications_unsent)."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM notifications WHERE sent_at IS NULL AND dropped_at IS NULL"
         ).fetchone()
         return int(count)
 
@@ -614,6 +647,19 @@ class Transaction(Reader):
             "WHERE job_id = ? AND attempt = ? AND name = ?",
             (shots_expected, self.now, job_id, attempt, name),
         )
+
+    def experiment_recovered(self, job_id: str, attempt: int, name: str) -> int:
+        """One more recovery of the experiment's missing shots; returns its number."""
+        self._db.execute(
+            "UPDATE experiments SET recoveries = recoveries + 1 "
+            "WHERE job_id = ? AND attempt = ? AND name = ?",
+            (job_id, attempt, name),
+        )
+        (count,) = self._db.execute(
+            "SELECT recoveries FROM experiments WHERE job_id = ? AND attempt = ? AND name = ?",
+            (job_id, attempt, name),
+        ).fetchone()
+        return int(count)
 
     def experiment_engaged(self, job_id: str, attempt: int, name: str) -> None:
         self._db.execute(

@@ -4,7 +4,9 @@ executes it), read back by the shipped analysis routines."""
 from __future__ import annotations
 
 import inspect
+import json
 import textwrap
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -72,3 +74,63 @@ def test_a_shot_that_measured_without_its_image_is_an_error(tmp_path: Path) -> N
     plain = tmp_path / "plain.h5"
     h5py.File(plain, "w").close()
     assert count_clouds(Run(plain)) == {"memory": ""}, "no measure, no image, no entry"
+
+
+def test_a_fault_on_demand_fails_the_chosen_jobs_next_shots_then_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = tmp_path / "faults.json"
+    monkeypatch.setenv(camera.FAULTS_ENV, str(faults))
+    clouds = as_blacs_runs(camera.spin_clouds)
+    camera.add_fault(faults, "camera", job_id="bad", shots=2, message="camera overheated")
+
+    def take(job_id: str | None, n: int) -> None:
+        path = shot(tmp_path, f"{job_id}{n}", "spin_clouds")
+        clouds(SimpleNamespace(h5_file=str(path)), 0.1, [3], [0], 50.0, 0.3, 8, None, job_id)
+
+    take("good", 0)  # another job's shot is not touched
+    take(None, 0)  # nor a shot of no job
+    with pytest.raises(RuntimeError, match=r"^camera overheated$"):
+        take("bad", 0)
+    assert json.loads(faults.read_text())["camera"][0]["shots"] == 1, "counted down"
+    with pytest.raises(RuntimeError, match=r"^camera overheated$"):
+        take("bad", 1)
+    assert camera.read_faults(faults) == {"camera": []}, "used up, it is removed"
+    take("bad", 2)
+    camera.add_fault(faults, "camera", shots=None)  # any job, every shot
+    for job_id in ("a", "b", None):
+        with pytest.raises(RuntimeError, match="injected fault"):
+            take(job_id, 3)
+    assert camera.clear_faults(faults) == 1
+    take("a", 4)
+
+
+def test_faults_are_counted_down_exactly_by_concurrent_cameras(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.json"
+    camera.add_fault(faults, "camera", job_id="j", shots=50, message="m")
+    taken: list[str | None] = []
+    threads = [
+        threading.Thread(
+            target=lambda: taken.extend(camera.take_fault(faults, "camera", "j") for _ in range(10))
+        )
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert taken.count("m") == 50 and taken.count(None) == 30
+
+
+def test_no_variable_no_file_or_a_broken_file_fail_no_shot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(camera.FAULTS_ENV, raising=False)
+    camera.raise_injected_fault("camera", "j")
+    monkeypatch.setenv(camera.FAULTS_ENV, str(tmp_path / "none.json"))
+    camera.raise_injected_fault("camera", "j")
+    (tmp_path / "broken.json").write_text("{not json")
+    monkeypatch.setenv(camera.FAULTS_ENV, str(tmp_path / "broken.json"))
+    camera.raise_injected_fault("camera", "j")
+    with pytest.raises(ValueError, match="no virtual device"):
+        camera.add_fault(tmp_path / "f.json", "laser")

@@ -49,7 +49,7 @@ def test_init_submit_run_once_status(tmp_path: Path) -> None:
     status = labspool("status", "--json", env={"LABSPOOL_CONFIG": config})
     documents = {d["job_id"]: d for d in json.loads(status.stdout)}
     assert documents[good_id]["status"] == "QUEUED"
-    assert "pre-run check failed: no lab is configured" in documents[good_id]["detail"]
+    assert "Waiting for the machine: lab: no lab is configured" in documents[good_id]["detail"]
     assert documents[bad_id]["status"] == "ERROR"
     assert documents[bad_id]["error_message"] == (
         "experiment_0.instructions[0]: parameter 7.1 of rlx is above the maximum 6.2832"

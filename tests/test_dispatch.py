@@ -4,8 +4,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
-
 from spooler.daemon import Spooler
 from spooler.settings import Settings
 from spooler.states import JobState
@@ -129,7 +127,7 @@ def test_the_look_ahead_waits_while_many_shots_are_still_to_make(
         assert engaged_jobs(lab) == ["long", "next"]
 
 
-def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(
+def test_unreachable_lab_leaves_the_job_queued_and_looks_again(
     spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
 ) -> None:
     lab.reachable = False
@@ -138,19 +136,20 @@ def test_unreachable_lab_leaves_the_job_queued_and_retries_with_backoff(
     status = spooler.jobs.status_files.read("j")
     assert status["status"] == "QUEUED"
     assert status["detail"].endswith(
-        "Waiting for the lab: pre-run check failed: runmanager at localhost:42523 does not answer"
+        "Waiting for the machine: runmanager: runmanager at localhost:42523 does not answer, "
+        "blacs: BLACS did not answer"
     )
-    assert spooler.dispatcher.retry_in_s == pytest.approx(tree.lab.retry_interval_s)
-    clock.now += tree.lab.retry_interval_s
-    spooler.step()  # asks again, still down: the wait doubles, the detail does not repeat itself
-    assert spooler.dispatcher.retry_in_s == pytest.approx(2 * tree.lab.retry_interval_s)
-    assert spooler.jobs.read.require("j").detail.count("Waiting for the lab") == 1
+    clock.now += tree.lab.health_interval_s
+    spooler.step()  # looks again, still down: the detail does not repeat itself
+    assert spooler.jobs.read.require("j").detail.count("Waiting for the machine") == 1
     lab.reachable = True
     spooler.step()
-    assert spooler.jobs.read.require("j").state is JobState.QUEUED  # not before the back-off ends
-    clock.now += 2 * tree.lab.retry_interval_s
+    assert spooler.jobs.read.require("j").state is JobState.QUEUED  # not before the next look
+    clock.now += tree.lab.health_interval_s
     spooler.step()
-    assert spooler.jobs.read.require("j").state is JobState.RUNNING
+    record = spooler.jobs.read.require("j")
+    assert record.state is JobState.RUNNING
+    assert "The machine is operational again" in record.detail
 
 
 def test_a_refused_global_ends_the_job_with_the_labs_message(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,11 +15,13 @@ from starlette.testclient import TestClient
 
 from spooler.daemon import Spooler
 from spooler.gateway.app import make_app
+from spooler.health import STALE_AFTER_S, Reason, encode_reasons
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.store import JobStore
-from tests.conftest import add_users, good_job
+from spooler.timestamps import iso_time
+from tests.conftest import add_users, good_job, record_job
 from tests.fakes import Clock
 
 URL = "/api/v2/singlequdit"
@@ -188,6 +191,8 @@ HOSTILE: list[tuple[str, str, dict[str, Any], Any, int]] = [
     ("job missing", f"POST {URL}/post_job", {}, {}, 400),
     ("body over the cap", f"POST {URL}/post_job", {}, b"x" * (3 << 20), 413),
     ("unknown backend", "POST /api/v2/fermions/post_job", {}, {"job": "{}"}, 404),
+    ("status of an unknown backend", "GET /api/v2/fermions/get_backend_status", {}, None, 404),
+    ("POST on get_backend_status", f"POST {URL}/get_backend_status", {}, {}, 405),
     ("path trick", "GET /api/v2/..%2f..%2fetc/get_config", {}, None, 404),
     ("GET on post_job", f"GET {URL}/post_job", {}, None, 405),
     ("no such endpoint", f"GET {URL}/delete_everything", {}, None, 404),
@@ -254,3 +259,63 @@ def test_the_users_last_uses_are_written_without_holding_up_answers(
         blocker.close()
     uses = last_uses(tree)  # the gateway's stop wrote them
     assert uses["alice"] is not None and uses["bob"] is not None and uses["root"] is None
+
+
+def record_health(
+    tree: Settings, operational: bool, reasons: list[Reason], since: float, at: float
+) -> None:
+    """The machine's health as the spooler's monitor records it, checked at *at*."""
+    store = JobStore(tree.folders.database, clock=lambda: at)
+    try:
+        with store.transaction() as tx:
+            tx.set_health(operational=operational, reasons=encode_reasons(reasons), since=since)
+    finally:
+        store.close()
+
+
+def test_get_backend_status_answers_the_machines_health_as_the_ecosystems_servers(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    status = f"{URL}/get_backend_status"
+    never = client.get(status, params=auth(tokens, "alice"))
+    assert never.status_code == 200
+    assert never.json() == {
+        "backend_name": "singlequdit",
+        "backend_version": client.get(f"{URL}/get_config", params=auth(tokens, "alice")).json()[
+            "backend_version"
+        ],
+        "operational": False,
+        "pending_jobs": 0,
+        "status_msg": "the machine has not been looked at yet (is the spooler running?)",
+        "last_queue_check": None,
+    }
+    record_job(tree, "q", "bob", JobState.QUEUED)
+    record_job(tree, "r", "bob", JobState.QUEUED, JobState.RUNNING)
+    record_job(tree, "e", "bob", JobState.QUEUED, JobState.ERROR)
+    now = time.time()
+    record_health(tree, True, [], since=now - 3600, at=now - 1)
+    up = client.get(status, params=auth(tokens, "alice")).json()
+    assert up["operational"] is True and up["status_msg"] == "operational"
+    assert up["pending_jobs"] == 2, "QUEUED and RUNNING, everybody's"
+    assert up["last_queue_check"] == iso_time(now - 1)
+
+    # the machine is down: the answer says why
+    reason = Reason("blacs", "device ni_card: DAQmx error -200279", now - 60)
+    record_health(tree, False, [reason], since=now - 60, at=now)
+    down = client.get(status, params=auth(tokens, "alice"))
+    assert down.status_code == 200
+    assert down.json()["operational"] is False
+    assert down.json()["status_msg"] == "blacs: device ni_card: DAQmx error -200279"
+
+    # the spooler stopped: its last word (operational) is not believed
+    record_health(tree, True, [], since=now - 3600, at=now - STALE_AFTER_S - 30)
+    stale = client.get(status, params=auth(tokens, "alice")).json()
+    assert stale["operational"] is False and "is the spooler running?" in stale["status_msg"]
+    assert stale["last_queue_check"] == iso_time(now - STALE_AFTER_S - 30)
+
+    # the same credentials as every route
+    for params in ({}, {"username": "alice", "token": tokens["bob"]}, {"username": "alice"}):
+        refused = client.get(status, params=params)
+        assert refused.status_code == 401 and refused.json()["status"] == "ERROR"
+    unknown = client.get("/api/v2/fermions/get_backend_status", params=auth(tokens, "alice"))
+    assert unknown.status_code == 404 and unknown.json()["status"] == "ERROR"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -211,3 +212,69 @@ def test_a_picture_that_is_a_symlink_is_not_followed(
     answer = client.get("/ui/jobs/a1/picture", headers=bearer(tokens, "alice"))
     assert answer.status_code == 404 and answer.json()["status"] == "ERROR"
     assert b"root:" not in answer.content
+
+
+def test_everybody_sees_the_machines_health_and_why_a_job_waits(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    from spooler.health import STALE_AFTER_S, Health, Reason, encode_reasons
+    from spooler.jobs import Jobs
+    from spooler.timestamps import iso_time
+
+    record_job(tree, "a1", "alice", JobState.QUEUED)
+    record_job(tree, "b1", "bob", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+    never = client.get("/ui/overview", headers=bearer(tokens, "alice")).json()["machine"]
+    assert never["operational"] is False and never["since"] is None
+    assert never["status_msg"].startswith("the machine has not been looked at yet")
+    now = time.time()
+    hostile = '<img src=x onerror="window.pwned=1">'
+    reasons = [Reason("blacs", "the queue is paused", now - 120), Reason("device:x", hostile, now)]
+    store = JobStore(tree.folders.database, clock=lambda: now)
+    try:
+        with store.transaction() as tx:
+            tx.set_health(operational=False, reasons=encode_reasons(reasons), since=now - 120)
+    finally:
+        store.close()
+    waiting = Health(False, tuple(reasons), now - 120, now).waiting_note
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            tx.note("a1", waiting)
+    finally:
+        jobs.close()
+    expected = {
+        "operational": False,
+        "status_msg": f"blacs: the queue is paused; device:x: {hostile}",
+        "reasons": [
+            {"component": "blacs", "message": "the queue is paused", "since": iso_time(now - 120)},
+            {"component": "device:x", "message": hostile, "since": iso_time(now)},
+        ],
+        "since": iso_time(now - 120),
+        "last_check": iso_time(now),
+    }
+    for user in ("alice", "root"):  # a user sees the reasons too: they say why jobs wait
+        overview = client.get("/ui/overview", headers=bearer(tokens, user)).json()
+        assert overview["machine"] == expected, user
+        rows = {j["job_id"]: j for j in overview["jobs"]}
+        assert rows["a1"]["note"] == waiting.replace("; ", ", ")  # the detail's last note
+    assert client.get("/ui/jobs/a1", headers=bearer(tokens, "alice")).json()["machine"] == expected
+
+    # operational: the banner's data says so; a stale record is not believed
+    store = JobStore(tree.folders.database, clock=lambda: now)
+    try:
+        with store.transaction() as tx:
+            tx.set_health(operational=True, reasons="[]", since=now)
+    finally:
+        store.close()
+    up = client.get("/ui/overview", headers=bearer(tokens, "bob")).json()["machine"]
+    assert up["operational"] is True and up["reasons"] == [] and up["status_msg"] == "operational"
+    old = now - STALE_AFTER_S - 10
+    store = JobStore(tree.folders.database, clock=lambda: old)
+    try:
+        with store.transaction() as tx:
+            tx.set_health(operational=True, reasons="[]", since=old - 3600)
+    finally:
+        store.close()
+    stale = client.get("/ui/overview", headers=bearer(tokens, "bob")).json()["machine"]
+    assert stale["operational"] is False and stale["since"] == iso_time(old)
+    assert [r["component"] for r in stale["reasons"]] == ["spooler"]

@@ -12,15 +12,18 @@ import io
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from spooler.health import Reason, encode_reasons
 from spooler.items import Quarantine
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
+from spooler.store import JobStore
 from tests.conftest import add_users, record_job
 from tests.webtools import Chromium, gateway, needs_chromium
 
@@ -94,7 +97,8 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
         browser.wait_for("document.querySelector('tr[data-job=rabi]')", "rabi's row")
         assert "token" not in browser.evaluate("location.href")  # out of the address bar
         row = "tr[data-job=rabi]"
-        assert browser.text(f"{row} .state") == "RUNNING"
+        assert browser.text(f"{row} .state .badge") == "RUNNING"
+        assert browser.text(f"{row} .state .note") == "Got your json."  # its detail's last
         assert browser.text(f"{row} .shots") == "3/10"
         assert browser.evaluate(f"document.querySelector('{row} progress').value") == 3
         assert browser.text("tr[data-job=ramsey] .position") == "1"
@@ -133,7 +137,7 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
             tx.transition("ramsey", JobState.RUNNING)
         browser.wait_for(f"document.querySelector('{row}').dataset.status == 'DONE'", "DONE")
         assert int(browser.evaluate("document.body.dataset.refreshes")) > refreshes
-        assert browser.text("tr[data-job=ramsey] .state") == "RUNNING"
+        assert browser.text("tr[data-job=ramsey] .state .badge") == "RUNNING"
         assert browser.text("tr[data-job=odd] .position") == "1"
     finally:
         jobs.close()
@@ -188,3 +192,47 @@ def test_a_user_sees_only_their_own_jobs_and_a_wrong_token_signs_out(
     )
     browser.wait_for("document.querySelector('tr[data-job=mine]')", "bob's job after signing in")
     assert browser.text("#who") == "bob"
+
+
+def test_a_banner_says_why_the_machine_is_not_operational_and_goes_when_it_is(
+    tree: Settings, tokens: dict[str, str], url: str, browser: Chromium
+) -> None:
+    """A user sees the banner too, with each reason (they say why the jobs wait), as text."""
+    now = time.time()
+    reason = Reason("device:ni_card", f"DAQmx error -200279 {HOSTILE}", now - 90)
+
+    def record(operational: bool) -> None:
+        store = JobStore(tree.folders.database)
+        try:
+            with store.transaction() as tx:
+                reasons = [] if operational else [reason]
+                tx.set_health(operational=operational, reasons=encode_reasons(reasons), since=now)
+        finally:
+            store.close()
+
+    record_job(tree, "mine", "bob", JobState.QUEUED)
+    record(operational=True)
+    browser.open(signed_in(url, tokens, "bob"))
+    browser.wait_for("document.body.dataset.machine == 'operational'", "the machine's state")
+    assert browser.evaluate("document.getElementById('machine').hidden")
+    assert browser.evaluate("getComputedStyle(document.getElementById('machine')).display") == (
+        "none"
+    )
+
+    record(operational=False)  # the page follows without a reload
+    browser.wait_for("!document.getElementById('machine').hidden", "the banner")
+    banner = browser.text("#machine")
+    assert re.fullmatch(
+        r"The machine is not operational since \d\d:\d\d: device:ni_card: DAQmx error "
+        r"-200279 " + re.escape(HOSTILE),
+        banner,
+    ), banner
+    injected = "window.pwned !== undefined || document.querySelector('#machine *') !== null"
+    assert browser.evaluate(injected) is False  # text only, no element made of it
+    browser.open(f"{url}/jobs/mine")  # on a job's page too
+    browser.wait_for("!document.getElementById('machine').hidden", "the banner on the job")
+    assert browser.text("#machine") == banner
+
+    record(operational=True)
+    browser.wait_for("document.getElementById('machine').hidden", "the banner gone")
+    assert browser.errors == []

@@ -92,6 +92,29 @@ def test_a_job_engaged_ahead_does_not_time_out_while_the_machine_makes_other_sho
     assert "missing: 2 of experiment_0" in str(behind.error_message)
 
 
+def test_the_shots_time_out_counts_only_time_the_machine_was_operational(
+    tree: Settings, daemon: ResultDaemon, clock: Clock
+) -> None:
+    running_job(tree, "j", {"experiment_0": 3}, at=clock.now)
+    down_at = clock.now + 10
+    with daemon.jobs.store.transaction() as tx:
+        tx.set_health(operational=False, reasons="[]", since=down_at)
+    clock.now += 10 * tree.result.shots_timeout_s  # down all that time: the machine's fault
+    daemon.step()
+    assert daemon.jobs.read.require("j").state is JobState.RUNNING
+    back_at = clock.now
+    with daemon.jobs.store.transaction() as tx:
+        tx.set_health(operational=True, reasons="[]", since=back_at)
+    clock.now = back_at + tree.result.shots_timeout_s - 1  # counted from its return
+    daemon.step()
+    assert daemon.jobs.read.require("j").state is JobState.RUNNING
+    clock.now += 2
+    daemon.step()
+    record = daemon.jobs.read.require("j")
+    assert record.state is JobState.ERROR
+    assert "missing: 3 of experiment_0" in str(record.error_message)
+
+
 def test_a_second_result_daemon_on_the_same_tree_is_refused(
     tree: Settings, daemon: ResultDaemon
 ) -> None:

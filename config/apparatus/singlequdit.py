@@ -36,10 +36,18 @@ NOISE_PER_PIXEL = 0.3  # camera counts, standard deviation
 IMAGE_PIXELS = 16
 
 
-def take_image(shot_context, t, probabilities, seed, signal_per_atom, noise, pixels):
-    """Runs in BLACS at the end of the shot: draw the atom number, write the camera image."""
+def take_image(shot_context, t, probabilities, seed, signal_per_atom, noise, pixels, job_id=None):
+    """Runs in BLACS at the end of the shot: draw the atom number, write the camera image.
+    The virtual lab's faults on demand (``labspool lab fault``) may make it fail for *job_id*."""
     import h5py
     import numpy as np
+
+    try:
+        from spooler.lab.camera import raise_injected_fault
+    except ImportError:  # a BLACS without labspool: no faults on demand
+        pass
+    else:
+        raise_injected_fault("camera", job_id)
 
     rng = np.random.default_rng(seed)
     atoms_up = int(rng.choice(len(probabilities), p=np.asarray(probabilities) / sum(probabilities)))
@@ -132,6 +140,7 @@ class Apparatus:
                 SIGNAL_PER_ATOM,
                 NOISE_PER_PIXEL,
                 IMAGE_PIXELS,
+                _global("labspool_job_id") or None,
             )
         stop(self.t + self.settle_s)
 

@@ -21,8 +21,17 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from ..fsutil import read_regular_file
+from ..health import Health
+from ..timestamps import iso_time
 
-__all__ = ["RESULT_MAX_BYTES", "Refused", "error", "job_answer", "read_result"]
+__all__ = [
+    "RESULT_MAX_BYTES",
+    "Refused",
+    "backend_status",
+    "error",
+    "job_answer",
+    "read_result",
+]
 
 RESULT_MAX_BYTES = 64 << 20
 
@@ -43,6 +52,22 @@ def job_answer(
         "detail": detail,
         "error_message": error_message,
         **extra,
+    }
+
+
+def backend_status(
+    backend_name: str, backend_version: str, health: Health, pending_jobs: int
+) -> dict[str, Any]:
+    """``get_backend_status``: the shape of the ecosystem's servers (sqooler's
+    ``BackendStatusSchemaOut``, after qiskit's ``BackendStatus``, with
+    ``last_queue_check``): the machine's health as the spooler last recorded it."""
+    return {
+        "backend_name": backend_name,
+        "backend_version": backend_version,
+        "operational": health.operational,
+        "pending_jobs": pending_jobs,
+        "status_msg": health.status_msg,
+        "last_queue_check": iso_time(health.last_check),
     }
 
 

@@ -9,6 +9,9 @@ Routes (``<backend>`` is the tree's backend; any other name is answered 404):
   "username": U, "token": T}``; the job goes into the dump folder through the same atomic
   submission as ``labspool submit`` (:mod:`spooler.submission`), named
   ``file_<id>-<user>.json`` so that the spooler records its user; the id is the gateway's;
+- ``GET /api/v2/<backend>/get_backend_status``: the machine's health as the ecosystem's
+  servers answer it (:func:`.answers.backend_status`): operational or not, why, the jobs
+  waiting (QUEUED and RUNNING), when the machine was last looked at;
 - ``GET /`` and ``/jobs/<job_id>``: the live page (:mod:`.page`);
 - ``GET /api/v2/<backend>/get_job_status?job_id=J`` (or ``json={"job_id": J}``, as the
   client's ``error_message()`` sends it) and ``get_job_result``: see :mod:`.answers`.
@@ -46,15 +49,17 @@ from ..backends import get_backend
 from ..clientconfig import client_configuration
 from ..errors import LabspoolError
 from ..fsutil import read_regular_file
+from ..health import read_health
 from ..jobid import JOB_ID_PATTERN, new_job_id
 from ..notify import Notifier
 from ..settings import Settings
 from ..states import JobState
+from ..statusview import pending_jobs
 from ..store import JobStore
 from ..strictjson import loads_strict
 from ..submission import JobIdTaken, submit_job
 from ..users import User, Users
-from .answers import Refused, error, job_answer, read_result
+from .answers import Refused, backend_status, error, job_answer, read_result
 from .page import LivePage
 from .ratelimit import RateLimiter
 
@@ -130,6 +135,19 @@ class Gateway:
             return refused.response
         return JSONResponse({**self.config, "status": "OK"})
 
+    async def get_backend_status(self, request: Request) -> Response:
+        """The machine's health and the jobs waiting for it (:func:`.answers.backend_status`)."""
+        try:
+            self._backend(request)
+            self.caller(request.query_params)
+        except Refused as refused:
+            return refused.response
+        with self.store.snapshot() as reader:
+            health = read_health(reader, time.time())
+            pending = pending_jobs(reader, self.settings.backend)
+        version = str(self.config.get("backend_version", ""))
+        return JSONResponse(backend_status(self.name, version, health, pending))
+
     async def post_job(self, request: Request) -> Response:
         try:
             self._backend(request)
@@ -190,6 +208,22 @@ class Gateway:
             return JSONResponse(job_answer(job_id, "error", state.get("detail", ""), message))
         return JSONResponse(state)
 
+    async def metrics(self, request: Request) -> Response:
+        """``GET /metrics``: the labspool metrics for Prometheus (:mod:`spooler.metrics`).
+
+        Unauthenticated, by choice: Prometheus scrapes without the users' tokens, and the
+        numbers name no user and no job. The gateway listens on localhost; a reverse proxy
+        that publishes it must not forward /metrics (README, "Metrics")."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+        from starlette.concurrency import run_in_threadpool
+
+        from ..metrics import Metrics
+
+        if not hasattr(self, "_metrics"):  # its own store connection, opened at the 1st scrape
+            self._metrics = Metrics(self.settings)
+        body = await run_in_threadpool(self._metrics.exposition)  # reads the store: a thread
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     async def flush_uses(self) -> None:
         """Write the users' last uses noted since the last flush, in a worker thread (each
         at most once a minute per user: :meth:`spooler.users.Users.record_use`)."""
@@ -211,6 +245,8 @@ class Gateway:
         self.store.close()
         if self._use_store is not None:
             self._use_store.close()
+        if hasattr(self, "_metrics"):
+            self._metrics.close()
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -340,9 +376,11 @@ def make_app(
         *page.routes(),
         Route("/api/v2/backends", gateway.backends, methods=["GET"]),
         Route(f"{v2}/get_config", gateway.get_config, methods=["GET"]),
+        Route(f"{v2}/get_backend_status", gateway.get_backend_status, methods=["GET"]),
         Route(f"{v2}/post_job", gateway.post_job, methods=["POST"]),
         Route(f"{v2}/get_job_status", gateway.get_job_status, methods=["GET"]),
         Route(f"{v2}/get_job_result", gateway.get_job_result, methods=["GET"]),
+        Route("/metrics", gateway.metrics, methods=["GET"]),  # unauthenticated: Gateway.metrics
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -11,13 +11,15 @@ as ``Authorization: Bearer U:T``.
 It updates itself by short polling (every :data:`REFRESH_S` seconds) of three JSON
 endpoints, each answered from the job store at the moment of asking:
 
-- ``GET /ui/overview``: for an operator every job that waits or runs (user, state,
-  position, progress, estimates), the last :data:`FINISHED_SHOWN` finished, the pause
-  state, the last :data:`ERRORS_SHOWN` errors and the last :data:`QUARANTINED_SHOWN` items
-  the daemons gave up (the quarantine's reasons); for a user the same of their own jobs
-  (no quarantine: its items are anybody's);
+- ``GET /ui/overview``: the machine's health (``machine``: operational or not, why, since
+  when; everybody sees it: it explains why jobs wait), for an operator every job that waits
+  or runs (user, state, position, progress, estimates, the last note of its detail), the
+  last :data:`FINISHED_SHOWN` finished, the pause state, the last :data:`ERRORS_SHOWN`
+  errors and the last :data:`QUARANTINED_SHOWN` items the daemons gave up (the
+  quarantine's reasons); for a user the same of their own jobs (no quarantine: its items
+  are anybody's);
 - ``GET /ui/jobs/<job_id>``: the job's status document (detail, history), a summary of
-  its result when it is DONE, and whether it has a picture;
+  its result when it is DONE, whether it has a picture, and the machine's health;
 - ``GET /ui/jobs/<job_id>/picture``: the job's picture (``sds/<job_id>/<job_id>.png``).
 
 Another user's job is answered exactly like one that does not exist, as in the API.
@@ -41,10 +43,12 @@ from starlette.routing import Route
 from ..errors import LabspoolError
 from ..estimates import estimate_jobs
 from ..fsutil import read_regular_file
+from ..health import read_health
 from ..pause import read_pause
 from ..settings import Settings
 from ..states import JobState
 from ..statusfile import status_document
+from ..statusview import machine_document
 from ..store import JobRecord, JobStore, Reader
 from ..timestamps import iso_time
 from ..users import User
@@ -135,6 +139,7 @@ class LivePage:
             jobs = [_row(status_document(reader, r, positions, estimates, now)) for r in records]
             pause = read_pause(reader)
             errors = _finished(reader, user, ERRORS_SHOWN, JobState.ERROR)
+            machine = machine_document(read_health(reader, now))
         quarantined = _quarantined(self.settings.folders.quarantine) if caller.operator else []
         return _json(
             {
@@ -144,6 +149,7 @@ class LivePage:
                 "backend": self.settings.backend,
                 "at": iso_time(now),
                 "refresh_s": REFRESH_S,
+                "machine": machine,
                 "paused": pause is not None and pause.active(now),
                 "pause": None
                 if pause is None
@@ -168,8 +174,10 @@ class LivePage:
             record = self._visible(caller, request.path_params["job_id"])
         except Refused as refused:
             return refused.response
+        now = self.now()
         with self.store.snapshot() as reader:
-            document = status_document(reader, record, now=self.now())
+            document = status_document(reader, record, now=now)
+            machine = machine_document(read_health(reader, now))
         done = record.state is JobState.DONE  # a result may be large: read beside the loop
         result = await asyncio.to_thread(self._result, record) if done else None
         return _json(
@@ -177,6 +185,7 @@ class LivePage:
                 **document,
                 "result": result,
                 "picture": self._picture_path(record.job_id).is_file(),
+                "machine": machine,
             }
         )
 
@@ -292,7 +301,9 @@ def _row(document: dict[str, Any]) -> dict[str, Any]:
         "error_message",
         "updated_at",
     )
-    return {key: document.get(key) for key in keys}
+    notes = [n for n in str(document.get("detail") or "").split("; ") if n]
+    # the last note of the detail ("Waiting for the machine: ...", "queued", ...)
+    return {**{key: document.get(key) for key in keys}, "note": notes[-1] if notes else ""}
 
 
 def _experiment_summary(experiment: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class LabObservation:
     runmanager: str | None  # None: runmanager answers; else why not
     blacs: BlacsReport | None  # what BLACS's plugin reports (None: no answer)
     blacs_problem: str | None = None  # why BLACS did not answer
+    configured: bool = True  # False: no lab at all (lab.kind none)
 
 
 class Lab(Protocol):
@@ -71,7 +72,7 @@ class NoLab:
         return self.reason
 
     def observe(self) -> LabObservation:
-        return LabObservation(self.reason, None, self.reason)
+        return LabObservation(self.reason, None, configured=False)
 
     def recover(self) -> dict[str, Any]:
         raise LabUnavailable(self.reason)

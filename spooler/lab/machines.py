@@ -13,7 +13,8 @@ The devices come from the header; :func:`dummy_devices` makes the shipped header
 is imported there only, in runmanager's compilation or BLACS, never by the daemons).
 
 Globals the machines read (runmanager's, set per experiment by labspool): ``labspool_shot``,
-``labspool_seed``, and the lab's ``load_time_s`` (the loading stage's length).
+``labspool_seed``, ``labspool_job_id`` (handed to the camera, for the faults on demand of
+``labspool lab fault``), and the lab's ``load_time_s`` (the loading stage's length).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def shot_seed(stream: int) -> list[int] | None:
     if job_seed is None:
         return None
     return [int(job_seed), int(_global("labspool_shot", 0)), stream]
+
+
+def shot_job_id() -> str | None:
+    """The job of the shot being compiled (None outside labspool's jobs)."""
+    job_id = _global("labspool_job_id")
+    return str(job_id) if job_id else None
 
 
 @dataclass
@@ -213,6 +220,7 @@ class SpinMachine(_Machine):
             NOISE_PER_PIXEL,
             CLOUD_PIXELS,
             shot_seed(1),
+            shot_job_id(),
         )
 
 
@@ -255,4 +263,5 @@ class FermionMachine(_Machine):
             NOISE_PER_PIXEL,
             SPOT_PIXELS,
             shot_seed(1),
+            shot_job_id(),
         )

@@ -34,6 +34,7 @@ from ..errors import LabspoolError
 from ..fsutil import write_atomic
 from ..scaffold import write_tree
 from ..settings import GlobalNames, load_settings
+from .camera import FAULTS_ENV
 from .plugin import install_plugin, labconfig_lines
 from .profile import Ports, activate, site_folder, write_profile
 from .spins import STATES_MAX
@@ -79,6 +80,11 @@ class LabLayout:
     @property
     def globals_file(self) -> Path:
         return self.lab / "globals.h5"
+
+    @property
+    def faults_file(self) -> Path:
+        """Faults on demand (``labspool lab fault``; read by the virtual camera)."""
+        return self.lab / "faults.json"
 
     @property
     def ready_file(self) -> Path:
@@ -193,6 +199,8 @@ def _env(layout: LabLayout) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, env.get("PYTHONPATH")]))
     env["QT_QPA_PLATFORM"] = "offscreen"
     env.pop("READTHEDOCS", None)
+    # the faults on demand (spooler.lab.camera), for BLACS and its device workers
+    env[FAULTS_ENV] = str(layout.faults_file)
     return env
 
 
@@ -311,11 +319,29 @@ def _start(layout: LabLayout, processes: LabProcesses, role: str) -> subprocess.
     return process
 
 
-def stop_role(root: Path, role: str) -> list[int]:
-    """Stop one of the lab's programs ("runmanager" or "blacs") and its children."""
+def stop_role(root: Path, role: str, *, kill: bool = False) -> list[int]:
+    """Stop one of the lab's programs ("runmanager" or "blacs") and its children.
+
+    With *kill*, the program is killed (SIGKILL, as in a crash) and its children are left
+    to exit by themselves for a few seconds (BLACS's device workers do) before they are
+    stopped too."""
     layout = LabLayout(root.expanduser().absolute())
     pid = LabProcesses(layout.processes).pids[role]
-    return _terminate([*descendants(pid), pid])
+    children = descendants(pid)
+    if not kill:
+        return _terminate([*children, pid])
+    if not process_alive(pid):
+        return _terminate(children)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while process_alive(pid):
+        _reap(pid)
+        time.sleep(0.01)
+    _reap(pid)
+    deadline = time.monotonic() + 10.0
+    while any(process_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [pid, *_terminate(children)]
 
 
 def start_role(root: Path, role: str) -> int:
@@ -357,6 +383,8 @@ def _write_config(
   kind: runmanager            # the virtual lab's runmanager (labspool lab up)
 {look_ahead}  retry_interval_s: 1.0
   retry_interval_max_s: 10.0
+  health_interval_s: 1.0      # the virtual machine is looked at every second
+  stalled_after_s: 10.0       # its shots take a second at most: lost ones are seen soon
   labscript_profile: lab/profile
   runmanager:
     host: localhost

@@ -39,7 +39,7 @@ function say(text, kind) {
 
 function signIn(reason) {
   sessionStorage.removeItem(KEY);
-  for (const id of ["overview", "job", "signout"]) $(id).hidden = true;
+  for (const id of ["overview", "job", "signout", "machine"]) $(id).hidden = true;
   $("who").textContent = "";
   $("signin").hidden = false;
   say(reason || "", reason ? "error" : "");
@@ -61,6 +61,28 @@ function clock(iso) {
   if (Math.abs(seconds) < 90) return `${time} (${seconds >= 0 ? "in " : ""}${Math.abs(seconds)} s${seconds < 0 ? " ago" : ""})`;
   const minutes = Math.round(seconds / 60);
   return `${time} (${minutes >= 0 ? "in " : ""}${Math.abs(minutes)} min${minutes < 0 ? " ago" : ""})`;
+}
+
+function timeOfDay(iso) {
+  const at = new Date(iso);
+  if (!iso || Number.isNaN(at.getTime())) return "";
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+  return at.toDateString() === new Date().toDateString() ? time : `${at.toLocaleDateString()} ${time}`;
+}
+
+// The banner at the top while the machine is not operational (everybody sees why jobs wait).
+function showMachine(machine) {
+  const banner = $("machine");
+  const down = Boolean(machine) && !machine.operational;
+  banner.hidden = !down;
+  document.body.dataset.machine = !machine ? "" : down ? "down" : "operational";
+  if (!down) {
+    banner.textContent = "";
+    return;
+  }
+  const since = machine.since ? ` since ${timeOfDay(machine.since)}` : "";
+  const reasons = (machine.reasons || []).map((r) => `${r.component}: ${r.message}`).join("; ");
+  banner.textContent = `The machine is not operational${since}: ${reasons || machine.status_msg}`;
 }
 
 function progress(job) {
@@ -88,6 +110,9 @@ function showOverview(data) {
     const row = element("tr", null, { "data-job": job.job_id, "data-status": job.status });
     const stateCell = element("td", null, { class: "state" });
     stateCell.append(element("span", job.status, { class: `badge ${job.status}` }));
+    if (["INITIALIZING", "QUEUED", "RUNNING"].includes(job.status) && job.note) {
+      stateCell.append(element("div", job.note, { class: "note" })); // why it waits, say
+    }
     row.append(
       element("td", job.queue_position === null ? "" : job.queue_position, { class: "position" }),
       element("td", null, { class: "job" }),
@@ -207,6 +232,7 @@ async function refresh() {
     $("who").textContent = creds.user;
     if (answer.ok) {
       say("");
+      showMachine(data.machine);
       if (jobId === null) showOverview(data);
       else await showJob(data, creds);
       if (data.refresh_s) wait = data.refresh_s * 1000;

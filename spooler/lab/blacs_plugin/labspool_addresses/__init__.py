@@ -15,7 +15,8 @@ Configure it in the labconfig (``labspool lab install-plugin`` prints these line
     [labspool]
     address_folder = /path/to/addresses
     # optional: ready_file (touched once BLACS is up), control_folder (requests from
-    # labspool to withdraw or abort a job's shots, see control.py), and the names of the
+    # labspool to withdraw or abort a job's shots, to report BLACS's queue and devices in
+    # error, to restart those and lift the pause; see control.py), and the names of the
     # globals: job_id_global, experiment_global, shot_global, attempt_global
 
 It deliberately imports nothing from labspool, so that it runs in any BLACS environment.
@@ -28,10 +29,11 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from .control import ControlServer
+from .control import ControlServer, QueueSnapshot, TabState
 from .files import fsync_folder, write_hidden
 
 name = "labspool address files"
@@ -116,13 +118,18 @@ class Plugin:
         self.control_folder = config.get("labspool", "control_folder", fallback=None)
         self.control: ControlServer | None = None
         self.running: str | None = None  # the shot BLACS is running
+        self.running_since: float | None = None  # since when (wall clock)
+        # changes whenever BLACS starts again
+        self.instance = f"{os.getpid()}-{time.time():.6f}"
         os.makedirs(self.folder, exist_ok=True)
 
     def on_pre_transition_to_buffered(self, h5_path: str) -> None:
+        self.running_since = time.time()
         self.running = os.path.abspath(h5_path)
 
     def on_science_over(self, h5_path: str) -> None:
         self.running = None
+        self.running_since = None
 
     def on_shot_complete(self, h5_path: str) -> None:
         try:
@@ -142,7 +149,7 @@ class Plugin:
     def plugin_setup_complete(self, blacs_data: dict[str, Any] | None = None) -> None:
         if self.control_folder and blacs_data is not None:
             ops = BlacsQueue(blacs_data["experiment_queue"], self)
-            self.control = ControlServer(self.control_folder, ops)
+            self.control = ControlServer(self.control_folder, ops, instance=self.instance)
             ops.refuse_withdrawn(self.control)
             self.control.start()
         if self.ready_file:
@@ -234,3 +241,44 @@ class BlacsQueue:
             return True
 
         return inmain(click)  # type: ignore[no-any-return]
+
+    def running_since(self) -> float | None:
+        return self.plugin.running_since
+
+    def snapshot(self) -> QueueSnapshot:
+        from qtutils import inmain
+
+        manager, model = self.manager, self.manager._model
+
+        def read() -> QueueSnapshot:
+            return QueueSnapshot(
+                paused=bool(manager.manager_paused),
+                status=str(manager.get_status()),
+                queued=[str(model.item(i).text()) for i in range(model.rowCount())],
+                tabs=self._tabs(),
+            )
+
+        return inmain(read)  # type: ignore[no-any-return]
+
+    def paused(self) -> bool:
+        return bool(self.manager.manager_paused)  # (BLACS reads it in its main thread)
+
+    def set_paused(self, paused: bool) -> None:
+        self.manager.manager_paused = paused  # (BLACS sets it in its main thread)
+
+    def tabs(self) -> list[TabState]:
+        from qtutils import inmain
+
+        return inmain(self._tabs)  # type: ignore[no-any-return]
+
+    def _tabs(self) -> list[TabState]:
+        """(In the main thread.) BLACS's device tabs: ``BLACS.tablist``, name -> tab."""
+        return [
+            TabState(str(name), str(tab.state), str(tab.error_message or ""))
+            for name, tab in self.manager.BLACS.tablist.items()
+        ]
+
+    def restart(self, name: str) -> None:
+        from qtutils import inmain
+
+        inmain(self.manager.BLACS.tablist[name].restart)
