@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spooler.backends import get_backend
-from spooler.fsutil import fsync_dir
+from spooler.fsutil import fsync_dir, is_environment_error
 from spooler.items import DeathCounter, Quarantine, describe_exception
 from spooler.lab.profile import activate_if_set
 from spooler.logs import for_job
@@ -375,6 +375,10 @@ class ResultDaemon(WatchingDaemon):
                 self._waiting[name] = path
                 raise
             except Exception as exc:  # one shot must not stop the daemon
+                if is_environment_error(exc):
+                    # the shot folder read-only or full: the machine's fault, not the shot's
+                    self._waiting[name] = path
+                    raise StoreUnavailable(f"the shot folder: {describe_exception(exc)}") from exc
                 for_job(log, self._job_of(name)).exception("internal error while taking %s", name)
                 reason = f"internal error while taking the shot: {describe_exception(exc)}"
                 self._give_up(path, reason)
@@ -488,6 +492,10 @@ class ResultDaemon(WatchingDaemon):
                 unavailable = str(exc)
                 continue
             except Exception as exc:
+                if is_environment_error(exc):  # a disk's fault, not the shot's: it waits
+                    self._waiting[flight.path.name] = flight.path
+                    unavailable = describe_exception(exc)
+                    continue
                 for_job(log, self._job_of(item.key)).exception("internal error on %s", item.key)
                 self._give_up(
                     flight.path,

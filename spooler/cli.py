@@ -524,7 +524,7 @@ def _lab_recover(args: argparse.Namespace) -> int:
         return 0
     for line in _recover_sentences(answer):
         print(line)
-    return 0 if not answer.get("still_in_error") else 1
+    return 1 if answer.get("still_in_error") or answer.get("queue_manager_stopped") else 0
 
 
 def _recovered(settings: Settings) -> None:
@@ -563,6 +563,12 @@ def _recover_sentences(answer: dict[str, object]) -> list[str]:
         second = "the queue was not paused"
     lines = [f"{first}; {second}"]
     lines += [f"still in error: {e.get('name')}: {e.get('message')}" for e in still]
+    if answer.get("queue_manager_stopped"):
+        lines.append(
+            "BLACS's queue manager has stopped (see BLACS's log) and cannot be started again "
+            "safely: restart BLACS (on the virtual lab: labspool lab restart DIR blacs); "
+            "labspool makes the shots it held again"
+        )
     return lines
 
 

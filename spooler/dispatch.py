@@ -46,13 +46,13 @@ from typing import Literal
 
 from .errors import LabRejected, LabspoolError, LabUnavailable
 from .estimates import Estimate, estimate_jobs
-from .fsutil import read_regular_file
+from .fsutil import is_environment_error, read_regular_file
 from .items import describe_exception
 from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
 from .model import Experiment, Job
-from .monitor import HealthMonitor, is_environment_error
+from .monitor import HealthMonitor
 from .pause import read_pause
 from .recovery import ShotRecovery
 from .settings import Settings

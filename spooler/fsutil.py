@@ -20,16 +20,30 @@ from pathlib import Path
 from .errors import JobRejected, SpoolerBusy
 
 __all__ = [
+    "ENVIRONMENT_ERRNOS",
     "Batch",
     "clear_stale_temps",
     "exclusive_lock",
     "fsync_dir",
+    "is_environment_error",
     "is_ignored_name",
     "move",
     "read_regular_file",
     "temp_name",
     "write_atomic",
 ]
+
+# Errors of the machine's environment (a disk read-only, full, or refusing), not of a job or
+# a shot: the daemons wait for them to pass (spooler.monitor, result.daemon).
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO}
+)
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    """An error of the disk or its permissions: the machine's fault, not the item's."""
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
+
 
 # Names a producer may use while it is still writing a file; never read as a job.
 _TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".swp", ".crdownload", "~")

@@ -139,6 +139,7 @@ class BlacsReport:
     running: str | None = None
     running_since: float | None = None
     devices_in_error: tuple[DeviceError, ...] = ()
+    manager_alive: bool = True  # BLACS's queue manager thread runs
 
     @classmethod
     def parse(cls, answer: dict[str, Any]) -> BlacsReport:
@@ -163,6 +164,7 @@ class BlacsReport:
                 for e in errors
                 if isinstance(e, dict)
             ),
+            manager_alive=answer.get("manager_alive") is not False,
         )
 
 

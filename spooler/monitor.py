@@ -25,7 +25,6 @@ until the next look at the machine finds the folders fine.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from collections.abc import Callable
@@ -49,14 +48,9 @@ from .settings import Settings
 from .states import FINISHED, JobState
 from .store import Transaction
 
-__all__ = ["ENVIRONMENT_ERRNOS", "HealthMonitor", "is_environment_error"]
+__all__ = ["HealthMonitor"]
 
 log = logging.getLogger(__name__)
-
-# errors of the machine's environment, not of a job
-ENVIRONMENT_ERRNOS = frozenset(
-    {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT}
-)
 
 WAITING = "Waiting for the machine:"
 
@@ -64,9 +58,10 @@ WAITING = "Waiting for the machine:"
 WHAT_TO_DO = {
     "runmanager": "start runmanager again (on the virtual lab: labspool lab restart DIR "
     "runmanager); the jobs wait and go on by themselves, shots it lost are made again",
-    "blacs": "if BLACS is not running, start it with labspool's plugin (shots it lost are "
-    "made again by themselves); if its queue is paused, find the cause in BLACS's log, fix "
-    "it, then run `labspool lab recover` (restarts the device tabs in error, lifts the pause)",
+    "blacs": "if BLACS is not running or its queue manager stopped, start BLACS (again) "
+    "with labspool's plugin (shots it lost are made again by themselves); if its queue is "
+    "paused, find the cause in BLACS's log, fix it, then run `labspool lab recover` "
+    "(restarts the device tabs in error, lifts the pause)",
     "device": "look at the device (BLACS's tab and log), fix it, then run "
     "`labspool lab recover`; a job whose shots keep failing it is given up by itself",
     "shot_folder": "free space on the shot folder or make it writable again; the spooler "
@@ -76,11 +71,6 @@ WHAT_TO_DO = {
     "lab": "configure the lab (lab.kind: runmanager) and restart the spooler",
     "spooler": "see the spooler's log (journalctl -u labspool-spooler)",
 }
-
-
-def is_environment_error(exc: BaseException) -> bool:
-    """An error of the disk or its permissions: the machine's fault, not the job's."""
-    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
 
 
 class HealthMonitor:
@@ -143,7 +133,16 @@ class HealthMonitor:
             found.append(("blacs", observation.blacs_problem or "BLACS does not answer"))
         else:
             devices = "; ".join(f"{d.name}: {d.message}" for d in report.devices_in_error)
-            if report.paused:
+            if not report.manager_alive:
+                found.append(
+                    (
+                        "blacs",
+                        "BLACS's queue manager has stopped (an error in its own error "
+                        f"handling, see BLACS's log): its {report.queued} queued shot(s) do "
+                        "not run; restart BLACS",
+                    )
+                )
+            elif report.paused:
                 status = " ".join(report.status.split())
                 found.append(("blacs", f"BLACS's queue is paused: {devices or status or 'paused'}"))
             else:

@@ -86,6 +86,7 @@ class ListQueue:
         self.status_text = "Idle"
         self.devices = {n: FakeTab(n) for n in ("pseudoclock", "camera")}
         self.lock = threading.Lock()  # the control thread and a recovery's both look
+        self.manager_alive = True
 
     def queued(self) -> list[str]:
         return list(self.paths)
@@ -107,7 +108,9 @@ class ListQueue:
         return self.current_since
 
     def snapshot(self) -> QueueSnapshot:
-        return QueueSnapshot(self.is_paused, self.status_text, list(self.paths), self.tabs())
+        return QueueSnapshot(
+            self.is_paused, self.status_text, list(self.paths), self.tabs(), self.manager_alive
+        )
 
     def paused(self) -> bool:
         return self.is_paused
@@ -354,6 +357,7 @@ def test_recover_restarts_the_tabs_in_error_waits_for_them_and_unpauses(
         "still_in_error": [],
         "unpaused": False,
         "was_paused": False,
+        "queue_manager_stopped": False,
     }
 
 
@@ -457,3 +461,16 @@ def test_the_control_thread_watches_the_pause_by_itself(
     assert "BLACS's queue is paused (status: Idle); devices in error: none" in (
         caplog.records[0].getMessage()
     )
+
+
+def test_a_dead_queue_manager_is_reported_and_not_restarted(shots: Path, tmp_path: Path) -> None:
+    queue = ListQueue([str(shots / "j" / "experiment_0" / "a.h5")])
+    server = ControlServer(str(tmp_path / "control"), queue)
+    queue.manager_alive = False  # its error handling raised: BLACS holds its queue, runs none
+    report = BlacsReport.parse(server.report())
+    assert not report.manager_alive and report.queued == 1
+    answer = server.recover(timeout_s=1)
+    assert answer["queue_manager_stopped"] is True  # only a new BLACS is safe
+    queue.manager_alive = True  # BLACS started again
+    assert BlacsReport.parse(server.report()).manager_alive
+    assert server.recover(timeout_s=1)["queue_manager_stopped"] is False

@@ -38,8 +38,10 @@ from tests.test_virtual_lab import experiment
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.long, needs_suite]
 
-SHOTS = 10  # per job
-JOBS = 4  # per fault
+# per fault, JOBS jobs of SHOTS shots (LABSPOOL_LABFAULTS_JOBS=6 LABSPOOL_LABFAULTS_SHOTS=20: the
+# issue's trial)
+SHOTS = int(os.environ.get("LABSPOOL_LABFAULTS_SHOTS", "10"))
+JOBS = int(os.environ.get("LABSPOOL_LABFAULTS_JOBS", "4"))
 DETECT_S = 30.0  # the health says what is wrong within this
 DONE_S = 60.0  # every job DONE this long after the fault is cleared
 SHOT_FOLDER_BYTES = 48 << 20
@@ -207,11 +209,31 @@ class Faults:
         finally:
             db.close()
 
-    def clear_blacs_pause(self) -> None:
-        """`labspool lab recover` where BLACS paused (a disk fault pauses its queue)."""
-        if self.lab_status()["operational"]:
-            return
+    def lab_faults(self, job_id: str) -> int:
+        """Device failures the monitor counted against the job."""
+        db = sqlite3.connect(f"file:{self.folders.database}?mode=ro", uri=True, timeout=30)
+        try:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM lab_faults WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            return int(count)
+        finally:
+            db.close()
+
+    def clear_blacs_pause(self) -> str:
+        """What an operator does once a disk fault is cleared: `labspool lab recover` where
+        BLACS paused its queue; BLACS restarted where its queue manager stopped (it does when
+        its own clean-up of the failed shot fails on the disk). Returns what was done."""
+        status = self.lab_status()
+        if status["operational"]:
+            return "nothing"
+        if "queue manager has stopped" in status["status_msg"]:
+            restarted = cli("lab", "restart", str(self.lab.root), "blacs")
+            assert restarted.returncode == 0, restarted.stderr
+            self.wait_health(lambda h: h.operational, 60, "BLACS back")
+            return "BLACS restarted"
         self.recover()
+        return "lab recover"
 
     def note(self, fault: str, **figures: float | int | str) -> None:
         self.figures[fault] = figures
@@ -260,7 +282,7 @@ def test_a_device_that_fails_mid_shot(faults: Faults) -> None:
     assert "camera" in faults.webhook.wait_for("not operational", seen)["message"]
     status = faults.lab_status()
     assert not status["operational"] and "camera" in status["status_msg"]
-    assert all(faults.lab.status(j)["status"] in ("QUEUED", "RUNNING") for j in ids)
+    assert not [j for j in ids if faults.lab.status(j)["status"] == "ERROR"]
     said = faults.recover()
     done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
@@ -274,17 +296,22 @@ def test_a_job_whose_shots_keep_failing_a_device_is_given_up_alone(faults: Fault
     suspect = ids[1]
     cli("lab", "fault", str(faults.lab.root), "--device", "camera", "--job", suspect, "--always")
     rounds = 0
+    limit = faults.lab.settings.limits.item_deaths_max
     try:
-        while faults.lab.status(suspect).get("status") != "ERROR":
-            faults.wait_health(lambda h: not h.operational, 120, "the camera failing")
-            if faults.lab.status(suspect).get("status") == "ERROR":
-                break
-            rounds += 1
-            assert rounds <= faults.lab.settings.limits.item_deaths_max, "never given up"
-            faults.recover()
-            faults.wait_health(lambda h: h.operational, 30, "the machine back")
+        while rounds < limit:
+            wait_until(
+                faults.folders.state,
+                lambda counted=rounds: faults.lab_faults(suspect) > counted,  # type: ignore[misc]
+                120,
+                "the camera failing on the suspect's shot",
+            )
+            rounds = faults.lab_faults(suspect)
+            if rounds < limit:
+                faults.recover()  # the shot runs again, and fails again
     finally:
         cli("lab", "fault", str(faults.lab.root), "--clear")
+    assert rounds == limit
+    faults.lab.wait_for_status(suspect, lambda s: s.get("status") == "ERROR", 30)
     faults.clear_blacs_pause()  # the last failure paused BLACS too
     done = faults.wait_final(ids, DONE_S)
     failed = faults.lab.status(suspect)
@@ -318,7 +345,7 @@ def test_blacs_killed_and_started_again(faults: Faults) -> None:
     faults.webhook.wait_for("not operational", seen)
     started = lab_role(faults.lab.root, "start", "blacs")
     assert started.returncode == 0, started.stderr
-    done = faults.wait_final(ids, DONE_S + faults.lab.settings.lab.stalled_after_s)
+    done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
     faults.note("BLACS killed", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
 
@@ -340,7 +367,7 @@ def test_runmanager_killed_while_compiling(faults: Faults) -> None:
     faults.webhook.wait_for("not operational", seen)
     started = lab_role(faults.lab.root, "start", "runmanager")
     assert started.returncode == 0, started.stderr
-    done = faults.wait_final(ids, DONE_S + faults.lab.settings.lab.stalled_after_s)
+    done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
     faults.note("runmanager killed", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
 
@@ -358,16 +385,18 @@ def test_the_shot_folder_read_only_then_writable(faults: Faults) -> None:
         )
         faults.webhook.wait_for("not operational", seen)
         time.sleep(3)  # a fault that lasts: the machine's shots keep failing meanwhile
-        assert all(faults.lab.status(j)["status"] in ("QUEUED", "RUNNING") for j in ids)
+        assert not [j for j in ids if faults.lab.status(j)["status"] == "ERROR"]
     finally:
         remount(faults.folders.shots, "rw")
     faults.wait_health(
         lambda h: not any(r.component == "shot_folder" for r in h.reasons), 30, "writable"
     )
-    faults.clear_blacs_pause()
-    done = faults.wait_final(ids, DONE_S + faults.lab.settings.lab.stalled_after_s)
+    action = faults.clear_blacs_pause()
+    done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
-    faults.note("read-only", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
+    faults.note(
+        "read-only", detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action
+    )
 
 
 def test_the_shot_folder_full_then_freed(faults: Faults) -> None:
@@ -386,13 +415,13 @@ def test_the_shot_folder_full_then_freed(faults: Faults) -> None:
         )
         faults.webhook.wait_for("not operational", seen)
         time.sleep(3)
-        assert all(faults.lab.status(j)["status"] in ("QUEUED", "RUNNING") for j in ids)
+        assert not [j for j in ids if faults.lab.status(j)["status"] == "ERROR"]
     finally:
         filler.unlink()
     faults.wait_health(
         lambda h: not any(r.component == "shot_folder" for r in h.reasons), 30, "room again"
     )
-    faults.clear_blacs_pause()
-    done = faults.wait_final(ids, DONE_S + faults.lab.settings.lab.stalled_after_s)
+    action = faults.clear_blacs_pause()
+    done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
-    faults.note("full", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
+    faults.note("full", detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action)

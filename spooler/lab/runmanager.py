@@ -99,7 +99,9 @@ class RunmanagerLab:
             self.names.job_id: repr(values["job_id"]),
             self.names.experiment_name: repr(values["experiment_name"]),
             self.names.shot: (
-                repr([int(i) for i in values["shot_indices"]])  # type: ignore[attr-defined]
+                # a tuple, not a list: runmanager guesses 'outer' for a list and, when the
+                # next value (range(n)) is no list, sets the shot global's expansion to none
+                repr(tuple(int(i) for i in values["shot_indices"]))  # type: ignore[attr-defined]
                 if values.get("shot_indices") is not None
                 else f"range({shots})"
             ),

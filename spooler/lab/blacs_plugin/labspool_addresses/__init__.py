@@ -256,6 +256,7 @@ class BlacsQueue:
                 status=str(manager.get_status()),
                 queued=[str(model.item(i).text()) for i in range(model.rowCount())],
                 tabs=self._tabs(),
+                manager_alive=bool(manager.manager.is_alive()),
             )
 
         return inmain(read)  # type: ignore[no-any-return]

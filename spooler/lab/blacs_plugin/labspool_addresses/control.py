@@ -97,6 +97,10 @@ class QueueSnapshot:
     status: str
     queued: list[str] = field(default_factory=list)
     tabs: list[TabState] = field(default_factory=list)
+    # BLACS's queue manager thread runs (it dies on an error in its own error handling,
+    # e.g. a read-only shot folder on another file system than /tmp; BLACS then holds its
+    # queue but never runs it again)
+    manager_alive: bool = True
 
 
 class QueueOps(Protocol):
@@ -326,6 +330,7 @@ class ControlServer:
             "running": running,
             "running_since": None if running is None else self.ops.running_since(),
             "devices_in_error": _errors(snap.tabs),
+            "manager_alive": snap.manager_alive,
         }
 
     def watch_pause(self) -> None:
@@ -361,6 +366,11 @@ class ControlServer:
         """Restart the device tabs in error, wait up to *timeout_s* for them to be idle and
         out of error, then unpause the queue if no tab is in error any more."""
         before = self.ops.snapshot()
+        if not before.manager_alive:
+            # Its thread died in the middle of its own error handling, perhaps holding a lock
+            # or a device half-way: a new thread took the next shot and hung (tried). Only
+            # a new BLACS is safe; the shots it held are made again by labspool.
+            _log(logging.ERROR, "labspool control: BLACS's queue manager has stopped")
         broken = [t.name for t in before.tabs if t.in_error]
         restarted = []
         for name in broken:
@@ -398,6 +408,7 @@ class ControlServer:
             "still_in_error": still,
             "unpaused": unpaused,
             "was_paused": before.paused,
+            "queue_manager_stopped": not before.manager_alive,
         }
 
     def _recover_later(self, name: str, taken: str, timeout_s: float) -> None:
