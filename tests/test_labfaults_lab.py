@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -425,3 +426,35 @@ def test_the_shot_folder_full_then_freed(faults: Faults) -> None:
     done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
     faults.note("full", detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action)
+
+
+def test_blacs_and_runmanager_killed_at_random_while_jobs_flow(faults: Faults) -> None:
+    """Chaos: BLACS or runmanager SIGKILLed at random moments and started again at once (as
+    a supervisor would); afterwards every job is DONE with each shot archived exactly once.
+    ``LABSPOOL_LABFAULTS_SEED=N`` repeats the decisions, ``LABSPOOL_LABFAULTS_KILLS`` their
+    number (8)."""
+    seed = int(os.environ.get("LABSPOOL_LABFAULTS_SEED", str(time.time_ns() % 1_000_000)))
+    kills = int(os.environ.get("LABSPOOL_LABFAULTS_KILLS", "8"))
+    rng = random.Random(seed)
+    print(f"\n[labfaults] chaos seed {seed}")
+    ids = faults.submit("chaos", jobs=2 * JOBS)
+    done_kills: list[str] = []
+    for _ in range(kills):
+        if all(faults.lab.status(j).get("status") in FINAL for j in ids):
+            break
+        time.sleep(rng.uniform(0.2, 6.0))  # a random moment of the run, not an event
+        role = rng.choice(["blacs", "runmanager"])
+        _kill(_pid(faults, role))
+        started = lab_role(faults.lab.root, "start", role)
+        assert started.returncode == 0, started.stderr
+        done_kills.append(role)
+    done = faults.wait_final(ids, 240)
+    faults.audit(ids)
+    faults.note(
+        "chaos",
+        seed=seed,
+        kills=len(done_kills),
+        blacs=done_kills.count("blacs"),
+        runmanager=done_kills.count("runmanager"),
+        done_after_last_kill_s=round(done, 1),
+    )
