@@ -437,7 +437,7 @@ def test_blacs_and_runmanager_killed_at_random_while_jobs_flow(faults: Faults) -
     kills = int(os.environ.get("LABSPOOL_LABFAULTS_KILLS", "8"))
     rng = random.Random(seed)
     print(f"\n[labfaults] chaos seed {seed}")
-    ids = faults.submit("chaos", jobs=2 * JOBS)
+    ids = faults.submit("chaos", jobs=3 * JOBS)
     done_kills: list[str] = []
     for _ in range(kills):
         if all(faults.lab.status(j).get("status") in FINAL for j in ids):
