@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ import pytest
 
 from spooler.cli import main
 from spooler.daemon import Spooler
+from spooler.health import Reason, encode_reasons
 from spooler.settings import Settings, load_settings
 from spooler.states import JobState
+from spooler.store import JobStore
 from tests.fakes import Clock, RecordingLab
 
 Job = dict[str, Any]
@@ -174,3 +177,34 @@ def _leave_the_users_labscript_profile_alone() -> Iterator[None]:
 def _no_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("LABSPOOL_CONFIG", raising=False)
     yield
+
+
+def record_health(
+    tree: Settings, operational: bool, reasons: list[Reason], since: float, at: float
+) -> None:
+    """The machine's health as the spooler's monitor records it, checked at *at*."""
+    tree.folders.create()
+    store = JobStore(tree.folders.database, clock=lambda: at)
+    try:
+        with store.transaction() as tx:
+            tx.set_health(operational=operational, reasons=encode_reasons(reasons), since=since)
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def running_spooler(settings: Settings) -> Iterator[Spooler]:
+    """A spooler daemon (the test double of the lab) running its loop in a thread until the
+    block ends; then stopped, its thread joined and closed."""
+    spooler = Spooler(settings, lab=RecordingLab())
+    ready = threading.Event()
+    thread = threading.Thread(target=spooler.run, kwargs={"on_ready": ready.set})
+    thread.start()
+    try:
+        assert ready.wait(30)
+        yield spooler
+    finally:
+        spooler.request_stop()
+        thread.join(30)
+        spooler.close()
+    assert not thread.is_alive()

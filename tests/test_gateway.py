@@ -15,13 +15,13 @@ from starlette.testclient import TestClient
 
 from spooler.daemon import Spooler
 from spooler.gateway.app import make_app
-from spooler.health import STALE_AFTER_S, Reason, encode_reasons
+from spooler.health import STALE_AFTER_S, Reason
 from spooler.jobs import Jobs
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.store import JobStore
 from spooler.timestamps import iso_time
-from tests.conftest import add_users, good_job, record_job
+from tests.conftest import add_users, good_job, record_health, record_job
 from tests.fakes import Clock
 
 URL = "/api/v2/singlequdit"
@@ -259,18 +259,6 @@ def test_the_users_last_uses_are_written_without_holding_up_answers(
         blocker.close()
     uses = last_uses(tree)  # the gateway's stop wrote them
     assert uses["alice"] is not None and uses["bob"] is not None and uses["root"] is None
-
-
-def record_health(
-    tree: Settings, operational: bool, reasons: list[Reason], since: float, at: float
-) -> None:
-    """The machine's health as the spooler's monitor records it, checked at *at*."""
-    store = JobStore(tree.folders.database, clock=lambda: at)
-    try:
-        with store.transaction() as tx:
-            tx.set_health(operational=operational, reasons=encode_reasons(reasons), since=since)
-    finally:
-        store.close()
 
 
 def test_get_backend_status_answers_the_machines_health_as_the_ecosystems_servers(

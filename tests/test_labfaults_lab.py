@@ -33,6 +33,7 @@ import yaml
 
 from spooler.health import Health, read_health
 from spooler.lab.virtual import descendants, process_alive
+from spooler.settings import Folders
 from spooler.store import JobStore
 from tests.labtools import VirtualLab, cli, lab_role, needs_suite, virtual_lab, wait_until
 from tests.test_virtual_lab import experiment
@@ -127,7 +128,7 @@ class Faults:
         self.figures: dict[str, dict[str, float | int | str]] = {}
 
     @property
-    def folders(self) -> Any:
+    def folders(self) -> Folders:
         return self.lab.settings.folders
 
     def health(self) -> Health:
@@ -335,20 +336,25 @@ def _pid(faults: Faults, role: str) -> int:
     return int(json.loads((faults.lab.root / "lab" / "processes.json").read_text())[role])
 
 
-def test_blacs_killed_and_started_again(faults: Faults) -> None:
-    ids = faults.submit("blacs")
-    faults.wait_made(ids[0], 2)
+def program_killed(faults: Faults, role: str, ids: list[str]) -> None:
+    """*role* SIGKILLed while *ids* run: seen, told, started again; then every job DONE."""
     seen = len(faults.webhook.messages)
-    _kill(_pid(faults, "blacs"))
+    _kill(_pid(faults, role))
     detect = faults.wait_health(
-        lambda h: any(r.component == "blacs" for r in h.reasons), DETECT_S, "BLACS missed"
+        lambda h: any(r.component == role for r in h.reasons), DETECT_S, f"{role} missed"
     )
     faults.webhook.wait_for("not operational", seen)
-    started = lab_role(faults.lab.root, "start", "blacs")
+    started = lab_role(faults.lab.root, "start", role)
     assert started.returncode == 0, started.stderr
     done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
-    faults.note("BLACS killed", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
+    faults.note(f"{role} killed", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
+
+
+def test_blacs_killed_and_started_again(faults: Faults) -> None:
+    ids = faults.submit("blacs")
+    faults.wait_made(ids[0], 2)
+    program_killed(faults, "blacs", ids)
 
 
 def test_runmanager_killed_while_compiling(faults: Faults) -> None:
@@ -360,72 +366,53 @@ def test_runmanager_killed_while_compiling(faults: Faults) -> None:
         120,
         "the second job compiling",
     )
-    seen = len(faults.webhook.messages)
-    _kill(_pid(faults, "runmanager"))
-    detect = faults.wait_health(
-        lambda h: any(r.component == "runmanager" for r in h.reasons), DETECT_S, "runmanager"
-    )
-    faults.webhook.wait_for("not operational", seen)
-    started = lab_role(faults.lab.root, "start", "runmanager")
-    assert started.returncode == 0, started.stderr
-    done = faults.wait_final(ids, DONE_S)
-    faults.audit(ids)
-    faults.note("runmanager killed", detected_s=round(detect, 1), done_after_clear_s=round(done, 1))
+    program_killed(faults, "runmanager", ids)
 
 
-def test_the_shot_folder_read_only_then_writable(faults: Faults) -> None:
+def disk_fault(faults: Faults, name: str, break_it: Callable[[], Callable[[], None]]) -> None:
+    """The shot folder broken by *break_it* (which returns what repairs it) while jobs run:
+    seen, told, held for a while, repaired; then every job DONE."""
     if not faults.tmpfs:
         pytest.skip("the shot folder could not be mounted as a tmpfs (needs root)")
-    ids = faults.submit("ro")
+    ids = faults.submit(name)
     faults.wait_made(ids[0], 2)
     seen = len(faults.webhook.messages)
-    remount(faults.folders.shots, "ro")
+
+    def shot_folder_bad(health: Health) -> bool:
+        return any(r.component == "shot_folder" for r in health.reasons)
+
+    repair = break_it()
     try:
-        detect = faults.wait_health(
-            lambda h: any(r.component == "shot_folder" for r in h.reasons), DETECT_S, "read-only"
-        )
+        detect = faults.wait_health(shot_folder_bad, DETECT_S, f"the shot folder {name}")
         faults.webhook.wait_for("not operational", seen)
         time.sleep(3)  # a fault that lasts: the machine's shots keep failing meanwhile
         assert not [j for j in ids if faults.lab.status(j)["status"] == "ERROR"]
     finally:
-        remount(faults.folders.shots, "rw")
-    faults.wait_health(
-        lambda h: not any(r.component == "shot_folder" for r in h.reasons), 30, "writable"
-    )
+        repair()
+    faults.wait_health(lambda h: not shot_folder_bad(h), 30, "the shot folder repaired")
     action = faults.clear_blacs_pause()
     done = faults.wait_final(ids, DONE_S)
     faults.audit(ids)
-    faults.note(
-        "read-only", detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action
-    )
+    faults.note(name, detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action)
+
+
+def test_the_shot_folder_read_only_then_writable(faults: Faults) -> None:
+    def read_only() -> Callable[[], None]:
+        remount(faults.folders.shots, "ro")
+        return lambda: remount(faults.folders.shots, "rw")
+
+    disk_fault(faults, "read-only", read_only)
 
 
 def test_the_shot_folder_full_then_freed(faults: Faults) -> None:
-    if not faults.tmpfs:
-        pytest.skip("the shot folder could not be mounted as a tmpfs (needs root)")
-    ids = faults.submit("full")
-    faults.wait_made(ids[0], 2)
-    seen = len(faults.webhook.messages)
-    filler = faults.folders.shots / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
-        while True:
-            out.write(b"\0" * (1 << 20))  # until ENOSPC
-    try:
-        detect = faults.wait_health(
-            lambda h: any(r.component == "shot_folder" for r in h.reasons), DETECT_S, "full"
-        )
-        faults.webhook.wait_for("not operational", seen)
-        time.sleep(3)
-        assert not [j for j in ids if faults.lab.status(j)["status"] == "ERROR"]
-    finally:
-        filler.unlink()
-    faults.wait_health(
-        lambda h: not any(r.component == "shot_folder" for r in h.reasons), 30, "room again"
-    )
-    action = faults.clear_blacs_pause()
-    done = faults.wait_final(ids, DONE_S)
-    faults.audit(ids)
-    faults.note("full", detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action)
+    def fill() -> Callable[[], None]:
+        filler = faults.folders.shots / "filler"
+        with filler.open("wb") as out, contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * (1 << 20))  # until ENOSPC
+        return filler.unlink
+
+    disk_fault(faults, "full", fill)
 
 
 def test_blacs_and_runmanager_killed_at_random_while_jobs_flow(faults: Faults) -> None:

@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from spooler.health import STALE_AFTER_S, Reason, encode_reasons
+from spooler.health import STALE_AFTER_S, Reason
 from spooler.settings import Settings
 from spooler.states import JobState
 from spooler.statusview import machine_line, snapshot
-from spooler.store import JobStore
 from spooler.timestamps import iso_time
-from tests.conftest import record_job
+from tests.conftest import record_health, record_job
 
 Cli = Callable[..., tuple[int, str, str]]
 KEYS = [
@@ -26,19 +25,6 @@ KEYS = [
     "last_check",
     "pending_jobs",
 ]
-
-
-def record_health(
-    tree: Settings, operational: bool, reasons: list[Reason], since: float, at: float
-) -> None:
-    """The health row as the monitor writes it, checked at *at* (the store's clock)."""
-    tree.folders.create()
-    store = JobStore(tree.folders.database, clock=lambda: at)
-    try:
-        with store.transaction() as tx:
-            tx.set_health(operational=operational, reasons=encode_reasons(reasons), since=since)
-    finally:
-        store.close()
 
 
 def _iso(timestamp: float) -> str:

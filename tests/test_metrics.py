@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from result.ledger import Ledger
-from spooler.daemon import Spooler
 from spooler.gateway.app import make_app
 from spooler.health import Reason, encode_reasons
 from spooler.items import Quarantine
@@ -25,8 +24,7 @@ from spooler.metrics import Metrics, count_quarantined, serve_metrics
 from spooler.settings import Settings, load_settings
 from spooler.states import JobState
 from spooler.store import JobStore
-from tests.conftest import record_job
-from tests.fakes import RecordingLab
+from tests.conftest import record_job, running_spooler
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 S = JobState
@@ -223,21 +221,11 @@ def test_the_spooler_daemon_serves_them_at_metrics_listen_until_closed(
     port = free_port()
     settings = with_metrics(tree, f"127.0.0.1:{port}")
     threads_before = set(threading.enumerate())
-    spooler = Spooler(settings, lab=RecordingLab())
-    ready = threading.Event()
-    thread = threading.Thread(target=spooler.run, kwargs={"on_ready": ready.set})
-    thread.start()
-    try:
-        assert ready.wait(30)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-            assert answer.status == 200
-            assert answer.headers["Content-Type"].startswith("text/plain")
-            samples = parse(answer.read().decode())
-    finally:
-        spooler.request_stop()
-        thread.join(30)
-        spooler.close()
-    assert not thread.is_alive()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with running_spooler(settings), urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        samples = parse(answer.read().decode())
     assert value(samples, "labspool_jobs", state="QUEUED") == 2
     assert value(samples, "labspool_shots_analysed_total") == 2
     # closed: nothing listens, the port can be bound again, no thread of it is left

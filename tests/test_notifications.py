@@ -18,13 +18,12 @@ import pytest
 import yaml
 
 from spooler.cli import main
-from spooler.daemon import Spooler
 from spooler.notifications import Notifier, send_test
 from spooler.settings import Settings, load_settings
 from spooler.states import JobState
 from spooler.store import JobStore
-from tests.conftest import record_job
-from tests.fakes import Clock, RecordingLab
+from tests.conftest import record_job, running_spooler
+from tests.fakes import Clock
 
 T0 = 1.7e9
 
@@ -370,20 +369,10 @@ def test_a_failing_step_is_logged_and_the_thread_goes_on(
 
 def test_the_spooler_daemon_sends_them_from_its_loop(tree: Settings, receiver: Receiver) -> None:
     settings = with_notify(tree, urls=[receiver.url])
-    spooler = Spooler(settings, lab=RecordingLab())
-    ready = threading.Event()
-    thread = threading.Thread(target=spooler.run, kwargs={"on_ready": ready.set})
-    thread.start()
-    try:
-        assert ready.wait(30)
+    with running_spooler(settings):
         record_job(settings, "lost2", None, JobState.QUEUED, JobState.RUNNING, JobState.ERROR)
         (post,) = receiver.wait_posts(1)
         assert "lost2" in post["title"]
-    finally:
-        spooler.request_stop()
-        thread.join(30)
-        spooler.close()
-    assert not thread.is_alive()
     assert not any(t.name == "notifications" for t in threading.enumerate())
 
 

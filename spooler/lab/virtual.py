@@ -173,14 +173,19 @@ def _terminate(pids: list[int], timeout_s: float = 20.0) -> list[int]:
         while process_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.05)  # no event to wait on for a process that is not our child
-        if process_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while process_alive(pid):
-                _reap(pid)
-                time.sleep(0.01)
-        _reap(pid)
+        _kill(pid)
     return running
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL *pid* (if it still runs) and wait until it is gone."""
+    if process_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while process_alive(pid):
+            _reap(pid)
+            time.sleep(0.01)  # no event to wait on for a process that is not our child
+    _reap(pid)
 
 
 def _reap(pid: int) -> None:
@@ -332,12 +337,7 @@ def stop_role(root: Path, role: str, *, kill: bool = False) -> list[int]:
         return _terminate([*children, pid])
     if not process_alive(pid):
         return _terminate(children)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    while process_alive(pid):
-        _reap(pid)
-        time.sleep(0.01)
-    _reap(pid)
+    _kill(pid)
     deadline = time.monotonic() + 10.0
     while any(process_alive(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.1)
