@@ -27,6 +27,7 @@ from pathlib import Path
 from .errors import JobRejected, LabspoolError
 from .fairshare import fair_key
 from .fsutil import Batch, read_regular_file
+from .health import from_row
 from .intake import Claim
 from .items import DeathCounter, Quarantine, describe_exception
 from .jobid import is_valid_job_id, parse_job_file_name
@@ -199,6 +200,8 @@ class Admission:
             raise
         finished: list[JobRecord] = []
         with self.jobs.change() as tx:
+            row = tx.health()  # a machine known to be down: a new job says why it waits
+            machine = None if row is None else from_row(row, row.last_check)
             for verdict in verdicts:
                 record = verdict.record
                 tx.clear_claim(record.job_id)
@@ -238,6 +241,8 @@ class Admission:
                     key = fair_key(tx, record.submitter, record.job_id)
                     if key is not None:
                         tx.set_queue_key(record.job_id, key)
+                if machine is not None and not machine.operational:
+                    tx.note(record.job_id, machine.waiting_note)  # why it will wait
                 finished.append(queued)
                 for_job(log, record.job_id).info(
                     "queued: %d experiment(s), %d shot(s)", len(job.experiments), job.total_shots

@@ -205,3 +205,18 @@ def test_a_quarantined_item_leaves_a_notification(spooler: Spooler, tree: Settin
 def test_blacs_report_parses_an_older_plugins_hello() -> None:
     report = BlacsReport.parse({"ok": True, "queued": 2, "running": None})
     assert report.queued == 2 and not report.paused and report.devices_in_error == ()
+
+
+def test_a_job_that_arrives_while_the_machine_is_down_says_why_it_waits(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    lab.reachable = False
+    spooler.step()  # the machine is looked at: down
+    drop(tree, "late.json", good_job())
+    spooler.run_once()
+    record = spooler.jobs.read.require("late")
+    assert record.state is JobState.QUEUED
+    assert record.notes[-1].startswith("Waiting for the machine: runmanager:")
+    lab.reachable = True
+    look(spooler, clock, tree)
+    assert "The machine is operational again" in spooler.jobs.read.require("late").detail

@@ -137,7 +137,9 @@ def test_runmanager_down_then_back(lab: VirtualLab, tmp_path: Path) -> None:
     stop = lab_role(lab.root, "stop", "runmanager")
     assert stop.returncode == 0, stop.stderr
     lab.submit("waiter", {"experiment_0": experiment(0.5, 3)}, tmp_path)
-    status = lab.wait_for_status("waiter", lambda s: "Waiting for the lab" in s.get("detail", ""))
+    status = lab.wait_for_status(
+        "waiter", lambda s: "Waiting for the machine: runmanager" in s.get("detail", "")
+    )
     assert status["status"] == "QUEUED"
     assert "did not answer" in status["detail"]
     start = lab_role(lab.root, "start", "runmanager")
