@@ -211,6 +211,22 @@ class Faults:
         finally:
             db.close()
 
+    def nothing_left_over(self) -> None:
+        """As the daemons' chaos test: every address file filed, nothing claimed and not
+        filed, no temporary file and no work copy anywhere in the tree but the shots."""
+        folders = self.folders
+
+        def left() -> list[Path]:
+            found = [p for p in folders.addresses.iterdir() if not p.name.startswith(".")]
+            found += list(folders.result_claimed.iterdir())
+            for place in (folders.status, folders.results, folders.sds, folders.state):
+                found += [p for p in place.rglob(".*") if p.suffix in (".tmp", ".work")]
+            return found
+
+        with contextlib.suppress(AssertionError):  # (the filing may lag the DONE a moment)
+            wait_until(self.lab.root, lambda: not left(), 30, "nothing left over")
+        assert not left(), left()
+
     def lab_faults(self, job_id: str) -> int:
         """Device failures the monitor counted against the job."""
         db = sqlite3.connect(f"file:{self.folders.database}?mode=ro", uri=True, timeout=30)
@@ -407,9 +423,15 @@ def test_the_shot_folder_read_only_then_writable(faults: Faults) -> None:
 def test_the_shot_folder_full_then_freed(faults: Faults) -> None:
     def fill() -> Callable[[], None]:
         filler = faults.folders.shots / "filler"
-        with filler.open("wb") as out, contextlib.suppress(OSError):
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:  # unbuffered: nothing is left to write (and fail) when the file is closed
             while True:
-                out.write(b"\0" * (1 << 20))  # until ENOSPC
+                try:
+                    os.write(fd, b"\0" * (1 << 20))
+                except OSError:  # ENOSPC: full
+                    break
+        finally:
+            os.close(fd)
         return filler.unlink
 
     disk_fault(faults, "full", fill)
@@ -437,6 +459,7 @@ def test_blacs_and_runmanager_killed_at_random_while_jobs_flow(faults: Faults) -
         done_kills.append(role)
     done = faults.wait_final(ids, 240)
     faults.audit(ids)
+    faults.nothing_left_over()
     faults.note(
         "chaos",
         seed=seed,
