@@ -112,7 +112,10 @@ class HealthMonitor:
         self.looks += 1
         self._record(found, observation.blacs)
         if observation.blacs is not None:
-            self._withdraw_ended(observation.blacs)
+            try:
+                self._withdraw_ended(observation.blacs)
+            except Exception:  # tried again at the next look; the spooler goes on
+                log.exception("internal error while withdrawing shots of ended jobs")
         return self.health
 
     def environment_fault(self, component: str, message: str) -> Health:

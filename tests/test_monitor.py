@@ -220,3 +220,21 @@ def test_a_job_that_arrives_while_the_machine_is_down_says_why_it_waits(
     lab.reachable = True
     look(spooler, clock, tree)
     assert "The machine is operational again" in spooler.jobs.read.require("late").detail
+
+
+def test_a_withdrawal_that_fails_does_not_stop_the_spooler(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    drop(tree, "old.json", good_job(shots=3))
+    spooler.run_once()
+    with spooler.jobs.change() as tx:
+        tx.transition("old", JobState.ERROR, error_message="no shot arrived")
+    old = tree.folders.shot_folder("old", 1, "experiment_0")
+    lab.blacs = dataclasses.replace(lab.blacs, queued=3, queued_folders={str(old): 3})
+
+    def broken(folders: object, *, abort: bool) -> None:
+        raise RuntimeError("the plugin's answer made no sense")
+
+    lab.withdraw = broken  # type: ignore[method-assign,assignment]
+    look(spooler, clock, tree)  # logged, and the next look tries again
+    assert read_health(spooler.jobs.read, spooler.jobs.store.clock()).operational

@@ -80,6 +80,9 @@ class RunmanagerLab:
             return LabObservation(runmanager, self.blacs.report())
         except LabUnavailable as exc:
             return LabObservation(runmanager, None, str(exc))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            # the control folder full or read-only, or an answer of the wrong shape
+            return LabObservation(runmanager, None, f"BLACS's plugin could not be asked: {exc}")
 
     def recover(self) -> dict[str, Any]:
         return self.blacs.recover()
