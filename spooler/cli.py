@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -41,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, LabspoolError) as exc:
         print(f"labspool: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`labspool status | head`): end quietly, as a shell tool does;
+        # what Python would still flush at exit goes nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -351,6 +357,9 @@ def _status(args: argparse.Namespace) -> int:
             watch(settings, interval_s=args.interval, count=args.count)
         return 0
     view = snapshot(settings, args.job_id)
+    if args.job_id and not view.documents:
+        print(f"labspool: no job {args.job_id!r} in {settings.folders.database}", file=sys.stderr)
+        return 1
     if args.json:  # a list (or the job's document): its shape stays; see `lab status --json`
         print(as_json(view, single=bool(args.job_id)))
     elif args.job_id:
@@ -517,6 +526,8 @@ def _lab_recover(args: argparse.Namespace) -> int:
         answer = make_lab(settings).recover()
     except LabUnavailable as exc:
         print(f"labspool: cannot recover the lab: {exc}", file=sys.stderr)
+        if args.json:  # (--json: stdout is JSON, whatever happened)
+            print(json.dumps({"ok": False, "error": str(exc)}, indent=1))
         return 1
     _recovered(settings)
     if args.json:

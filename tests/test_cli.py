@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from spooler.daemon import Spooler
 from spooler.jobs import Jobs
 from spooler.pause import read_pause
@@ -194,3 +196,49 @@ def test_resume_on_a_fresh_tree_says_not_paused_and_pause_makes_missing_folders(
     finally:
         jobs.close()
     assert pause is not None and pause.at is not None
+
+
+def test_status_of_an_unknown_job_is_one_line_and_exit_1(
+    run_cli: Callable[..., tuple[int, str, str]], tree: Settings
+) -> None:
+    for argv in (["status", "nosuch"], ["status", "nosuch", "--json"]):
+        code, out, err = run_cli("--config", str(tree.path), *argv)
+        assert (code, out) == (1, "")
+        assert err.strip().splitlines() == [f"labspool: no job 'nosuch' in {tree.folders.database}"]
+
+
+@pytest.mark.slow  # 800 jobs through the job model
+def test_output_into_a_reader_that_goes_away_ends_quietly(tree: Settings) -> None:
+    from tests.conftest import record_job
+
+    for n in range(800):  # a table longer than a pipe holds (64 KiB)
+        record_job(tree, f"job{n:04d}-with-a-long-name-to-fill-the-pipe", None, JobState.QUEUED)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spooler.cli", "--config", str(tree.path), "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline()  # `| head -1`
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(60) == 141  # 128 + SIGPIPE, as a shell tool
+    assert err == ""
+
+
+def test_every_json_option_prints_json_alone(tree: Settings) -> None:
+    for argv in (
+        ["paths", "--json"],
+        ["status", "--json"],
+        ["user", "list", "--json"],
+        ["lab", "status", "--json"],
+        ["lab", "recover", "--json"],  # no lab here: an error, said in JSON too
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "spooler.cli", "--config", str(tree.path), *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        json.loads(done.stdout)  # nothing else on stdout
