@@ -1,9 +1,9 @@
 """Pre-run checks (pychron's idea): before a job is engaged, is the machine fit to run it?
 
-Runmanager and BLACS answer, the shot folder and the store have the configured free space,
-and both take a file. The health monitor (:mod:`spooler.monitor`) runs the folders' checks
-with every look at the machine; a failing check keeps the jobs waiting with the reason in
-their detail, and never fails a job.
+The folders' part of it: the shot folder and the store have the configured free space and
+both take a file (runmanager and BLACS are asked through :meth:`spooler.lab.Lab.observe`).
+The health monitor (:mod:`spooler.monitor`) runs these with every look at the machine; a
+failing check keeps the jobs waiting with the reason in their detail, and never fails a job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-from .lab import Lab
 from .settings import Settings
 
 __all__ = ["PreRunChecks"]
@@ -47,17 +46,10 @@ def _writable_problem(folder: Path, what: str = "store") -> str | None:
 
 
 class PreRunChecks:
-    def __init__(self, settings: Settings, lab: Lab) -> None:
-        self.settings = settings
-        self.lab = lab
+    """The folders' checks (runmanager and BLACS are asked by the monitor: Lab.observe)."""
 
-    def problem(self) -> str | None:
-        """The first check that fails, said for the job's detail (None: all pass)."""
-        lab = self.lab.unavailable_reason()
-        if lab is not None:
-            return lab
-        problems = self.folder_problems()
-        return problems[0][1] if problems else None
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def folder_problems(self) -> list[tuple[str, str]]:
         """The folders' failing checks as (component, message): ``shot_folder``, ``store``."""

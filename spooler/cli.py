@@ -590,7 +590,7 @@ def _lab_status(args: argparse.Namespace) -> int:
     """The machine's health from the tree's job store (never creates one). Exit 0 when
     operational, :data:`NOT_OPERATIONAL_EXIT` when not, or when nothing is known."""
     from .health import Health, read_health
-    from .statusview import local_time, machine_document, pending_jobs, shown_since
+    from .statusview import local_time, machine_document
 
     settings = _settings(args)
     database = settings.folders.database
@@ -602,7 +602,7 @@ def _lab_status(args: argparse.Namespace) -> int:
         try:
             with store.snapshot() as reader:
                 health = read_health(reader, now)
-                pending = pending_jobs(reader, settings.backend)
+                pending = reader.pending_jobs(settings.backend)
         finally:
             store.close()
     operational = health is not None and health.operational
@@ -624,7 +624,7 @@ def _lab_status(args: argparse.Namespace) -> int:
     if health is None:
         print(f"NOT OPERATIONAL: no job store yet at {database} (the spooler has not run)")
         return code
-    since = shown_since(health)
+    since = health.since
     if health.operational:
         print("operational")
     elif since is None:

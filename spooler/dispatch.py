@@ -18,12 +18,12 @@ detail says why. An ``OSError`` of the environment while engaging (a read-only o
 is the machine's fault: recorded in its health, the job waits. With the machine operational,
 experiments whose shots it lost are made again first (:mod:`spooler.recovery`). Before a
 new job is taken: the spooler must not be paused (with a scheduled stop, the job must be
-estimated to finish before it), and the machine is looked at once more (the pre-run checks,
-:mod:`spooler.checks`). Per experiment, in order: set the globals, the experiment file and
+estimated to finish before it), and the machine is looked at once more unless this pass
+just did (the pre-run checks). Per experiment, in order: set the globals, the experiment file and
 the shot output folder (``Folders.shot_folder``), ask how many shots runmanager will make,
 record that durably as "submitted", then engage and record "engaged". The first submission
-moves the job to RUNNING. A lab that cannot be reached, or a failing check, leaves the job
-QUEUED with the reason in its detail, asked again with exponential back-off; a lab that
+moves the job to RUNNING. A lab that stops answering while the job is engaged leaves it
+waiting with the reason in its detail, asked again with exponential back-off; a lab that
 refuses the job ends it ERROR with the lab's message.
 
 Recovery: an experiment recorded as submitted but never confirmed engaged (the spooler was
@@ -37,16 +37,15 @@ then submits it again. Either way the job's detail says which it was.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from .errors import LabRejected, LabspoolError, LabUnavailable
+from .errors import LabRejected, LabUnavailable
 from .estimates import Estimate, estimate_jobs
-from .fsutil import is_environment_error, read_regular_file
+from .fsutil import is_environment_error, json_objects
 from .items import describe_exception
 from .jobs import Jobs
 from .lab import Lab
@@ -100,13 +99,15 @@ class Dispatcher:
         """
         if self.clock() < self._retry_at:
             return None
+        looks = self.monitor.looks
         if not self.monitor.check().operational:
             return None  # the jobs' details say why (the monitor notes them)
         self._recover()
         record = self._next()
         if record is None:
             return None
-        if not self.monitor.check(force=True).operational:  # the pre-run checks
+        # the pre-run checks: a look at the machine now, unless this pass has just looked
+        if self.monitor.looks == looks and not self.monitor.check(force=True).operational:
             return None
         try:
             engaged = self._engage(record)
@@ -115,10 +116,8 @@ class Dispatcher:
             self._wait(record, str(exc))
             return None
         except OSError as exc:
-            if not is_environment_error(exc):
+            if not self._machine_fault(exc):
                 raise
-            where = "shot_folder" if str(self.settings.folders.shots) in str(exc) else "store"
-            self.monitor.environment_fault(where, describe_exception(exc))
             self._wait(record, f"the machine's environment failed: {describe_exception(exc)}")
             return None
         except LabRejected as exc:
@@ -153,12 +152,18 @@ class Dispatcher:
             self.monitor.check(force=True)
         except LabRejected as exc:
             log.error("runmanager refused a recovery: %s", exc)
-        except OSError as exc:
-            if not is_environment_error(exc):
-                raise
-            self.monitor.environment_fault("shot_folder", describe_exception(exc))
-        except Exception:  # a recovery must not stop the spooler; it is tried again
-            log.exception("internal error while recovering lost shots")
+        except Exception as exc:  # a recovery must not stop the spooler; it is tried again
+            if not (isinstance(exc, OSError) and self._machine_fault(exc)):
+                log.exception("internal error while recovering lost shots")
+
+    def _machine_fault(self, exc: OSError) -> bool:
+        """An error of a disk while engaging is the machine's: recorded in its health (the
+        shot folder's or the store's, by the path it names). False: not such an error."""
+        if not is_environment_error(exc):
+            return False
+        where = "shot_folder" if str(self.settings.folders.shots) in str(exc) else "store"
+        self.monitor.environment_fault(where, describe_exception(exc))
+        return True
 
     def _fail(self, record: JobRecord, note: str, message: str) -> None:
         with self.jobs.change() as tx:
@@ -290,13 +295,10 @@ class Dispatcher:
         places = [(folders.addresses, pattern), (folders.result_claimed, pattern)]
         places += [(folders.processed, pattern), (folders.quarantine, "*.reason.json")]
         for place, glob in places:
-            for path in place.glob(glob) if place.is_dir() else ():
-                try:  # untrusted files: a FIFO or a huge file must not stop the spooler
-                    shot = json.loads(read_regular_file(path, 1 << 20, what="the file"))["shot"]
-                    if isinstance(shot, str) and Path(shot).parent == folder:
-                        made.add(Path(shot).name)
-                except (OSError, ValueError, KeyError, TypeError, LabspoolError):
-                    continue
+            for address in json_objects(place, glob):  # untrusted files
+                shot = address.get("shot")
+                if isinstance(shot, str) and Path(shot).parent == folder:
+                    made.add(Path(shot).name)
         return made
 
     def _load(self, record: JobRecord) -> Job:

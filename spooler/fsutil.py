@@ -11,11 +11,14 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import re
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import JobRejected, SpoolerBusy
 
@@ -27,6 +30,7 @@ __all__ = [
     "fsync_dir",
     "is_environment_error",
     "is_ignored_name",
+    "json_objects",
     "move",
     "read_regular_file",
     "temp_name",
@@ -301,3 +305,15 @@ def exclusive_lock(path: Path, who: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def json_objects(folder: Path, pattern: str, max_bytes: int = 1 << 20) -> Iterator[dict[str, Any]]:
+    """The JSON objects in the files of *folder* whose names match *pattern* (untrusted: a
+    file that is no regular file, too large, unreadable or no JSON object is skipped)."""
+    for path in folder.glob(pattern) if folder.is_dir() else ():
+        try:  # a FIFO or a huge file must not stop the daemon reading them
+            document = json.loads(read_regular_file(path, max_bytes, what="the file"))
+        except (OSError, ValueError, JobRejected):
+            continue
+        if isinstance(document, dict):
+            yield document

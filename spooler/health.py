@@ -71,15 +71,6 @@ class Health:
         """What a waiting job's detail says."""
         return f"Waiting for the machine: {self.status_msg}"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "operational": self.operational,
-            "status_msg": self.status_msg,
-            "reasons": [r.as_dict() for r in self.reasons],
-            "since": self.since,
-            "last_check": self.last_check,
-        }
-
 
 def decode_reasons(text: str) -> tuple[Reason, ...]:
     try:

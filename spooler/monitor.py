@@ -86,10 +86,9 @@ class HealthMonitor:
         self.jobs = jobs
         self.lab = lab
         self.clock = clock
-        self.checks = PreRunChecks(settings, lab)
+        self.checks = PreRunChecks(settings)
         self._next_at = float("-inf")
         self._environment: list[tuple[str, str]] = []  # met while engaging, until next look
-        self._no_lab = False
         self.report: BlacsReport | None = None  # BLACS as last seen
         self.looks = 0  # how often the machine was looked at (a new report each time)
         self.health = from_row(jobs.read.health(), jobs.store.clock())
@@ -104,7 +103,6 @@ class HealthMonitor:
             return self.health
         self._next_at = self.clock() + self.settings.lab.health_interval_s
         observation = self.lab.observe()
-        self._no_lab = not observation.configured
         found = self._reasons(observation)
         found += self._environment
         self._environment = []
@@ -162,12 +160,12 @@ class HealthMonitor:
             reasons = tuple(Reason(c, m, first_seen.get(c, now)) for c, m in dict(found).items())
             operational = not reasons
             flipped = row is None or row.operational != operational
-            since = now if flipped or row is None else row.since
+            since = row.since if row is not None and not flipped else now
             encoded = encode_reasons(reasons)
-            if row is None or flipped or row.reasons != encoded:
-                tx.set_health(operational=operational, reasons=encoded, since=since)
-            else:
+            if row is not None and not flipped and row.reasons == encoded:
                 tx.checked_health()
+            else:
+                tx.set_health(operational=operational, reasons=encoded, since=since)
             self.health = Health(operational, reasons, since, now)
             components = {r.component for r in reasons}
             if flipped or components != {r.component for r in before.reasons}:
@@ -190,8 +188,8 @@ class HealthMonitor:
                 tx.note(job.job_id, health.waiting_note)
 
     def _notify(self, tx: Transaction, health: Health) -> None:
-        if any(r.component == "lab" for r in health.reasons) or self._no_lab:
-            return  # no machine to tell of
+        if any(r.component == "lab" for r in health.reasons):
+            return  # no lab configured: no machine to tell of
         machine = f"{self.settings.backend} machine"
         if health.operational:
             tx.notify(
@@ -266,6 +264,8 @@ class HealthMonitor:
     def _withdraw_ended(self, report: BlacsReport) -> None:
         """BLACS's queue holds shots of a job that ended (or of an attempt taken back): take
         them out, so that the machine never runs them."""
+        if not report.queued_folders:
+            return  # (every look: nothing to ask the store while BLACS holds nothing)
         read = self.jobs.read
         pending = {r.job_id for r in read.pending_lab_actions()}
         stale: list[Path] = []

@@ -23,13 +23,12 @@ time-out.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .fsutil import read_regular_file
+from .fsutil import json_objects
 from .jobs import Jobs
 from .lab import Lab
 from .logs import for_job
@@ -110,17 +109,14 @@ class ShotRecovery:
         found: set[int] = set()
         pattern = f"{job.job_id}__{experiment}__*"
         for place in (folders.addresses, folders.result_claimed):
-            for path in place.glob(pattern) if place.is_dir() else ():
-                try:  # untrusted files: a FIFO or a huge file must not stop the spooler
-                    record = json.loads(read_regular_file(path, 1 << 20, what="the file"))
-                    if (
-                        record.get("job_id") == job.job_id
-                        and record.get("attempt", 1) == job.attempt
-                        and isinstance(record.get("shot_index"), int)
-                    ):
-                        found.add(record["shot_index"])
-                except Exception:  # unreadable, not JSON, not an object: not counted
-                    continue
+            for address in json_objects(place, pattern):  # untrusted files
+                index = address.get("shot_index")
+                if (
+                    address.get("job_id") == job.job_id
+                    and address.get("attempt", 1) == job.attempt
+                    and isinstance(index, int)
+                ):
+                    found.add(index)
         return found
 
     def _make_again(self, job: JobRecord, experiment: ExperimentRecord, missing: list[int]) -> None:

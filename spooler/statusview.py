@@ -20,7 +20,7 @@ from .health import Health, read_health
 from .pause import PauseState, read_pause
 from .settings import Settings
 from .statusfile import status_document
-from .store import JobStore, Reader
+from .store import JobStore
 from .timestamps import iso_time
 
 __all__ = [
@@ -28,9 +28,7 @@ __all__ = [
     "local_time",
     "machine_document",
     "machine_line",
-    "pending_jobs",
     "render",
-    "shown_since",
     "snapshot",
     "watch",
 ]
@@ -125,17 +123,9 @@ def render_job(doc: dict[str, Any]) -> str:
 # -- the machine's health ---------------------------------------------------------------------
 
 
-def shown_since(health: Health) -> float | None:
-    """Since when the machine is in the state *health* shows. A record judged stale keeps
-    the time it last changed, perhaps when it became operational: then the staleness's own
-    reason says since when nobody knows (the earliest reason, never before the change)."""
-    if health.since is None or health.operational or not health.reasons:
-        return health.since
-    return max(health.since, min(r.since for r in health.reasons))
-
-
 def machine_document(health: Health) -> dict[str, Any]:
-    """:meth:`Health.as_dict` with its times as ISO 8601 (UTC), as the status files write."""
+    """The machine's health for a JSON answer, its times as ISO 8601 (UTC), as the status
+    files write them."""
     return {
         "operational": health.operational,
         "status_msg": health.status_msg,
@@ -143,18 +133,9 @@ def machine_document(health: Health) -> dict[str, Any]:
             {"component": r.component, "message": r.message, "since": iso_time(r.since)}
             for r in health.reasons
         ],
-        "since": iso_time(shown_since(health)),
+        "since": iso_time(health.since),
         "last_check": iso_time(health.last_check),
     }
-
-
-def pending_jobs(reader: Reader, backend: str) -> int:
-    """The jobs of *backend* that wait for the machine or run on it (QUEUED + RUNNING)."""
-    (count,) = reader.execute(
-        "SELECT COUNT(*) FROM jobs WHERE backend = ? AND state IN ('QUEUED', 'RUNNING')",
-        (backend,),
-    ).fetchone()
-    return int(count)
 
 
 def machine_line(health: Health | None, now: float, *, width: int | None = None) -> str:
@@ -165,8 +146,7 @@ def machine_line(health: Health | None, now: float, *, width: int | None = None)
     elif health.operational:
         text = "machine: operational"
     else:
-        since = shown_since(health)
-        when = "" if since is None else f" since {local_time(since, now)}"
+        when = "" if health.since is None else f" since {local_time(health.since, now)}"
         text = f"machine: NOT OPERATIONAL{when}: {health.status_msg}"
     width = shutil.get_terminal_size((100, 40)).columns if width is None else width
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."

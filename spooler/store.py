@@ -308,6 +308,14 @@ class Reader:
         wanted = set(job_ids)
         return {job_id: int(pos) for job_id, pos in rows if job_id in wanted}
 
+    def pending_jobs(self, backend: str) -> int:
+        """The jobs of *backend* that wait for the machine or run on it (QUEUED + RUNNING)."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE backend = ? AND state IN ('QUEUED', 'RUNNING')",
+            (backend,),
+        ).fetchone()
+        return int(count)
+
     def count_by_state(self) -> dict[JobState, int]:
         """Jobs per state, every state present (0: none); a scan of the index jobs_by_state."""
         counts = dict.fromkeys(JobState, 0)

@@ -35,9 +35,6 @@ class RecordingLab:
         self.blacs = BlacsReport(instance="fake", paused=False, status="Idle", queued=0)
         self.recovered = 0
 
-    def unavailable_reason(self) -> str | None:
-        return None if self.reachable else "runmanager at localhost:42523 does not answer"
-
     def observe(self) -> LabObservation:
         if not self.reachable:
             reason = "runmanager at localhost:42523 does not answer"

@@ -54,7 +54,6 @@ from ..jobid import JOB_ID_PATTERN, new_job_id
 from ..notify import Notifier
 from ..settings import Settings
 from ..states import JobState
-from ..statusview import pending_jobs
 from ..store import JobStore
 from ..strictjson import loads_strict
 from ..submission import JobIdTaken, submit_job
@@ -144,7 +143,7 @@ class Gateway:
             return refused.response
         with self.store.snapshot() as reader:
             health = read_health(reader, time.time())
-            pending = pending_jobs(reader, self.settings.backend)
+            pending = reader.pending_jobs(self.settings.backend)
         version = str(self.config.get("backend_version", ""))
         return JSONResponse(backend_status(self.name, version, health, pending))
 

@@ -31,9 +31,6 @@ class LabObservation:
 
 
 class Lab(Protocol):
-    def unavailable_reason(self) -> str | None:
-        """None when runmanager and BLACS answer; otherwise what the spooler waits for."""
-
     def observe(self) -> LabObservation:
         """Ask runmanager and BLACS's plugin how they are (never raises for their absence)."""
 
@@ -67,9 +64,6 @@ class NoLab:
 
     def __init__(self, config_path: Path) -> None:
         self.reason = f"no lab is configured (lab.kind is none in {config_path})"
-
-    def unavailable_reason(self) -> str | None:
-        return self.reason
 
     def observe(self) -> LabObservation:
         return LabObservation(self.reason, None, configured=False)

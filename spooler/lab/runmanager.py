@@ -63,13 +63,6 @@ class RunmanagerLab:
         except Exception as exc:
             raise LabRejected(f"runmanager: {_message(exc)}") from exc
 
-    def unavailable_reason(self) -> str | None:
-        try:
-            self._call("say_hello", probe=True)
-        except LabUnavailable as exc:
-            return str(exc)
-        return self.blacs.unavailable_reason()
-
     def observe(self) -> LabObservation:
         try:
             self._call("say_hello", probe=True)
