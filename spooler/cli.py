@@ -698,9 +698,7 @@ def _user_command(
 
 
 def _web(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .gateway.app import make_app
+    from .gateway.server import serve
 
     settings = _settings(args)
     host, port = settings.gateway.address
@@ -711,15 +709,10 @@ def _web(args: argparse.Namespace) -> int:
         port = int(text)
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
-    uvicorn.run(
-        make_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,  # its lines carry the query string, and so the users' tokens
-        timeout_keep_alive=5,  # slow or idle clients do not hold connections open
-        limit_concurrency=1000,  # beyond that, 503 at once rather than a growing backlog
-        server_header=False,
+    serve(
+        settings,
+        host,
+        port,
         ssl_certfile=None if args.ssl_certfile is None else str(args.ssl_certfile),
         ssl_keyfile=None if args.ssl_keyfile is None else str(args.ssl_keyfile),
     )

@@ -294,6 +294,14 @@ class GatewaySettings:
     queued_jobs_max: int = 100  # a user's jobs waiting (not finished), at most
     requests_per_s: float = 20.0  # a user's sustained rate of requests
     job_bytes_max: int  # a user's job file, at most; the default: limits.job_file_max_bytes
+    # The server's guards (spooler.gateway.server): a connection has this long to send the
+    # headers of its next request, from when it opens and after each answer
+    idle_timeout_s: float = 5.0
+    connections_per_client_max: int = 32  # open from one address (not the proxy's), at most
+    connections_max: int = 4096  # open in all, at most
+    requests_in_flight_max: int = 256  # answered at once, at most; beyond: 503 with JSON
+    # a reverse proxy's addresses: not capped per address (the proxy caps its clients)
+    proxy_addresses: tuple[str, ...] = ("127.0.0.1", "::1")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -420,8 +428,11 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
     gateway = dict(raw.get("gateway", {}))
     gateway.setdefault("backend_name", raw["backend"])
     gateway.setdefault("job_bytes_max", limits.job_file_max_bytes)
-    if "requests_per_s" in gateway:
-        gateway["requests_per_s"] = float(gateway["requests_per_s"])
+    for name in ("requests_per_s", "idle_timeout_s"):
+        if name in gateway:
+            gateway[name] = float(gateway[name])
+    if "proxy_addresses" in gateway:
+        gateway["proxy_addresses"] = tuple(gateway["proxy_addresses"])
     return Settings(
         path=path,
         backend=raw["backend"],

@@ -1,0 +1,223 @@
+"""The gateway's HTTP server: uvicorn, with the guards on connections that it lacks.
+
+uvicorn (0.55) starts its keep-alive timer only after an answer, and any byte received stops
+it: a connection that never completes a request (one that sends nothing, or slowloris' headers
+a byte at a time) stays open for ever. Its ``limit_concurrency`` counts such connections and
+answers every request beyond it with a ``503 text/plain`` the client cannot read: 1,000 idle
+connections were enough to refuse every legitimate poll. So the gateway serves with
+:class:`GuardedH11Protocol` (uvicorn's h11 protocol, passed as its ``http`` class) instead:
+
+- a connection has ``idle_timeout_s`` to send the headers of its next request, from when it
+  opens and after each answer, however it trickles bytes; then it is closed. A request's body
+  has its own deadline (:data:`spooler.gateway.app.BODY_TIMEOUT_S`);
+- at most ``connections_per_client_max`` connections are open from one client address (a
+  reverse proxy's addresses, ``proxy_addresses``, are not capped: the proxy caps its clients),
+  and ``connections_max`` in all; a connection over a cap is answered a JSON 503 and closed;
+- at most ``requests_in_flight_max`` requests are answered at the same time
+  (:class:`InFlightLimit`); one more is answered at once: 503 with a JSON ``status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ..settings import GatewaySettings, Settings
+from .answers import job_answer
+
+__all__ = [
+    "ConnectionLimits",
+    "GuardedH11Protocol",
+    "InFlightLimit",
+    "guarded_protocol",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def busy_body(message: str) -> bytes:
+    """The JSON of a 503: the client's protocol, ``status`` first (spooler.gateway.answers)."""
+    return json.dumps(job_answer(None, "ERROR", f"Refused: {message}", message)).encode()
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    idle_timeout_s: float
+    per_client_max: int
+    total_max: int
+    proxy_addresses: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, gateway: GatewaySettings) -> ConnectionLimits:
+        return cls(
+            idle_timeout_s=gateway.idle_timeout_s,
+            per_client_max=gateway.connections_per_client_max,
+            total_max=gateway.connections_max,
+            proxy_addresses=frozenset(gateway.proxy_addresses),
+        )
+
+    def refusal(self, host: str | None, open_hosts: list[str | None]) -> str | None:
+        """Why a new connection from *host* is refused, with *open_hosts* open (itself too)."""
+        if len(open_hosts) > self.total_max:
+            return f"more than {self.total_max} connections are open"
+        if host is None or host in self.proxy_addresses:
+            return None
+        if sum(1 for other in open_hosts if other == host) > self.per_client_max:
+            return f"more than {self.per_client_max} connections are open from {host}"
+        return None
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers and connection caps."""
+
+    limits: ClassVar[ConnectionLimits]
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        host = self.client[0] if self.client else None
+        open_hosts = [_host(p) for p in self.connections]
+        refusal = self.limits.refusal(host, open_hosts)
+        if refusal is not None:
+            self._refuse(refusal)
+        else:
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:  # a request's headers are complete: the app answers it
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        self._arm()  # first: a pipelined request taken up below disarms it
+        super().on_response_complete()
+
+    def _arm(self) -> None:
+        if self._deadline is None and not self.transport.is_closing():
+            self._deadline = self.loop.call_later(self.limits.idle_timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse(self, reason: str) -> None:
+        """A JSON 503 before any request (h11 cannot answer before one), then closed."""
+        log.warning("a connection refused: %s", reason)
+        body = busy_body(reason)
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("ascii") + body)
+        self.transport.close()
+
+
+def _host(protocol: object) -> str | None:
+    client = getattr(protocol, "client", None)
+    return str(client[0]) if client else None
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
+    """The protocol class uvicorn is given (its ``http``), with *limits*."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+
+
+class InFlightLimit:
+    """ASGI middleware: at most *limit* HTTP requests answered at once; one more is answered
+    503 with a JSON ``status`` at once (the client reads ``status`` before the code)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            body = busy_body(f"more than {self.limit} requests at once; try again")
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise this process's soft limit of open files towards *wanted* (systemd's default soft
+    limit is 1,024: the caps above would never be reached, accept() would fail first)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+    if ceiling < wanted:
+        log.warning(
+            "at most %d files may be open (the hard limit): fewer than gateway.connections_max "
+            "allows; raise LimitNOFILE in the service or lower connections_max",
+            hard,
+        )
+
+
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> None:
+    """Serve the gateway of *settings* on *host*:*port* until SIGTERM or SIGINT."""
+    import uvicorn
+
+    from .app import make_app
+
+    gateway = settings.gateway
+    _allow_open_files(gateway.connections_max + 256)  # and the store, the logs, the folders
+    uvicorn.run(
+        InFlightLimit(make_app(settings), gateway.requests_in_flight_max),
+        host=host,
+        port=port,
+        http=guarded_protocol(ConnectionLimits.from_settings(gateway)),
+        log_level="info",
+        access_log=False,  # its lines carry the query string, and so the users' tokens
+        timeout_keep_alive=max(1, min(5, int(gateway.idle_timeout_s))),
+        limit_concurrency=None,  # the guards above answer overload, in JSON
+        server_header=False,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
