@@ -316,6 +316,16 @@ class Reader:
         ).fetchone()
         return int(count)
 
+    def waiting_job_ids(self, submitter: str, states: Iterable[JobState]) -> set[str]:
+        """The ids of *submitter*'s jobs in *states* (the gateway's quota)."""
+        wanted = [state.value for state in states]
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._db.execute(
+            f"SELECT job_id FROM jobs WHERE submitter = ? AND state IN ({marks})",
+            (submitter, *wanted),
+        )
+        return {job_id for (job_id,) in rows}
+
     def count_by_state(self) -> dict[JobState, int]:
         """Jobs per state, every state present (0: none); a scan of the index jobs_by_state."""
         counts = dict.fromkeys(JobState, 0)

@@ -307,3 +307,99 @@ def test_get_backend_status_answers_the_machines_health_as_the_ecosystems_server
         assert refused.status_code == 401 and refused.json()["status"] == "ERROR"
     unknown = client.get("/api/v2/fermions/get_backend_status", params=auth(tokens, "alice"))
     assert unknown.status_code == 404 and unknown.json()["status"] == "ERROR"
+
+
+# -- issue 19: answers consistent at every instant, no redirects, qlued's backend list ------
+
+
+def test_a_job_just_refused_answers_its_reason_before_its_status_file_is_written(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    record_job(tree, "refused1", "alice", JobState.ERROR)
+    status_file = tree.folders.status / "refused1.json"
+    for before in (None, {"job_id": "refused1", "status": "INITIALIZING", "detail": ""}):
+        # the store has committed ERROR; the status file is not there yet, or still the old one
+        status_file.unlink(missing_ok=True)
+        if before is not None:
+            status_file.write_text(json.dumps(before))
+        params = {"job_id": "refused1", **auth(tokens, "alice")}
+        status = client.get(f"{URL}/get_job_status", params=params).json()
+        assert status["status"] == "ERROR" and status["error_message"] == "the atoms were lost"
+        result = client.get(f"{URL}/get_job_result", params=params).json()
+        assert result["status"] == "error" and result["error_message"] == "the atoms were lost"
+
+
+def test_a_posted_job_is_known_while_the_spooler_takes_it_in(
+    client: TestClient,
+    tokens: dict[str, str],
+    tree: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job_id = post(client, tokens, "alice", good_job()).json()["job_id"]
+    from spooler.store import Reader
+
+    original = Reader.get
+    calls = 0
+
+    def taken_in_meanwhile(self: Reader, wanted: str) -> Any:
+        """The store is read just before the spooler records the job and files it away."""
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            answer = original(self, wanted)
+            (tree.folders.dump / f"file_{job_id}-alice.json").unlink()
+            record_job(tree, job_id, "alice", JobState.QUEUED)
+            return answer
+        return original(self, wanted)
+
+    monkeypatch.setattr(Reader, "get", taken_in_meanwhile)
+    answer = client.get(f"{URL}/get_job_result", params={"job_id": job_id, **auth(tokens, "alice")})
+    assert answer.status_code == 200 and answer.json()["status"] == "QUEUED"
+
+
+def test_a_path_with_a_trailing_slash_is_not_redirected_to_the_requests_host(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    answer = client.get(
+        f"{URL}/get_config/",
+        params=auth(tokens, "alice"),
+        headers={"host": "evil.example"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 404 and "location" not in answer.headers
+    assert answer.json()["status"] == "ERROR" and tokens["alice"] not in answer.text
+
+
+def test_the_backend_list_is_qlueds_a_list_of_configurations(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    listed = client.get("/api/v2/backends", params=auth(tokens, "alice"))
+    assert listed.status_code == 200
+    (config,) = listed.json()
+    served = client.get(f"{URL}/get_config", params=auth(tokens, "alice")).json()
+    assert config == {k: v for k, v in served.items() if k != "status"}
+    refused = client.get("/api/v2/backends")
+    assert refused.status_code == 401 and refused.json()["status"] == "ERROR"
+
+
+def test_a_body_of_brackets_is_refused_at_its_first_one_at_the_cost_of_a_plain_job(
+    client: TestClient, tokens: dict[str, str], tree: Settings
+) -> None:
+    size = 1_800_000
+    hostile = b'{"job": [' + b"[]," * (size // 3) + b"[]]}"  # no credentials, 1.8 MB
+    plain = json.dumps({"job": "x" * size, "username": "nobody", "token": "t"}).encode()
+
+    def cost(body: bytes) -> tuple[float, Any]:
+        started = time.process_time()
+        answer = client.post(
+            f"{URL}/post_job", content=body, headers={"content-type": "application/json"}
+        )
+        return time.process_time() - started, answer
+
+    cost(plain)  # warm
+    plain_s, plain_answer = min((cost(plain) for _ in range(3)), key=lambda c: c[0])
+    hostile_s, hostile_answer = min((cost(hostile) for _ in range(3)), key=lambda c: c[0])
+    assert plain_answer.status_code == 401
+    assert hostile_answer.status_code == 400 and "must be a string" in hostile_answer.text
+    assert hostile_s < 3 * plain_s + 0.02, (hostile_s, plain_s)
+    assert dumped(tree) == []

@@ -9,6 +9,8 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,8 @@ import yaml
 
 from spooler.gateway.server import ConnectionLimits, InFlightLimit
 from spooler.settings import Settings, load_settings
-from tests.conftest import add_users
+from spooler.states import JobState
+from tests.conftest import add_users, good_job, record_job
 from tests.webtools import gateway
 
 URL = "/api/v2/singlequdit"
@@ -32,12 +35,15 @@ def with_gateway(settings: Settings, **keys: Any) -> Settings:
 
 
 @pytest.fixture
-def served(tree: Settings) -> Iterator[tuple[int, dict[str, str]]]:
+def served(tree: Settings, tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     settings = with_gateway(
         tree, idle_timeout_s=IDLE_TIMEOUT_S, connections_per_client_max=PER_CLIENT
     )
-    tokens = add_users(settings, {"alice": {"requests_per_s": 1000.0}})
-    with gateway(settings.path) as url:
+    tokens = add_users(
+        settings,
+        {"alice": {"requests_per_s": 1000.0}, "three": {"queued_jobs_max": 3}},
+    )
+    with gateway(settings.path, log=tmp_path / "web.log") as url:
         yield int(url.rsplit(":", 1)[1]), tokens
 
 
@@ -209,3 +215,64 @@ def test_requests_beyond_the_in_flight_limit_are_answered_503_in_json() -> None:
     *served_ones, refused = asyncio.run(scenario())
     assert [code for code, _ in served_ones] == [200, 200]
     assert refused[0] == 503 and json.loads(refused[1])["status"] == "ERROR"
+
+
+def post_raw(port: int, body: bytes) -> tuple[int, dict[str, Any]]:
+    with contextlib.closing(connect(port, "127.0.0.1")) as sock:
+        head = (
+            f"POST {URL}/post_job HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        answer = closed_within(sock, 30.0)
+    assert answer, "no answer"
+    head_bytes, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head_bytes.split()[1]), json.loads(rest)
+
+
+def test_the_queue_quota_holds_for_thirty_posts_at_once(
+    served: tuple[int, dict[str, str]], tree: Settings
+) -> None:
+    port, tokens = served
+    record_job(tree, "earlier", "three", JobState.QUEUED)  # one waiting in the store
+    claimed = tree.folders.claimed / "file_onitsway-three.json"  # one between dump and store
+    claimed.write_text(json.dumps(good_job()))
+    body = json.dumps(
+        {"job": json.dumps(good_job()), "username": "three", "token": tokens["three"]}
+    ).encode()
+    with ThreadPoolExecutor(30) as pool:
+        codes = [code for code, _ in pool.map(lambda _: post_raw(port, body), range(30))]
+    assert sorted(codes) == [200] + [429] * 29, "3 allowed: 2 were waiting already"
+    assert len(list(tree.folders.dump.iterdir())) == 1
+
+
+def test_protocol_errors_are_answered_in_json_and_logged_in_one_line(
+    served: tuple[int, dict[str, str]], tmp_path: Path
+) -> None:
+    port, tokens = served
+    cases = [
+        # chunked framing that is not hex
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        # an upload cut short: 1,000 bytes announced, 9 sent, then the client is gone
+        b"Content-Length: 1000\r\n\r\n" + b'{"job": "',
+        # a chunk begun and never finished
+        b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"jo\r\n',
+    ]
+    for tail in cases:
+        with contextlib.closing(connect(port, "127.0.0.5")) as sock:
+            sock.sendall(f"POST {URL}/post_job HTTP/1.1\r\nHost: x\r\n".encode() + tail)
+            sock.shutdown(socket.SHUT_WR)
+            answer = closed_within(sock, 10.0)
+        assert answer is not None
+        if answer:  # an answer, when the server had one to give, is JSON
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert b"application/json" in head.lower(), head
+            assert (
+                json.loads(body.split(b"\r\n")[1] if b"chunked" in head else body)["status"]
+                == "ERROR"
+            )
+    assert get(port, config_path(tokens))[0] == 200  # the last request: the log is written
+    log = (tmp_path / "web.log").read_text()
+    assert "Traceback" not in log, log
+    problems = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert 1 <= len(problems) <= len(cases), log

@@ -19,7 +19,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from websockets.sync.client import ClientConnection, connect
@@ -39,9 +39,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gateway(config: Path, *args: str) -> Iterator[str]:
+def gateway(config: Path, *args: str, log: Path | None = None) -> Iterator[str]:
     """``labspool web`` on a free port of 127.0.0.1 for the tree of *config*; yields its URL
-    once uvicorn listens, and ends it (SIGTERM, by its pid) afterwards."""
+    once uvicorn listens, and ends it (SIGTERM, by its pid) afterwards. Its output goes to
+    the file *log*, if given."""
     port = free_port()
     command = [sys.executable, "-m", "spooler.cli", "--config", str(config), "web"]
     web = subprocess.Popen(
@@ -59,8 +60,8 @@ def gateway(config: Path, *args: str) -> Iterator[str]:
                 break
         else:
             raise AssertionError(f"labspool web ended: {b''.join(seen)!r}")
-        drain = threading.Thread(target=web.stdout.read, daemon=True)  # a full pipe blocks
-        drain.start()
+        drain = threading.Thread(target=_drain, args=(web.stdout, log), daemon=True)
+        drain.start()  # a full pipe would block the gateway
         yield f"http://127.0.0.1:{port}"
     finally:
         web.terminate()
@@ -74,6 +75,14 @@ def gateway(config: Path, *args: str) -> Iterator[str]:
                 drain.join(10)
             if web.stdout is not None:
                 web.stdout.close()
+
+
+def _drain(output: IO[bytes], log: Path | None) -> None:
+    with contextlib.ExitStack() as stack:
+        sink = None if log is None else stack.enter_context(log.open("ab", buffering=0))
+        for line in output:
+            if sink is not None:
+                sink.write(line)
 
 
 class PageError(AssertionError):

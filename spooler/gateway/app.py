@@ -41,24 +41,25 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..backends import get_backend
 from ..clientconfig import client_configuration
-from ..errors import LabspoolError
+from ..errors import JobRejected, LabspoolError
 from ..fsutil import read_regular_file
 from ..health import read_health
-from ..jobid import JOB_ID_PATTERN, new_job_id
+from ..jobid import JOB_ID_PATTERN, new_job_id, parse_job_file_name
 from ..notify import Notifier
 from ..settings import Settings
 from ..states import JobState
-from ..store import JobStore
+from ..store import JobRecord, JobStore
 from ..strictjson import loads_strict
 from ..submission import JobIdTaken, submit_job
 from ..users import User, Users
 from .answers import Refused, backend_status, error, job_answer, read_result
+from .envelope import EnvelopeError, read_flat_object
 from .page import LivePage
 from .ratelimit import RateLimiter
 
@@ -108,23 +109,18 @@ class Gateway:
         self.name = settings.gateway.backend_name
         self.config = client_configuration(self.backend, backend_name=self.name)
         self.limiter = RateLimiter(clock=clock)
+        self._quota_locks: dict[str, asyncio.Lock] = {}  # per user: count and submit as one
 
     # -- the requests ----------------------------------------------------------------------
 
     async def backends(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "status": "OK",
-                "backends": [
-                    {
-                        "name": self.backend.name,
-                        "backend_name": self.name,
-                        "display_name": self.backend.display_name,
-                        "url": f"/api/v2/{self.backend.name}",
-                    }
-                ],
-            }
-        )
+        """qlued's shape: a JSON list of the served backends' configurations (one here), each
+        what ``get_config`` answers; the credentials of ``get_config``."""
+        try:
+            self.caller(request.query_params)
+        except Refused as refused:
+            return refused.response
+        return JSONResponse([self.config])
 
     async def get_config(self, request: Request) -> Response:
         try:
@@ -150,8 +146,11 @@ class Gateway:
     async def post_job(self, request: Request) -> Response:
         try:
             self._backend(request)
+            # credentials in the query are checked before the body is read; the released
+            # client's are in the body, which is then read flat (:mod:`.envelope`)
+            early = self.caller(request.query_params) if "token" in request.query_params else None
             body = await self._json_body(request)
-            caller = self.caller(body)
+            caller = early or self.caller(body)
             job = body.get("job")
             if not isinstance(job, str):
                 raise Refused(error(400, "the body's 'job' must be the job as a JSON string"))
@@ -159,16 +158,7 @@ class Gateway:
             limit = min(caller.job_bytes_max, self.settings.limits.job_file_max_bytes)
             if len(data) > limit:
                 raise Refused(error(413, f"the job has {len(data)} bytes, over {limit}"))
-            waiting = self._waiting(caller.name)
-            if waiting >= caller.queued_jobs_max:
-                raise Refused(
-                    error(
-                        429,
-                        f"{caller.name} has {waiting} job(s) waiting, the most allowed is "
-                        f"{caller.queued_jobs_max}",
-                    )
-                )
-            job_id = await asyncio.to_thread(self._submit, data, caller.name)
+            job_id = await self._admit(caller, data)
         except Refused as refused:
             return refused.response
         return JSONResponse(job_answer(job_id, "INITIALIZING", "Got your json."))
@@ -286,6 +276,8 @@ class Gateway:
         return job_id
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
+        """The body as a flat JSON object (:mod:`.envelope`): at most ``body_max_bytes``,
+        arrived within :data:`BODY_TIMEOUT_S`."""
         cap = self.settings.gateway.body_max_bytes
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
@@ -305,13 +297,13 @@ class Gateway:
             await asyncio.wait_for(read(), BODY_TIMEOUT_S)
         except TimeoutError:
             raise Refused(error(408, f"the body did not arrive in {BODY_TIMEOUT_S:g} s")) from None
+        except ClientDisconnect:  # a framing error or a cut upload: uvicorn has said so
+            log.info("a body was cut short after %d bytes (the client went away)", size)
+            raise Refused(error(400, "the body was cut short")) from None
         try:
-            body = loads_strict(b"".join(chunks), max_depth=self.settings.limits.json_depth_max)
-        except (ValueError, LabspoolError) as exc:
-            raise Refused(error(400, f"the body is not JSON: {exc}")) from None
-        if not isinstance(body, dict):
-            raise Refused(error(400, "the body must be a JSON object"))
-        return body
+            return read_flat_object(b"".join(chunks))
+        except EnvelopeError as exc:
+            raise Refused(error(400, f"the body is not a flat JSON object: {exc}")) from None
 
     # -- the jobs -------------------------------------------------------------------------
 
@@ -323,36 +315,72 @@ class Gateway:
                 continue  # a clash of random ids: another one
         raise Refused(error(503, "could not find a free job id"))
 
-    def _pending(self, job_id: str, user: str | None) -> bool:
-        """Posted and not yet taken into the store by the spooler."""
+    async def _admit(self, caller: User, data: bytes) -> str:
+        """Submit *data* for *caller* within their quota: counted and submitted under the
+        user's lock, so that concurrent posts cannot all see room for one more."""
+        async with self._quota_locks.setdefault(caller.name, asyncio.Lock()):
+            waiting = self._waiting(caller.name)
+            if waiting >= caller.queued_jobs_max:
+                raise Refused(
+                    error(
+                        429,
+                        f"{caller.name} has {waiting} job(s) waiting, the most allowed is "
+                        f"{caller.queued_jobs_max}",
+                    )
+                )
+            return await asyncio.to_thread(self._submit, data, caller.name)
+
+    def _pending_files(self, user: str, job_id: str = "*") -> set[str]:
+        """Ids of *user*'s jobs posted and not yet in the store, in the folders in the order
+        a job passes them (dump, then claimed), so that none is missed on its way."""
         folders = self.settings.folders
-        pattern = f"file_{job_id}-{'*' if user is None else user}.json"
-        return any(any(folder.glob(pattern)) for folder in (folders.dump, folders.claimed))
+        found: set[str] = set()
+        for folder in (folders.dump, folders.claimed):
+            for path in folder.glob(f"file_{job_id}-{user}.json"):
+                with contextlib.suppress(JobRejected):
+                    name = parse_job_file_name(path.name)
+                    if name.user == user or user == "*":
+                        found.add(name.job_id)
+        return found
 
     def _waiting(self, user: str) -> int:
-        marks = ", ".join("?" for _ in WAITING)
-        (count,) = self.store.read.execute(
-            f"SELECT COUNT(*) FROM jobs WHERE submitter = ? AND state IN ({marks})",
-            (user, *(s.value for s in WAITING)),
-        ).fetchone()
-        pending = sum(1 for _ in self.settings.folders.dump.glob(f"file_*-{user}.json"))
-        return int(count) + pending
+        """The user's jobs not yet finished: in the dump and claimed folders, and in the store
+        (looked at last: a job is recorded before its claimed file goes), each once."""
+        pending = self._pending_files(user)
+        return len(pending | self.store.read.waiting_job_ids(user, WAITING))
+
+    def _record(self, caller: User, job_id: str) -> JobRecord | None:
+        """The job's record as *caller* may see it; None for a job that is not in the store.
+        Raises 404 for another user's job, and for a job neither in the store nor posted."""
+        record = self.store.read.get(job_id)
+        if record is None:
+            user = "*" if caller.operator else caller.name
+            if self._pending_files(user, job_id):
+                return None  # posted: INITIALIZING
+            record = self.store.read.get(job_id)  # taken in while the folders were looked at
+        if record is None or not caller.sees(record.submitter):
+            raise Refused(error(404, f"no job {job_id}", job_id=job_id))  # another's: the same
+        return record
 
     def _status(self, caller: User, job_id: str, *, status: str = "ERROR") -> dict[str, Any]:
-        record = self.store.read.get(job_id)
-        unknown = Refused(error(404, f"no job {job_id}", job_id=job_id, status=status))
+        """The job's status: its status file, unless that lags behind the store (a job just
+        refused, before its file is written), then the store's record, reason included."""
+        try:
+            record = self._record(caller, job_id)
+        except Refused:
+            raise Refused(error(404, f"no job {job_id}", job_id=job_id, status=status)) from None
         if record is None:
-            if self._pending(job_id, None if caller.operator else caller.name):
-                return job_answer(job_id, "INITIALIZING", "Got your json.")
-            raise unknown
-        if not caller.sees(record.submitter):
-            raise unknown  # exactly as a job that does not exist
+            return job_answer(job_id, "INITIALIZING", "Got your json.")
         path = self.settings.folders.status / f"{job_id}.json"
         try:
             document = json.loads(read_regular_file(path, 4 << 20, what="the status file"))
         except (OSError, ValueError, LabspoolError):
-            return job_answer(job_id, record.state.value, record.detail)
-        return document if isinstance(document, dict) else job_answer(job_id, "ERROR", "")
+            document = None
+        if isinstance(document, dict) and document.get("status") == record.state.value:
+            return document
+        ended = record.state in (JobState.ERROR, JobState.CANCELLED)
+        message = record.error_message or (record.detail if ended else None)
+        return job_answer(job_id, record.state.value, record.detail, message or "None")
 
 
 def _finished_result(path: Path) -> bytes:
@@ -417,8 +445,12 @@ def make_app(
             notifier.close()
             gateway.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={404: not_found, 405: not_allowed},
         lifespan=lifespan,
     )
+    # no redirects: Starlette would answer a path with a trailing slash 307 to a Location
+    # built from the request's Host header, with the query (and its token) repeated
+    app.router.redirect_slashes = False
+    return app

@@ -13,6 +13,8 @@ connections were enough to refuse every legitimate poll. So the gateway serves w
 - at most ``connections_per_client_max`` connections are open from one client address (a
   reverse proxy's addresses, ``proxy_addresses``, are not capped: the proxy caps its clients),
   and ``connections_max`` in all; a connection over a cap is answered a JSON 503 and closed;
+- a request h11 cannot read (framing, a cut upload) is answered 400 in JSON, logged in one
+  line (the app logs a body cut short in one line too, not a traceback);
 - at most ``requests_in_flight_max`` requests are answered at the same time
   (:class:`InFlightLimit`); one more is answered at once: 503 with a JSON ``status``.
 """
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..settings import GatewaySettings, Settings
@@ -109,6 +112,24 @@ class GuardedH11Protocol(H11Protocol):
     def on_response_complete(self) -> None:
         self._arm()  # first: a pipelined request taken up below disarms it
         super().on_response_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot read (uvicorn has logged one line): answered in JSON, not in
+        uvicorn's text/plain, and closed."""
+        body = json.dumps(job_answer(None, "ERROR", f"Refused: {msg}", msg)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            output = self.conn.send(h11.Response(status_code=400, headers=headers))
+            output = (output or b"") + (self.conn.send(h11.Data(data=body)) or b"")
+            output += self.conn.send(h11.EndOfMessage()) or b""
+            self.transport.write(output)
+        except h11.LocalProtocolError:  # an answer had begun: nothing more can be said
+            pass
+        self.transport.close()
 
     def _arm(self) -> None:
         if self._deadline is None and not self.transport.is_closing():
