@@ -1,9 +1,12 @@
 """The machines labspool can serve, each defined once.
 
 A backend is a gate set (per gate: how many wires, the parameters with their bounds, the
-wire groups it may act on, and the apparatus method it becomes) and limits. Both the JSON
-schema that a job is validated against (:meth:`Backend.json_schema`) and the checks that a
-schema cannot express (:mod:`spooler.validation`) are derived from this one definition.
+wire groups it may act on, and the apparatus method it becomes) and limits: shots per
+experiment, experiments per job, and instructions per experiment (``max_instructions``: a
+real sequence has tens of gates, and the limit bounds the work of admitting a job). Both
+the JSON schema that a job is validated against (:meth:`Backend.json_schema`) and the
+checks that a schema cannot express (:mod:`spooler.validation`) are derived from this one
+definition.
 
 The gate sets follow the public cold-atom simulators and the qiskit-cold-atom client.
 """
@@ -56,6 +59,8 @@ class Gate:
 
 @dataclass(frozen=True)
 class Backend:
+    """One machine: its gates and its limits (``max_instructions`` is per experiment)."""
+
     name: str
     display_name: str
     description: str
@@ -63,13 +68,16 @@ class Backend:
     gates: Mapping[str, Gate]
     max_shots: int
     max_experiments: int
+    max_instructions: int
     wire_orders: tuple[str, ...] = WIRE_ORDERS
     default_wire_order: str = "sequential"
     version: str = "0.0.1"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def json_schema(self, max_instructions: int) -> dict[str, Any]:
-        """The JSON schema (draft 2020-12) of a job for this machine."""
+    def json_schema(self, max_instructions: int | None = None) -> dict[str, Any]:
+        """The JSON schema (draft 2020-12) of a job for this machine; *max_instructions* (a
+        configured limit) can only lower the machine's own ``max_instructions``."""
+        most = self.instruction_limit(max_instructions)
         names = sorted(self.gates)
         wire = {"type": "integer", "minimum": 0, "maximum": self.num_wires - 1}
         instruction: dict[str, Any] = {
@@ -93,7 +101,7 @@ class Backend:
             "properties": {
                 "instructions": {
                     "type": "array",
-                    "maxItems": max_instructions,
+                    "maxItems": most,
                     "items": instruction,
                 },
                 "num_wires": {"type": "integer", "minimum": 1, "maximum": self.num_wires},
@@ -112,6 +120,12 @@ class Backend:
             "propertyNames": {"pattern": EXPERIMENT_KEY_PATTERN},
             "additionalProperties": experiment,
         }
+
+    def instruction_limit(self, configured: int | None = None) -> int:
+        """Instructions an experiment may have: the machine's limit, or a lower *configured*."""
+        return (
+            self.max_instructions if configured is None else min(configured, self.max_instructions)
+        )
 
     def instruction_schema(self, gate: Gate) -> dict[str, Any]:
         """The complete schema of one instruction of *gate* (it implies the generic shape)."""
@@ -146,6 +160,13 @@ def _params_schema(gate: Gate) -> dict[str, Any]:
     return schema
 
 
+# The machines' instructions per experiment: a real sequence has tens of gates (the client's
+# longest example job has 23), and admitting a job costs time per instruction (checking,
+# rendering, parsing the rendered file back), so the limit keeps a job of the most
+# experiments at the limit well under 0.2 s of the spooler's CPU (scripts/bench_intake.py):
+# 200 on the spin machines, 100 on fermions (an 8-wire instruction costs about twice as much).
+
+
 def _angle(maximum: float = TWO_PI) -> tuple[Param, ...]:
     return (Param("theta", 0.0, maximum),)
 
@@ -177,6 +198,7 @@ def _singlequdit() -> Backend:
         gates=gates,
         max_shots=1000,
         max_experiments=15,
+        max_instructions=200,
     )
 
 
@@ -197,6 +219,7 @@ def _multiqudit() -> Backend:
         gates=gates,
         max_shots=1000,
         max_experiments=15,
+        max_instructions=200,
     )
 
 
@@ -219,6 +242,7 @@ def _fermions() -> Backend:
         gates=gates,
         max_shots=1000,
         max_experiments=15,
+        max_instructions=100,
         default_wire_order="interleaved",
     )
 
@@ -232,6 +256,7 @@ def _nali() -> Backend:
         gates=_spin_gates(5, capitalised=True),
         max_shots=60,
         max_experiments=3,
+        max_instructions=200,
     )
 
 

@@ -6,6 +6,9 @@ posts a job: the number of experiments and shots, that each instruction is one o
 ``supported_instructions``, and that the wires of each gate listed in ``gates`` are one of
 that gate's ``coupling_map`` entries. With ``num_species`` present it converts its
 sequential wires to ``wire_order`` first; it sends ``wire_order`` with every experiment.
+The client keeps top-level keys it does not know as attributes of the configuration:
+``max_instructions`` (instructions per experiment, the machine's limit) is one, for a
+client or a user to read; labspool refuses an experiment with more.
 
 Everything here is derived from the :class:`~spooler.backends.Backend` definition, the one
 the job schema and the validation come from, so that what the client lets through is what
@@ -30,11 +33,15 @@ FERMION_SPECIES = 2
 _NOT_GATES = frozenset({"load", "measure", "barrier"})
 
 
-def client_configuration(backend: Backend, *, backend_name: str | None = None) -> dict[str, Any]:
+def client_configuration(
+    backend: Backend, *, backend_name: str | None = None, max_instructions: int | None = None
+) -> dict[str, Any]:
     """The configuration document of *backend* for the qiskit-cold-atom client.
 
     *backend_name* is the name the client looks the backend up by (default: the backend's
     own name, e.g. ``singlequdit``; a lab would serve e.g. ``mylab_singlequdit_machine``).
+    *max_instructions*: the configured ``limits.instructions_per_experiment_max``, served
+    where it is below the machine's own limit (as the validation applies it).
     """
     fermionic = not FERMION_GATES.isdisjoint(backend.gates)
     if fermionic and backend.num_wires % FERMION_SPECIES:
@@ -58,6 +65,7 @@ def client_configuration(backend: Backend, *, backend_name: str | None = None) -
         "coupling_map": _wire_pairs(backend),
         "max_shots": backend.max_shots,
         "max_experiments": backend.max_experiments,
+        "max_instructions": backend.instruction_limit(max_instructions),
         "simulator": False,
         "local": False,
         "conditional": False,

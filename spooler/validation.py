@@ -1,5 +1,8 @@
 """Validation of untrusted job files, in a fixed order.
 
+0. the size of the job: at most the backend's experiments, and at most its (or the
+   configured, if lower) instructions per experiment, counted on a quick parse before any
+   per-instruction work, so that an oversized job costs little to refuse,
 1. strict JSON (UTF-8, finite numbers, no duplicate keys, bounded depth and size),
 2. the backend's JSON schema (jsonschema, draft 2020-12),
 3. the checks a schema cannot express (experiment names, wires within the experiment's
@@ -10,6 +13,12 @@
 each failure raising :class:`JobRejected` with a message that says what is wrong and where,
 e.g. ``experiment_1.instructions[3]: parameter 7.1 of rlx is above the maximum 6.2832``.
 The job id (from the file name) is checked before all of this, by the intake.
+
+Admitting a job at the limits must stay cheap (issue 19): jsonschema builds each validator
+once, and an instruction of the plain shape the schema describes (lists of ints and numbers
+within their bounds) is accepted by a compiled check that accepts nothing the schema
+refuses (:class:`_PlainInstruction`); every other instruction goes to jsonschema, which
+decides and says why.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -47,6 +56,8 @@ class JobValidator:
     def __init__(self, backend: Backend, limits: Limits) -> None:
         self.backend = backend
         self.limits = limits
+        # instructions per experiment: the machine's limit, or the configured one if lower
+        self.max_instructions = backend.instruction_limit(limits.instructions_per_experiment_max)
 
     @cached_property
     def schema(self) -> dict[str, Any]:
@@ -62,9 +73,20 @@ class JobValidator:
     def _parts(self) -> _SchemaParts:
         return _SchemaParts(self.schema)
 
+    @cached_property
+    def _coupled(self) -> dict[str, dict[tuple[int, ...], int]]:
+        """Per gate with a coupling map of distinct wires: each allowed group -> its top wire
+        (an instruction on one of them passes the checks of :meth:`_instruction` at once)."""
+        return {
+            name: {group: max(group) for group in gate.coupling_map}
+            for name, gate in self.backend.gates.items()
+            if gate.coupling_map
+            and all(group and len(set(group)) == len(group) for group in gate.coupling_map)
+        }
+
     def prepare(self) -> None:
         """Build (and check) the schema now, so that a broken one stops the daemon at start."""
-        _ = self._schema_validator, self._parts
+        _ = self._schema_validator, self._parts, self._coupled
 
     def validate_bytes(self, data: bytes) -> Job:
         if len(data) > self.limits.job_file_max_bytes:
@@ -72,20 +94,51 @@ class JobValidator:
                 f"the job file has {len(data)} bytes, more than the limit of "
                 f"{self.limits.job_file_max_bytes} bytes"
             )
+        self._check_size(_quick_parse(data))
         return self.validate_document(loads_strict(data, max_depth=self.limits.json_depth_max))
 
     def validate_document(self, document: Any) -> Job:
-        """Schema (applied in two parts, see :class:`_SchemaParts`), then semantics."""
+        """Size, schema (applied in two parts, see :class:`_SchemaParts`), then semantics."""
+        self._check_size(document)
         error = best_match(self._parts.skeleton.iter_errors(document))
         if error is not None:
             raise JobRejected(self._describe(error, document))
+        instruction_error = self._parts.instruction_error
         for name, experiment in document.items():
             for index, item in enumerate(experiment["instructions"]):
-                error = self._parts.instruction_error(item)
+                error = instruction_error(item)
                 if error is not None:
                     error.path.extendleft(reversed((name, "instructions", index)))
                     raise JobRejected(self._describe(error, document))
         return self._semantic(document)
+
+    def _check_size(self, document: Any) -> None:
+        """Refuse a job with more experiments, or an experiment with more instructions, than
+        the machine takes: before anything looks at each instruction. Anything else about
+        the document is left to the later checks (it need not even be a job here)."""
+        if not isinstance(document, dict):
+            return
+        if len(document) > self.backend.max_experiments:
+            raise JobRejected(self._too_many_experiments(len(document)))
+        for name, experiment in document.items():
+            if isinstance(experiment, dict):
+                instructions = experiment.get("instructions")
+                if isinstance(instructions, list) and len(instructions) > self.max_instructions:
+                    raise JobRejected(
+                        self._too_many_instructions([name, "instructions"], len(instructions))
+                    )
+
+    def _too_many_experiments(self, count: int) -> str:
+        return (
+            f"the job has {count} experiments; {self.backend.name} takes at most "
+            f"{self.backend.max_experiments}"
+        )
+
+    def _too_many_instructions(self, path: Sequence[Any], count: int) -> str:
+        return (
+            f"{_where(path)}: {count} instructions is above the limit of "
+            f"{self.max_instructions} per experiment on {self.backend.name}"
+        )
 
     def schema_verdict(self, document: Any) -> bool:
         """The whole schema's verdict in one pass (the reference for tests)."""
@@ -109,24 +162,33 @@ class JobValidator:
                 f"{describe_value(name)}"
             )
         num_wires = int(raw["num_wires"])
-        instructions = tuple(
-            self._instruction(f"{name}.instructions[{i}]", item, num_wires)
-            for i, item in enumerate(raw["instructions"])
-        )
+        gates, coupled = self.backend.gates, self._coupled
+        instructions = []
+        for index, item in enumerate(raw["instructions"]):
+            gate_name, raw_wires, raw_params = item
+            wires = tuple(map(int, raw_wires))
+            top = coupled[gate_name].get(wires, num_wires) if gate_name in coupled else num_wires
+            if top < num_wires:  # an allowed group within the experiment's wires
+                instructions.append(Instruction(gate_name, wires, tuple(map(float, raw_params))))
+            else:
+                where = f"{name}.instructions[{index}]"
+                gate = gates[gate_name]
+                instructions.append(self._instruction(where, gate, wires, raw_params, num_wires))
         seed = raw.get("seed")
         return Experiment(
             name=name,
-            instructions=instructions,
+            instructions=tuple(instructions),
             num_wires=num_wires,
             shots=int(raw["shots"]),
             wire_order=raw.get("wire_order", self.backend.default_wire_order),
             seed=None if seed is None else int(seed),
         )
 
-    def _instruction(self, where: str, item: Sequence[Any], num_wires: int) -> Instruction:
-        name, raw_wires, raw_params = item
-        gate = self.backend.gates[name]
-        wires = tuple(int(w) for w in raw_wires)
+    @staticmethod
+    def _instruction(
+        where: str, gate: Gate, wires: tuple[int, ...], raw_params: Sequence[Any], num_wires: int
+    ) -> Instruction:
+        name = gate.name
         for wire in wires:
             if wire >= num_wires:
                 raise JobRejected(
@@ -137,7 +199,7 @@ class JobValidator:
             raise JobRejected(f"{where}: the wires of {name} must be distinct, got {list(wires)}")
         if gate.coupling_map is not None and wires not in gate.coupling_map:
             raise JobRejected(f"{where}: {name} may act on {_groups(gate)}, not on {list(wires)}")
-        return Instruction(name, wires, tuple(float(p) for p in raw_params))
+        return Instruction(name, wires, tuple(map(float, raw_params)))
 
     # -- turning a jsonschema error into a sentence ---------------------------------------
 
@@ -157,10 +219,7 @@ class JobValidator:
                     f"got {_json_type(document)}"
                 )
             if validator == "maxProperties":
-                return (
-                    f"the job has {len(document)} experiments; {self.backend.name} takes at most "
-                    f"{self.backend.max_experiments}"
-                )
+                return self._too_many_experiments(len(document))
             if validator == "minProperties":
                 return "the job has no experiments"
             if validator == "propertyNames" or "propertyNames" in error.schema_path:
@@ -194,10 +253,7 @@ class JobValidator:
                     f"{self.backend.num_wires}"
                 )
             if key == "instructions" and validator == "maxItems":
-                return (
-                    f"{where}: {len(value)} instructions is above the limit of "
-                    f"{self.limits.instructions_per_experiment_max}"
-                )
+                return self._too_many_instructions(path, len(value))
             if validator in ("type", "minimum", "maximum", "enum"):
                 return f"{where}: {_value_problem(error)}"
         return f"{where or 'job'}: {_short(error.message)}"
@@ -281,18 +337,16 @@ class _SchemaParts:
     instruction against ``S_g`` for its own gate g (or ``base`` when its name is no gate,
     which ``base`` refuses). Only g's ``if`` can hold for an array whose first item is g,
     and ``S_g`` (a complete instruction schema, :meth:`Backend.instruction_schema`) implies
-    ``base``, so the verdict is the same; jsonschema still does all the checking.
-    tests/test_validation_equivalence.py holds it to that. Instructions found valid are
-    remembered by their exact JSON text (bounded), since clients repeat them a lot.
+    ``base``, so the verdict is the same; tests/test_validation_equivalence.py holds it to
+    that. An instruction of the plain shape is accepted by ``S_g``'s compiled check
+    (:class:`_PlainInstruction`, which accepts nothing ``S_g`` refuses); jsonschema decides
+    every other one.
     """
-
-    _MEMO_MAX = 65536
 
     def __init__(self, schema: dict[str, Any]) -> None:
         skeleton = copy.deepcopy(schema)
         instructions = skeleton["additionalProperties"]["properties"]["instructions"]
-        instruction = instructions.pop("items")
-        instructions["items"] = True
+        instruction = instructions.pop("items")  # open: not even walked
         branches = instruction.pop("allOf")
         base = instruction
         cls = jsonschema.Draft202012Validator
@@ -301,7 +355,11 @@ class _SchemaParts:
         self.by_gate = {
             branch["if"]["prefixItems"][0]["const"]: cls(branch["then"]) for branch in branches
         }
-        self._valid: set[str] = set()
+        self.plain: dict[str, _PlainInstruction] = {}
+        for branch in branches:
+            check = _PlainInstruction.compile(branch["then"])
+            if check is not None:
+                self.plain[check.name] = check
 
     def for_instruction(self, item: Any) -> jsonschema.Draft202012Validator:
         if isinstance(item, list) and item and isinstance(item[0], str):
@@ -309,15 +367,127 @@ class _SchemaParts:
         return self.base
 
     def instruction_error(self, item: Any) -> ValidationError | None:
-        key = json.dumps(item)
-        if key in self._valid:
-            return None
+        if type(item) is list and len(item) == 3 and type(item[0]) is str:
+            check = self.plain.get(item[0])
+            if check is not None and check.accepts(item):
+                return None
         error: ValidationError | None = best_match(self.for_instruction(item).iter_errors(item))
-        if error is None:
-            if len(self._valid) >= self._MEMO_MAX:
-                self._valid.clear()
-            self._valid.add(key)
         return error
+
+
+class _PlainInstruction:
+    """One gate's instruction schema ``S_g``, compiled for instructions of the plain shape:
+    ``[name, [int, ...], [number, ...]]`` with every value within its bounds.
+
+    :meth:`accepts` says True only for an instruction ``S_g`` accepts; False means "ask
+    jsonschema" (it refuses the instruction, or it is of a rarer shape, e.g. a wire ``1.0``).
+    :meth:`compile` knows exactly the keywords :meth:`Backend.instruction_schema` writes and
+    gives None for a schema with any other, so that a change of the schema can never make
+    this check accept more than the schema.
+    """
+
+    __slots__ = ("bounds", "name", "wire_max", "wire_min", "wires_max", "wires_min")
+
+    def __init__(
+        self,
+        name: str,
+        wires: tuple[int, int],
+        wire_range: tuple[float, float],
+        bounds: tuple[tuple[float, float, bool], ...],
+    ) -> None:
+        self.name = name
+        self.wires_min, self.wires_max = wires
+        self.wire_min, self.wire_max = wire_range
+        self.bounds = bounds  # per parameter: minimum, maximum, whole number
+
+    @classmethod
+    def compile(cls, schema: Mapping[str, Any]) -> _PlainInstruction | None:
+        try:
+            return cls._compile(schema)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @classmethod
+    def _compile(cls, schema: Mapping[str, Any]) -> _PlainInstruction | None:
+        shape = {"type": "array", "minItems": 3, "items": False}
+        if not _has(schema, shape, {"prefixItems"}) or len(schema["prefixItems"]) != 3:
+            return None
+        head, wires, params = schema["prefixItems"]
+        if set(head) != {"const"} or type(head["const"]) is not str:
+            return None
+        if not _has(wires, {"type": "array"}, {"items", "minItems", "maxItems"}):
+            return None
+        wire = wires["items"]
+        if not _has(wire, {"type": "integer"}, {"minimum", "maximum"}):
+            return None
+        items = params.get("prefixItems", [])
+        count = {"type": "array", "items": False, "minItems": len(items), "maxItems": len(items)}
+        if not _has(params, count, {"prefixItems"} if "prefixItems" in params else set()):
+            return None
+        bounds = []
+        for item in items:
+            whole = "multipleOf" in item
+            if whole and (type(item["multipleOf"]) is not int or item["multipleOf"] != 1):
+                return None
+            rest = {"minimum", "maximum"} | ({"multipleOf"} if whole else set())
+            if not _has(item, {"type": "number"}, rest):
+                return None
+            bounds.append((_number(item["minimum"]), _number(item["maximum"]), whole))
+        return cls(
+            head["const"],
+            (_count(wires["minItems"]), _count(wires["maxItems"])),
+            (_number(wire["minimum"]), _number(wire["maximum"])),
+            tuple(bounds),
+        )
+
+    def accepts(self, item: list[Any]) -> bool:
+        """*item*: a list of three whose first element is this gate's name."""
+        _, wires, params = item
+        if type(wires) is not list or not self.wires_min <= len(wires) <= self.wires_max:
+            return False
+        low, high = self.wire_min, self.wire_max
+        for wire in wires:
+            if type(wire) is not int or not low <= wire <= high:
+                return False
+        if type(params) is not list or len(params) != len(self.bounds):
+            return False
+        for value, (minimum, maximum, whole) in zip(params, self.bounds, strict=True):
+            kind = type(value)
+            if (kind is not float and kind is not int) or not minimum <= value <= maximum:
+                return False
+            if whole and value % 1:
+                return False
+        return True
+
+
+def _has(schema: Mapping[str, Any], fixed: Mapping[str, Any], free: set[str]) -> bool:
+    """*schema* has exactly the keys of *fixed* (with those values) and of *free*."""
+    if set(schema) != set(fixed) | free:
+        return False
+    return all(
+        type(schema[key]) is type(value) and schema[key] == value for key, value in fixed.items()
+    )
+
+
+def _number(value: Any) -> float:
+    if type(value) not in (int, float):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"not a count: {value!r}")
+    return value
+
+
+def _quick_parse(data: bytes) -> Any:
+    """The document as Python's C parser reads it, for the size check only (the strict reader
+    comes after it); None when it does not parse (the strict reader will say why)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _experiment_index(name: str) -> tuple[int, str]:

@@ -75,6 +75,18 @@ def test_the_document_has_what_the_client_reads(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_instruction_limit_is_served(name: str) -> None:
+    """A top-level key: the client keeps it as an attribute of its configuration."""
+    backend = BACKENDS[name]
+    config = client_configuration(backend)
+    assert config["max_instructions"] == backend.max_instructions
+    # a configured limit lowers it, never raises it
+    assert client_configuration(backend, max_instructions=7)["max_instructions"] == 7
+    unchanged = client_configuration(backend, max_instructions=10**6)
+    assert unchanged["max_instructions"] == backend.max_instructions
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_every_gate_with_a_coupling_map_is_listed_with_it(name: str) -> None:
     backend = BACKENDS[name]
     gates = {g["name"]: g for g in client_configuration(backend)["gates"]}
