@@ -16,9 +16,20 @@ request, as the released client's ``requests.get`` makes them.
    times), for ``--duration-s`` while the lab runs the posted jobs; latency from
    connecting until the whole answer is read, p50 and p99. Baseline in the same run,
    under the same load: a probe that asks the trivial endpoint of the same server
-   (``GET /api/v2/backends``: no user, no store) at random (Poisson) times,
-   ``--probe-per-s`` on average. Every answer must be 200 with a JSON ``status``; the
+   (``GET /api/v2/backends``: a user checked, no store) at random (Poisson) times,
+   ``--probe-per-s`` on average. Every answer must be 200 with a JSON ``status`` (the backends:
+   a JSON list); the
    refusals (429 above all) are counted and reported.
+3. Under attack, once the lab has run the jobs: the same N clients poll for three windows of
+   ``--attack-duration-s`` each, and their p99 in each attacked window is the result, as a
+   ratio to the quiet window's (the baseline, measured in between, in the same run):
+   quiet; while ``--idle`` connections that send nothing and ``--slowloris`` connections
+   that send a header line every second are kept open (each reopened when the gateway
+   closes it), from 40 other loopback addresses (a distributed attacker: under the cap per
+   address, so that the idle timeout is what holds); while one user posts jobs of
+   ``--big-job-bytes`` (15 experiments of as many instructions as that takes) back to back.
+   The attackers run in a process of their own, so that their work does not delay this
+   process's clients. Connections the gateway closed are counted.
 
 The machine is shared: the CPU time other processes used while the polling ran is reported
 as a share of the machine (a warning above 10%: the figures are noise). Everything runs
@@ -26,7 +37,9 @@ under one temporary folder, removed at the end, and every process started is sto
 pid. ``--smoke`` runs it all at a tiny size (to check that it runs, not to measure).
 
     python scripts/bench_web.py [--clients 1000] [--interval-s 5] [--duration-s 60]
-                                [--users 50] [--post-jobs 100] [--out FILE]
+                                [--users 50] [--post-jobs 100] [--attack-duration-s 30]
+                                [--idle 1000] [--slowloris 500] [--big-job-bytes 1000000]
+                                [--out FILE]
     python scripts/bench_web.py --smoke
 """
 
@@ -66,6 +79,10 @@ FULL = {
     "users": 50,
     "post_jobs": 100,
     "probe_per_s": 20.0,
+    "attack_duration_s": 30.0,
+    "idle": 1000,
+    "slowloris": 500,
+    "big_job_bytes": 1_000_000,
 }
 SMOKE = {
     "clients": 20,
@@ -74,7 +91,12 @@ SMOKE = {
     "users": 2,
     "post_jobs": 4,
     "probe_per_s": 5.0,
+    "attack_duration_s": 3.0,
+    "idle": 20,
+    "slowloris": 10,
+    "big_job_bytes": 64_000,
 }
+ATTACK_ADDRESSES = [f"127.0.1.{i}" for i in range(1, 41)]  # not the clients' 127.0.0.1
 POST_CONCURRENCY = 10
 REQUEST_TIMEOUT_S = 30.0
 PROBE_SEED = 20261203
@@ -241,7 +263,8 @@ async def paced(
             into.codes[0] += 1
         else:
             into.codes[answer.code] += 1
-            if answer.code == 200 and "status" in json.loads(answer.body):
+            document = json.loads(answer.body) if answer.code == 200 else None
+            if isinstance(document, list) or (isinstance(document, dict) and "status" in document):
                 into.latencies_s.append(answer.latency_s)
         i += 1
         due += interval_s()
@@ -252,10 +275,13 @@ async def poll(
     tokens: dict[str, str],
     posted: list[tuple[str, str]],
     args: argparse.Namespace,
+    probe_credentials: tuple[str, str],
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
+    duration_s = args.duration_s if duration_s is None else duration_s
     status, trivial = Series(), Series()
     start = time.perf_counter() + 0.5
-    end = start + args.duration_s
+    end = start + duration_s
     clients = []
     # Each client polls from its own start, so their phases are random: evenly spread
     # phases would be a gentler load than real clients make (no two requests ever meet).
@@ -270,9 +296,10 @@ async def poll(
     # The probe asks at random (Poisson) times, so that it samples every phase of the
     # clients' regular schedule alike, as a request of a client does.
     rng = random.Random(PROBE_SEED)
+    probe_user, probe_token = probe_credentials
     probe = paced(
         port,
-        ["/api/v2/backends"],
+        ["/api/v2/backends?" + urlencode({"username": probe_user, "token": probe_token})],
         lambda: rng.expovariate(args.probe_per_s),
         0.5 + rng.expovariate(args.probe_per_s),
         end,
@@ -280,9 +307,151 @@ async def poll(
     )
     await asyncio.gather(*clients, probe)
     return {
-        "get_job_status": status.summary(args.duration_s),
-        "trivial_backends": trivial.summary(args.duration_s),
+        "get_job_status": status.summary(duration_s),
+        "trivial_backends": trivial.summary(duration_s),
     }
+
+
+# -- 3. under attack ------------------------------------------------------------------------
+
+
+async def _connect(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def idle_connection(port: int, source: str, closed: Counter[str]) -> None:
+    """A connection that sends nothing, opened again each time the gateway closes it."""
+    while True:
+        try:
+            reader, writer = await _connect(port, source)
+        except OSError:
+            closed["connect failed"] += 1
+            await asyncio.sleep(0.1)
+            continue
+        await reader.read()  # until the gateway closes it
+        closed["idle"] += 1
+        writer.close()
+
+
+async def slowloris_connection(port: int, source: str, closed: Counter[str]) -> None:
+    """A request whose head never ends: a header line every second."""
+    while True:
+        try:
+            reader, writer = await _connect(port, source)
+        except OSError:
+            closed["connect failed"] += 1
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            writer.write(b"GET /api/v2/singlequdit/get_config HTTP/1.1\r\nHost: x\r\n")
+            while not reader.at_eof():
+                await asyncio.sleep(1.0)
+                writer.write(b"X-Slow: a\r\n")
+                await writer.drain()
+        except OSError:
+            pass
+        closed["slowloris"] += 1
+        writer.close()
+
+
+async def big_poster(
+    port: int, user: str, token: str, job_bytes: int, posted: Counter[str]
+) -> None:
+    """One user posting jobs of about *job_bytes*, one after the other."""
+    per_experiment = max(1, job_bytes // (15 * 22))  # an instruction is ~22 bytes of JSON
+    instruction = ["rlx", [0], [0.125]]
+    big = {
+        f"experiment_{i}": {
+            "instructions": [["load", [0], [50.0]]]
+            + [instruction] * per_experiment
+            + [["measure", [0], []]],
+            "num_wires": 1,
+            "shots": 1,
+            "wire_order": "sequential",
+        }
+        for i in range(15)
+    }
+    body = json.dumps({"job": json.dumps(big), "username": user, "token": token}).encode()
+    posted["bytes"] = len(body)
+    while True:
+        try:
+            answer = await request(port, "POST", "/api/v2/singlequdit/post_job", body)
+        except OSError:
+            posted["failed"] += 1
+            continue
+        posted[str(answer.code)] += 1
+        if answer.code != 200:
+            await asyncio.sleep(0.05)  # a refusal (429): as a client would, a moment later
+
+
+async def _attack(kind: str, port: int, args: dict[str, Any], duration_s: float) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    tasks: list[asyncio.Task[None]] = []
+    if kind == "connections":
+        for i in range(args["idle"]):
+            source = ATTACK_ADDRESSES[i % len(ATTACK_ADDRESSES)]
+            tasks.append(asyncio.create_task(idle_connection(port, source, counts)))
+        for i in range(args["slowloris"]):
+            source = ATTACK_ADDRESSES[-1 - i % len(ATTACK_ADDRESSES)]
+            tasks.append(asyncio.create_task(slowloris_connection(port, source, counts)))
+    else:
+        user, token = args["poster"]
+        tasks.append(
+            asyncio.create_task(big_poster(port, user, token, args["big_job_bytes"], counts))
+        )
+    await asyncio.sleep(duration_s)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return dict(counts)
+
+
+def _attacker_main(kind: str, port: int, args: dict[str, Any], duration_s: float, out: Any) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    out.send(asyncio.run(_attack(kind, port, args, duration_s)))
+
+
+def under_attack(
+    port: int,
+    tokens: dict[str, str],
+    posted: list[tuple[str, str]],
+    args: argparse.Namespace,
+    probe: tuple[str, str],
+    poster: tuple[str, str],
+) -> dict[str, Any]:
+    """The clients' polling in three windows: quiet, connections held, big jobs posted."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    windows: dict[str, Any] = {}
+    settle_s = 2.0  # the attack builds up before the clients' window begins
+    for kind in ("quiet", "connections", "big_jobs"):
+        attacker = None
+        if kind != "quiet":
+            receiving, sending = context.Pipe(duplex=False)
+            options = {
+                "idle": args.idle,
+                "slowloris": args.slowloris,
+                "big_job_bytes": args.big_job_bytes,
+                "poster": poster,
+            }
+            attacker = context.Process(
+                target=_attacker_main,
+                args=(kind, port, options, args.attack_duration_s + 2 * settle_s + 1, sending),
+            )
+            attacker.start()
+            time.sleep(settle_s)
+        meter = CpuMeter()
+        window = asyncio.run(poll(port, tokens, posted, args, probe, args.attack_duration_s))
+        window["other_cpu_share"] = meter.other_share()
+        if attacker is not None:
+            window["attack"] = receiving.recv()
+            attacker.join(30)
+        windows[kind] = window
+    return windows
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -294,16 +463,21 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     results["submit_job_direct"] = direct_submissions(root, args.post_jobs)
     with running_lab(root / "lab", look_ahead_jobs=None, load_time_s=0.05, paused=True) as lab:
         tokens = add_users(lab, args.users)
+        probe = ("probe", lab.labspool("user", "add", "probe", "--requests-per-s", "1000"))
+        probe = (probe[0], probe[1].strip().splitlines()[-1])
+        poster = ("poster", lab.labspool("user", "add", "poster").strip().splitlines()[-1])
         with running_gateway(lab) as port:
             posting = asyncio.run(post_jobs(port, tokens, args.post_jobs))
             posted = posting.pop("posted")
             results["post_job"] = posting
             lab.labspool("resume")  # the lab runs the posted jobs while the clients poll
             meter = CpuMeter()
-            results["polling"] = asyncio.run(poll(port, tokens, posted, args))
+            results["polling"] = asyncio.run(poll(port, tokens, posted, args, probe))
             results["polling"]["other_cpu_share"] = meter.other_share()
             done = sum(1 for _, j in posted if lab.status(j).get("status") == "DONE")
             results["polling"]["jobs_done_meanwhile"] = done
+            lab.wait_for_states([j for _, j in posted], ("DONE",), 600)
+            results["attack"] = under_attack(port, tokens, posted, args, probe, poster)
         lab.check_daemons()
     polling = results["polling"]
     status, trivial = polling["get_job_status"], polling["trivial_backends"]
@@ -315,6 +489,13 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "post_job_over_direct": results["post_job"]["jobs_per_s"]
         / results["submit_job_direct"]["jobs_per_s"],
     }
+    attack = results["attack"]
+    quiet_p99 = attack["quiet"]["get_job_status"]["p99_ms"]
+    for kind in ("connections", "big_jobs"):
+        p99 = attack[kind]["get_job_status"]["p99_ms"]
+        if p99 is None or quiet_p99 is None:
+            raise RuntimeError(f"no answers measured under attack: {attack[kind]}")
+        results["ratios"][f"{kind}_over_quiet_p99"] = p99 / quiet_p99
     return results
 
 
@@ -343,6 +524,22 @@ def report(results: dict[str, Any]) -> None:
         f"  get_job_status / trivial: p50 {ratios['status_over_trivial_p50']:.2f}x, "
         f"p99 {ratios['status_over_trivial_p99']:.2f}x"
     )
+    attack, ratios = results["attack"], results["ratios"]
+    print(
+        f"under attack ({sizes['clients']} clients every {sizes['interval_s']:g} s, windows of "
+        f"{sizes['attack_duration_s']:g} s):"
+    )
+    for kind, what in (
+        ("quiet", "quiet (the baseline)"),
+        ("connections", f"{sizes['idle']} idle + {sizes['slowloris']} slowloris connections"),
+        ("big_jobs", f"one user posting jobs of {sizes['big_job_bytes']:,} bytes"),
+    ):
+        s = attack[kind]["get_job_status"]
+        ratio = "" if kind == "quiet" else f"  ({ratios[f'{kind}_over_quiet_p99']:.2f}x quiet)"
+        print(
+            f"  {what:<52} p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms{ratio}  "
+            f"codes {s['codes']}  {attack[kind].get('attack', '')}"
+        )
     if polling["other_cpu_share"] > OTHER_CPU_WARN:
         print(
             f"WARNING: other processes used {polling['other_cpu_share']:.0%} of the machine "
@@ -357,7 +554,9 @@ def main() -> int:
     add_sizes(parser, FULL)
     parser.add_argument("--out", type=Path)
     args = parse_sized(parser, FULL, SMOKE, "the whole benchmark at a tiny size")
-    if min(args.clients, args.users, args.post_jobs) < 1 or args.post_jobs < args.users:
+    if min(args.clients, args.users, args.post_jobs, args.idle, args.slowloris) < 1 or (
+        args.post_jobs < args.users
+    ):
         parser.error("--clients, --users and --post-jobs need 1 at least, jobs >= users")
     with tempfile.TemporaryDirectory(prefix="labspool-bench-web-") as tmp:
         results = run_all(Path(tmp), args)
