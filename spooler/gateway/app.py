@@ -2,7 +2,8 @@
 
 Routes (``<backend>`` is the tree's backend; any other name is answered 404):
 
-- ``GET /api/v2/backends``: the backends served here;
+- ``GET /api/v2/backends``: qlued's shape, a JSON list of the served backends' configurations
+  (one: what ``get_config`` answers), with the credentials of ``get_config``;
 - ``GET /api/v2/<backend>/get_config``: the configuration the client builds its backend from
   (:func:`spooler.clientconfig.client_configuration`);
 - ``POST /api/v2/<backend>/post_job``: a JSON body ``{"job": "<the job as a JSON string>",
@@ -19,9 +20,13 @@ Routes (``<backend>`` is the tree's backend; any other name is answered 404):
 Every request carries ``username`` and ``token`` (the query, or the body of ``post_job``),
 ``get_config`` too. A user sees only their own jobs: another user's job is answered exactly
 like one that does not exist; an operator sees every job. What is refused is refused before
-anything is written, with a JSON answer and the right code: 400 (malformed), 401 (no or a
-wrong user or token), 404 (unknown backend or job), 408 (a body too slow to arrive), 413
-(a body or job too large), 429 (too many requests, or too many waiting jobs).
+anything is written, with a JSON answer and the right code: 400 (malformed, or a body cut
+short), 401 (no or a wrong user or token), 404 (unknown backend or job, or a path with a
+trailing slash: never a redirect), 408 (a body too slow to arrive), 413 (a body or job too
+large), 429 (too many requests, or too many waiting jobs), 503 (the server's guards:
+:mod:`.server`). ``post_job``'s body is read flat (:mod:`.envelope`); its quota is counted
+and the job submitted under the user's lock. A status answer is the status file, or the
+store's record while the file lags behind it, so that it is right at every instant.
 
 The gateway only reads the store and the status and result files the daemons write, and
 writes only job files into the dump folder: it runs as its own process, beside them.
