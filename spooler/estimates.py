@@ -29,18 +29,25 @@ last ``per_shot_s`` apart, and it is done ``tail_s`` after that; a running job t
 shots goes on at its own measured rate (weighed against the model's as if the model were
 ``PRIOR_INTERVALS`` intervals of it). A queued job's estimated start is its first shot. A
 paused spooler starts nothing: the queued jobs then have no estimated start.
+
+On one backend's model, each queued job ahead moves a job's first shot by ``after_s`` and
+by its own shots' intervals (the first job's first shot is at least ``lead_s`` away, so
+the machine never falls idle further down the queue): :func:`estimate_shown` estimates a
+page's jobs from sums the store counts (:meth:`spooler.store.Reader.queue_places`), the
+same figures as walking the queue, without reading the jobs ahead.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .pause import read_pause
 from .states import FINISHED, JobState
-from .store import JobRecord, Reader
+from .store import JobRecord, QueuePlace, Reader
 
-__all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs"]
+__all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs", "estimate_shown"]
 
 WINDOW_JOBS = 10  # recent jobs: the machine of the last hour, not of last week
 PRIOR_INTERVALS = 10  # how much the model weighs against a running job's own shot rate
@@ -134,32 +141,15 @@ def estimate_jobs(
     With *job_ids*, the queue is walked only as far as the last of them (status files are
     rendered on every shot: a long queue behind the job must not cost each time);
     *positions* (``reader.queue_positions(job_ids)``) saves a query."""
-    models: dict[str, DurationModel | None] = {}
-
-    def model(backend: str) -> DurationModel | None:
-        if backend not in models:
-            models[backend] = duration_model(reader, backend)
-        return models[backend]
-
-    result: dict[str, Estimate] = {}
-    # When the machine will have made the shots of every job walked so far (None: it has
-    # nothing to make; unknown counts as nothing, the jobs behind then go by their lead).
-    machine: float | None = None
-    for job in reader.running():
-        started = reader.entered(job.job_id, job.attempt, JobState.RUNNING)
-        m = model(job.backend)
-        last = _running_last_shot(job, started, now, machine, m)
-        if last is not None and job.making_shots:
-            machine = last if machine is None else max(machine, last)
-        finish = None if last is None or m is None else max(last + m.tail_s, now)
-        result[job.job_id] = Estimate(None if started is None else now - started, started, finish)
+    model = _models(reader)
+    result, machine = _running(reader, now, model)
     if job_ids is not None:
         for job_id in job_ids - result.keys():
             ended = reader.get(job_id)
             if ended is not None and ended.state in FINISHED:
-                started = reader.entered(job_id, ended.attempt, JobState.RUNNING)
-                if started is not None:
-                    result[job_id] = Estimate(ended.updated_at - started, started, ended.updated_at)
+                estimate = _finished(reader, ended)
+                if estimate is not None:
+                    result[job_id] = estimate
     pause = read_pause(reader)
     walking = pause is None or not pause.active(now)
     if job_ids is None:
@@ -179,6 +169,95 @@ def estimate_jobs(
         machine = first + m.per_shot_s * max(job.shots_requested - 1, 0)
         result[job.job_id] = Estimate(None, first, machine + m.tail_s)
     return result
+
+
+def estimate_shown(
+    reader: Reader, now: float, records: Iterable[JobRecord], places: Mapping[str, QueuePlace]
+) -> dict[str, Estimate]:
+    """The estimates of *records* alone (a page's jobs, of any state), each as
+    :func:`estimate_jobs` makes it, the queued ones from their *places*
+    (``reader.queue_places``) instead of a walk of the queue ahead of them: what is read
+    grows with *records* and the running jobs, not with the queue. (Jobs of several
+    backends ahead of one: the queue ahead of it is walked, as :func:`estimate_jobs` does.)"""
+    shown = {r.job_id: r for r in records}
+    model = _models(reader)
+    result: dict[str, Estimate] = {}
+    for record in shown.values():
+        if record.state in FINISHED:
+            estimate = _finished(reader, record)
+            if estimate is not None:
+                result[record.job_id] = estimate
+    if not any(r.state in (JobState.RUNNING, JobState.QUEUED) for r in shown.values()):
+        return result  # nothing waits or runs: neither the machine nor the queue matter
+    running, machine = _running(reader, now, model)
+    result.update((job_id, e) for job_id, e in running.items() if job_id in shown)
+    queued = sorted(
+        (
+            (places[r.job_id], r)
+            for r in shown.values()
+            if r.state is JobState.QUEUED and r.job_id in places
+        ),
+        key=lambda pair: pair[0].position,
+    )
+    if not all(place.one_backend for place, _ in queued):
+        positions = {job.job_id: place.position for place, job in queued}
+        walked = estimate_jobs(reader, now, set(positions), positions)
+        result.update((job_id, walked.get(job_id, Estimate())) for job_id in positions)
+        return result
+    pause = read_pause(reader)
+    walking = pause is None or not pause.active(now)
+    for place, job in queued:
+        m = model(job.backend)
+        if not walking or m is None or job.shots_requested is None or place.unsized_ahead:
+            result[job.job_id] = Estimate()  # a job ahead of unknown size: no estimate
+            continue
+        first = (
+            _first_shot(now, machine, m)
+            + m.after_s() * (place.position - 1)
+            + m.per_shot_s * place.intervals_ahead
+        )
+        last = first + m.per_shot_s * max(job.shots_requested - 1, 0)
+        result[job.job_id] = Estimate(None, first, last + m.tail_s)
+    return result
+
+
+def _models(reader: Reader) -> Callable[[str], DurationModel | None]:
+    """Each backend's model, computed once per call of an estimate."""
+    models: dict[str, DurationModel | None] = {}
+
+    def model(backend: str) -> DurationModel | None:
+        if backend not in models:
+            models[backend] = duration_model(reader, backend)
+        return models[backend]
+
+    return model
+
+
+def _running(
+    reader: Reader, now: float, model: Callable[[str], DurationModel | None]
+) -> tuple[dict[str, Estimate], float | None]:
+    """The running jobs' estimates, and when the machine will have made the shots of all of
+    them (None: it has nothing to make; unknown counts as nothing, the jobs behind then go
+    by their lead)."""
+    result: dict[str, Estimate] = {}
+    machine: float | None = None
+    for job in reader.running():
+        started = reader.entered(job.job_id, job.attempt, JobState.RUNNING)
+        m = model(job.backend)
+        last = _running_last_shot(job, started, now, machine, m)
+        if last is not None and job.making_shots:
+            machine = last if machine is None else max(machine, last)
+        finish = None if last is None or m is None else max(last + m.tail_s, now)
+        result[job.job_id] = Estimate(None if started is None else now - started, started, finish)
+    return result, machine
+
+
+def _finished(reader: Reader, ended: JobRecord) -> Estimate | None:
+    """A finished job's elapsed time (None: it never ran)."""
+    started = reader.entered(ended.job_id, ended.attempt, JobState.RUNNING)
+    if started is None:
+        return None
+    return Estimate(ended.updated_at - started, started, ended.updated_at)
 
 
 def _first_shot(engaged: float, machine: float | None, model: DurationModel) -> float:

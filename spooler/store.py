@@ -26,6 +26,7 @@ __all__ = [
     "JobRecord",
     "JobStore",
     "NotificationRow",
+    "QueuePlace",
     "Transaction",
     "TransitionRecord",
 ]
@@ -59,6 +60,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
 -- the latest finished jobs of a backend (the estimates' model) without a scan
 CREATE INDEX IF NOT EXISTS jobs_by_backend ON jobs (backend, state, updated_at);
+-- a user's own jobs in a state (queued ones in queue order), and the jobs of each state per
+-- user counted from the index alone (the live page), without a scan
+CREATE INDEX IF NOT EXISTS jobs_by_state_submitter ON jobs (state, submitter, queue_key, seq);
 CREATE TABLE IF NOT EXISTS transitions (
     job_id     TEXT NOT NULL,
     attempt    INTEGER NOT NULL,
@@ -128,6 +132,8 @@ _JOB_COLUMNS = (
     "error_message, queue_key, experiments, shots_requested, shots_expected, shots_done, "
     "created_at, updated_at, lab_action, first_shot_at, last_shot_at, shots_made"
 )
+
+_PLACES_CHUNK = 200  # jobs per statement of Reader.queue_places (5 parameters each)
 
 # Columns added after version 1: (table, column, declaration), added to older databases.
 _ADDED_COLUMNS = (
@@ -220,6 +226,17 @@ class HealthRow:
     reasons: str  # JSON: [{"component", "message", "since"}]
     since: float  # when it last changed between operational and not
     last_check: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlace:
+    """Where a queued job stands, and the sums of the queued jobs ahead of it that its
+    estimates need (:mod:`spooler.estimates`), counted by SQL without reading those jobs."""
+
+    position: int  # 1 runs next
+    unsized_ahead: int  # jobs ahead whose shots are not known (no shots_requested)
+    intervals_ahead: int  # over the jobs ahead: max(shots_requested - 1, 0), summed
+    one_backend: bool  # the jobs ahead are all of this job's backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +349,93 @@ class Reader:
         for state, count in self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
             counts[JobState(state)] = int(count)
         return counts
+
+    def active_counts(self, submitter: str | None = None) -> dict[tuple[JobState, str | None], int]:
+        """The jobs INITIALIZING, QUEUED or RUNNING per (state, submitter): everybody's, or
+        only those of *submitter* (then through the index jobs_by_submitter: what it costs
+        does not grow with the others' jobs)."""
+        sql = (
+            "SELECT state, submitter, COUNT(*) FROM jobs "
+            "WHERE state IN ('INITIALIZING', 'QUEUED', 'RUNNING')"
+        )
+        if submitter is None:
+            rows = self._db.execute(f"{sql} GROUP BY state, submitter")
+        else:
+            rows = self._db.execute(f"{sql} AND submitter = ? GROUP BY state", (submitter,))
+        return {(JobState(state), user): int(count) for state, user, count in rows}
+
+    def queue_page(self, offset: int, limit: int, submitter: str | None = None) -> list[JobRecord]:
+        """At most *limit* QUEUED jobs (everybody's, or *submitter*'s) in the order they will
+        run, from the *offset*-th (0: the first)."""
+        where = "state = 'QUEUED'" + ("" if submitter is None else " AND submitter = ?")
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY queue_key, seq "
+            "LIMIT ? OFFSET ?",
+            (*(() if submitter is None else (submitter,)), int(limit), int(offset)),
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    def initializing_page(
+        self, offset: int, limit: int, submitter: str | None = None
+    ) -> list[JobRecord]:
+        """At most *limit* INITIALIZING jobs (everybody's, or *submitter*'s) in the order they
+        came, from the *offset*-th."""
+        where = "state = 'INITIALIZING'" + ("" if submitter is None else " AND submitter = ?")
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*(() if submitter is None else (submitter,)), int(limit), int(offset)),
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    def queue_places(self, job_ids: Iterable[str]) -> dict[str, QueuePlace]:
+        """Where the queued jobs among *job_ids* (a page's: tens) stand; the others are left
+        out. The queued jobs between one of them and the next are counted and summed by SQL
+        (an index range each, as far as the last of them), never read into Python."""
+        wanted = list(dict.fromkeys(job_ids))
+        shown: list[tuple[Any, ...]] = []
+        for chunk in range(0, len(wanted), _PLACES_CHUNK):
+            part = wanted[chunk : chunk + _PLACES_CHUNK]
+            shown += self._db.execute(
+                "SELECT job_id, queue_key, seq, shots_requested, backend FROM jobs "
+                f"WHERE state = 'QUEUED' AND job_id IN ({', '.join('?' for _ in part)})",
+                part,
+            ).fetchall()
+        shown.sort(key=lambda row: (row[1], row[2]))
+        gaps: list[tuple[int, int, int, str | None, str | None]] = []
+        low = (float("-inf"), -1)
+        for chunk in range(0, len(shown), _PLACES_CHUNK):
+            bounds: list[Any] = []
+            for i, (_, key, seq, _, _) in enumerate(shown[chunk : chunk + _PLACES_CHUNK]):
+                bounds += (i, *low, key, seq)
+                low = (key, seq)
+            values = ", ".join("(?, ?, ?, ?, ?)" for _ in range(len(bounds) // 5))
+            gaps += self._db.execute(
+                f"WITH gap (i, low_key, low_seq, key, seq) AS (VALUES {values}) "
+                "SELECT COUNT(j.seq), COALESCE(SUM(MAX(j.shots_requested - 1, 0)), 0), "
+                "  COUNT(j.seq) - COUNT(j.shots_requested), MIN(j.backend), MAX(j.backend) "
+                "FROM gap LEFT JOIN jobs j ON j.state = 'QUEUED' "
+                "  AND (j.queue_key, j.seq) > (gap.low_key, gap.low_seq) "
+                "  AND (j.queue_key, j.seq) < (gap.key, gap.seq) "
+                "GROUP BY gap.i ORDER BY gap.i",
+                bounds,
+            ).fetchall()
+        places = {}
+        ahead = unsized = intervals = 0
+        backends: set[str] = set()
+        for (job_id, _, _, shots, backend), gap in zip(shown, gaps, strict=True):
+            count, gap_intervals, gap_unsized, first, last = gap
+            ahead, intervals, unsized = (
+                ahead + count,
+                intervals + gap_intervals,
+                unsized + gap_unsized,
+            )
+            backends.update(b for b in (first, last) if b is not None)
+            places[job_id] = QueuePlace(ahead + 1, unsized, intervals, backends <= {backend})
+            ahead += 1
+            intervals += 0 if shots is None else max(shots - 1, 0)
+            unsized += shots is None
+            backends.add(backend)
+        return places
 
     def history(self, job_id: str) -> list[TransitionRecord]:
         rows = self._db.execute(
@@ -771,6 +875,13 @@ class JobStore:
         self._db.execute(
             "CREATE INDEX IF NOT EXISTS jobs_with_lab_action ON jobs (lab_action, updated_at) "
             "WHERE lab_action IS NOT NULL"
+        )
+        # the estimates' last shot of any job before a job's first (spooler.estimates) looked
+        # up, not scanned for; an index changes no answer, so no new schema version: an older
+        # labspool opens this store as it is
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS jobs_by_last_shot ON jobs (last_shot_at) "
+            "WHERE last_shot_at IS NOT NULL"
         )
         with self.transaction() as tx:
             version = tx.meta("schema_version")
