@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from spooler.gateway import page
 from spooler.gateway.app import make_app
 from spooler.pause import PauseState, write_pause
 from spooler.settings import Settings
 from spooler.states import JobState
+from spooler.statusfile import status_document
 from spooler.store import JobStore
 from tests.conftest import add_users, record_job
 
@@ -278,3 +281,86 @@ def test_everybody_sees_the_machines_health_and_why_a_job_waits(
     stale = client.get("/ui/overview", headers=bearer(tokens, "bob")).json()["machine"]
     assert stale["operational"] is False and stale["since"] == iso_time(old)
     assert [r["component"] for r in stale["reasons"]] == ["spooler"]
+
+
+def test_an_operator_sees_the_first_jobs_in_queue_order_and_how_many_there_are(
+    client: TestClient, tokens: dict[str, str], tree: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(page, "ACTIVE_SHOWN", 3)
+    record_job(tree, "r1", "bob", JobState.QUEUED, JobState.RUNNING)
+    for n in range(5):
+        record_job(tree, f"q{n}", ("alice", "bob", None)[n % 3], JobState.QUEUED)
+    record_job(tree, "new", "alice")  # INITIALIZING: being admitted, after the queue
+    record_job(tree, "old", "alice", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+
+    def overview(query: str = "") -> dict[str, Any]:
+        answer = client.get(f"/ui/overview{query}", headers=bearer(tokens, "root"))
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    first = overview()
+    assert [j["job_id"] for j in first["jobs"]] == ["r1", "q0", "q1", "old"]  # + the finished
+    assert [j["queue_position"] for j in first["jobs"]] == [None, 1, 2, None]
+    assert first["active"] == {
+        "total": 7,
+        "offset": 0,
+        "shown": 3,
+        "limit": 3,
+        "more": 4,
+        "by_state": {"RUNNING": 1, "QUEUED": 5, "INITIALIZING": 1},
+        "by_user": [
+            {"user": "alice", "RUNNING": 0, "QUEUED": 2, "INITIALIZING": 1, "total": 3},
+            {"user": "bob", "RUNNING": 1, "QUEUED": 2, "INITIALIZING": 0, "total": 3},
+            {"user": None, "RUNNING": 0, "QUEUED": 1, "INITIALIZING": 0, "total": 1},
+        ],
+    }
+    second = overview("?offset=3")
+    assert [j["job_id"] for j in second["jobs"]] == ["q2", "q3", "q4", "old"]
+    assert [j["queue_position"] for j in second["jobs"][:3]] == [3, 4, 5]
+    assert second["active"]["offset"] == 3 and second["active"]["more"] == 1
+    last = overview("?offset=6")
+    assert [j["job_id"] for j in last["jobs"]] == ["new", "old"] and last["active"]["more"] == 0
+    assert [j["job_id"] for j in overview("?offset=99")["jobs"]] == ["old"]
+    # the rows say what the status documents say (estimates included), without the history
+    store = JobStore(tree.folders.database)
+    try:
+        with store.snapshot() as reader:
+            for row in first["jobs"] + second["jobs"]:
+                document = status_document(reader, reader.require(row["job_id"]))
+                for key, value in row.items():
+                    if key not in ("note", "estimated_start", "estimated_finish", "elapsed_s"):
+                        assert document[key] == value, (row["job_id"], key)
+                assert row["note"] == document["detail"].split("; ")[-1]
+    finally:
+        store.close()
+
+
+def test_a_user_sees_their_own_active_jobs_counted_and_paged(
+    client: TestClient, tokens: dict[str, str], tree: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(page, "ACTIVE_SHOWN", 2)
+    for n in range(6):
+        record_job(tree, f"q{n}", ("alice", "bob")[n % 2], JobState.QUEUED)
+    record_job(tree, "r1", "alice", JobState.QUEUED, JobState.RUNNING)
+    alice = client.get("/ui/overview", headers=bearer(tokens, "alice")).json()
+    assert [j["job_id"] for j in alice["jobs"]] == ["r1", "q0"]
+    assert alice["active"]["total"] == 4 and alice["active"]["more"] == 2
+    assert alice["active"]["by_state"] == {"RUNNING": 1, "QUEUED": 3, "INITIALIZING": 0}
+    assert alice["active"]["by_user"] == []  # nobody else's
+    more = client.get("/ui/overview?offset=2", headers=bearer(tokens, "alice")).json()
+    assert [(j["job_id"], j["queue_position"]) for j in more["jobs"]] == [("q2", 3), ("q4", 5)]
+    bob = client.get("/ui/overview?offset=1", headers=bearer(tokens, "bob")).json()
+    assert [(j["job_id"], j["queue_position"]) for j in bob["jobs"]] == [("q3", 4), ("q5", 6)]
+    assert {j["user"] for j in bob["jobs"]} == {"bob"} and bob["active"]["total"] == 3
+    nobody = add_users(tree, {"carol": {}})
+    carol = client.get("/ui/overview", headers=bearer(nobody, "carol")).json()
+    assert carol["jobs"] == [] and carol["active"]["total"] == 0
+
+
+@pytest.mark.parametrize("offset", ["-1", "x", "1.5", "", "1e3", "٣", "99999999999", "0x10"])
+def test_an_offset_is_a_whole_number(
+    client: TestClient, tokens: dict[str, str], offset: str
+) -> None:
+    answer = client.get(f"/ui/overview?offset={offset}", headers=bearer(tokens, "root"))
+    assert answer.status_code == 400 and answer.json()["status"] == "ERROR"
+    assert client.get(f"/ui/overview?offset={offset}").status_code == 401  # who, first

@@ -11,13 +11,18 @@ as ``Authorization: Bearer U:T``.
 It updates itself by short polling (every :data:`REFRESH_S` seconds) of three JSON
 endpoints, each answered from the job store at the moment of asking:
 
-- ``GET /ui/overview``: the machine's health (``machine``: operational or not, why, since
-  when; everybody sees it: it explains why jobs wait), for an operator every job that waits
-  or runs (user, state, position, progress, estimates, the last note of its detail), the
-  last :data:`FINISHED_SHOWN` finished, the pause state, the last :data:`ERRORS_SHOWN`
-  errors and the last :data:`QUARANTINED_SHOWN` items the daemons gave up (the
-  quarantine's reasons); for a user the same of their own jobs (no quarantine: its items
-  are anybody's);
+- ``GET /ui/overview[?offset=K]``: the machine's health (``machine``: operational or not,
+  why, since when; everybody sees it: it explains why jobs wait), for an operator the jobs
+  that wait or run, :data:`ACTIVE_SHOWN` at a time in queue order (running, queued, being
+  admitted) from the *K*-th (user, state, position, progress, estimates, the last note of
+  its detail) and how many there are (``active``: in all, per state, per user), the last
+  :data:`FINISHED_SHOWN` finished, the pause state, the last :data:`ERRORS_SHOWN` errors
+  and the last :data:`QUARANTINED_SHOWN` items the daemons gave up (the quarantine's
+  reasons); for a user the same of their own jobs (no quarantine: its items are anybody's).
+  What a poll costs grows with the jobs shown, not with the queue: only the shown jobs are
+  read and estimated (:func:`spooler.estimates.estimate_shown`), a user's through the
+  index on their name (one with no jobs pays the same behind 3,000 queued jobs as behind
+  30), and the queue ahead of a job is counted by SQL, never read;
 - ``GET /ui/jobs/<job_id>``: the job's status document (detail, history), a summary of
   its result when it is DONE, whether it has a picture, and the machine's health;
 - ``GET /ui/jobs/<job_id>/picture``: the job's picture (``sds/<job_id>/<job_id>.png``).
@@ -41,7 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import LabspoolError
-from ..estimates import estimate_jobs
+from ..estimates import Estimate, estimate_shown
 from ..fsutil import read_regular_file
 from ..health import read_health
 from ..pause import read_pause
@@ -49,7 +54,7 @@ from ..settings import Settings
 from ..states import JobState
 from ..statusfile import status_document
 from ..statusview import machine_document
-from ..store import JobRecord, JobStore, Reader
+from ..store import JobRecord, JobStore, QueuePlace, Reader
 from ..timestamps import iso_time
 from ..users import User
 from .answers import Refused, error, read_result
@@ -58,6 +63,8 @@ __all__ = ["STATIC", "LivePage"]
 
 STATIC = Path(__file__).with_name("static")
 REFRESH_S = 2.0
+ACTIVE_SHOWN = 100  # jobs that wait or run shown at once, in queue order; the rest counted
+OFFSET_MAX = 10**9
 FINISHED_SHOWN = 30
 ERRORS_SHOWN = 10
 QUARANTINED_SHOWN = 10
@@ -65,6 +72,7 @@ COUNTS_SHOWN = 8
 PICTURE_MAX_BYTES = 16 << 20
 
 _FINISHED = (JobState.DONE, JobState.ERROR, JobState.CANCELLED)
+_ACTIVE = (JobState.RUNNING, JobState.QUEUED, JobState.INITIALIZING)  # in the page's order
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
@@ -127,16 +135,18 @@ class LivePage:
     async def overview(self, request: Request) -> Response:
         try:
             caller = self._caller(request)
+            offset = _offset(request)
         except Refused as refused:
             return refused.response
         now = self.now()
         user = None if caller.operator else caller.name
         with self.store.snapshot() as reader:
-            records = _active(reader, user) + _finished(reader, user, FINISHED_SHOWN)
-            ids = {r.job_id for r in records}
-            positions = reader.queue_positions(ids)
-            estimates = estimate_jobs(reader, now, ids)
-            jobs = [_row(status_document(reader, r, positions, estimates, now)) for r in records]
+            counts = reader.active_counts(user)
+            active = _active(reader, user, counts, offset, ACTIVE_SHOWN)
+            records = active + _finished(reader, user, FINISHED_SHOWN)
+            places = reader.queue_places(r.job_id for r in active if r.state is JobState.QUEUED)
+            estimates = estimate_shown(reader, now, records, places)
+            jobs = [_row(r, places, estimates) for r in records]
             pause = read_pause(reader)
             errors = _finished(reader, user, ERRORS_SHOWN, JobState.ERROR)
             machine = machine_document(read_health(reader, now))
@@ -155,6 +165,7 @@ class LivePage:
                 if pause is None
                 else (pause.describe() if caller.operator else _public_pause(pause.reason)),
                 "jobs": jobs,
+                "active": _summary(counts, offset, len(active), everybody=caller.operator),
                 "errors": [
                     {
                         "job_id": r.job_id,
@@ -236,9 +247,71 @@ class LivePage:
             return None  # DONE is committed after the result is written: a moment's gap
 
 
-def _active(reader: Reader, user: str | None) -> list[JobRecord]:
-    records = reader.running() + reader.queue() + reader.jobs(JobState.INITIALIZING)
-    return [r for r in records if user is None or r.submitter == user]
+def _offset(request: Request) -> int:
+    raw = request.query_params.get("offset", "0")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or int(raw) > OFFSET_MAX:
+        raise Refused(error(400, "offset is a whole number of jobs, from 0"))
+    return int(raw)
+
+
+def _active(
+    reader: Reader,
+    user: str | None,
+    counts: Mapping[tuple[JobState, str | None], int],
+    offset: int,
+    limit: int,
+) -> list[JobRecord]:
+    """The jobs of *user* (everybody's: None) that wait or run, the running ones first (in
+    the order they were engaged), then the queue in its order, then those being admitted:
+    at most *limit* of them from the *offset*-th. Only those are read (the running ones
+    are few: the dispatcher's look-ahead), and none for a state *counts* says is empty."""
+    per_state = {state: 0 for state in _ACTIVE}
+    for (state, _), count in counts.items():
+        per_state[state] += count
+    shown: list[JobRecord] = []
+    skip = offset
+    for state in _ACTIVE:
+        if len(shown) >= limit:
+            break
+        if skip >= per_state[state]:
+            skip -= per_state[state]
+            continue
+        wanted = limit - len(shown)
+        if state is JobState.RUNNING:
+            running = [r for r in reader.running() if user is None or r.submitter == user]
+            shown += running[skip : skip + wanted]
+        elif state is JobState.QUEUED:
+            shown += reader.queue_page(skip, wanted, user)
+        else:
+            shown += reader.initializing_page(skip, wanted, user)
+        skip = 0
+    return shown
+
+
+def _summary(
+    counts: Mapping[tuple[JobState, str | None], int], offset: int, shown: int, *, everybody: bool
+) -> dict[str, Any]:
+    """How many jobs wait or run (a user's: their own), and which of them are shown; for an
+    operator, per user too (the busiest first)."""
+    by_state = {state.value: 0 for state in _ACTIVE}
+    by_user: dict[str | None, dict[str, int]] = {}
+    for (state, submitter), count in counts.items():
+        by_state[state.value] += count
+        row = by_user.setdefault(submitter, {s.value: 0 for s in _ACTIVE})
+        row[state.value] += count
+    total = sum(by_state.values())
+    users = sorted(by_user.items(), key=lambda item: (-sum(item[1].values()), item[0] or ""))
+    return {
+        "total": total,
+        "offset": offset,
+        "shown": shown,
+        "limit": ACTIVE_SHOWN,
+        "more": max(total - offset - shown, 0),
+        "by_state": by_state,
+        "by_user": [{"user": name, **row, "total": sum(row.values())} for name, row in users]
+        if everybody
+        else [],
+    }
 
 
 def _finished(reader: Reader, user: str | None, limit: int, *states: JobState) -> list[JobRecord]:
@@ -283,27 +356,32 @@ def _short(value: Any, chars: int = 2000) -> str | None:
     return None if value is None else str(value)[:chars]
 
 
-def _row(document: dict[str, Any]) -> dict[str, Any]:
-    """What the queue's table shows of a job."""
-    keys = (
-        "job_id",
-        "status",
-        "user",
-        "queue_position",
-        "attempt",
-        "experiments",
-        "shots_requested",
-        "shots_expected",
-        "shots_done",
-        "elapsed_s",
-        "estimated_start",
-        "estimated_finish",
-        "error_message",
-        "updated_at",
-    )
-    notes = [n for n in str(document.get("detail") or "").split("; ") if n]
-    # the last note of the detail ("Waiting for the machine: ...", "queued", ...)
-    return {**{key: document.get(key) for key in keys}, "note": notes[-1] if notes else ""}
+def _row(
+    record: JobRecord, places: Mapping[str, QueuePlace], estimates: Mapping[str, Estimate]
+) -> dict[str, Any]:
+    """What the queue's table shows of a job: these fields of its status document
+    (:func:`spooler.statusfile.status_document`, without its history: not shown here), and
+    the last note of its detail ("Waiting for the machine: ...", "queued", ...)."""
+    estimate = estimates.get(record.job_id, Estimate())
+    place = places.get(record.job_id)
+    notes = record.notes
+    return {
+        "job_id": record.job_id,
+        "status": record.state.value,
+        "user": record.submitter,
+        "queue_position": None if place is None else place.position,
+        "attempt": record.attempt,
+        "experiments": record.experiments,
+        "shots_requested": record.shots_requested,
+        "shots_expected": record.shots_expected,
+        "shots_done": record.shots_done,
+        "elapsed_s": None if estimate.elapsed_s is None else round(estimate.elapsed_s, 3),
+        "estimated_start": iso_time(estimate.start),
+        "estimated_finish": iso_time(estimate.finish),
+        "error_message": record.error_message if record.error_message else "None",
+        "updated_at": iso_time(record.updated_at),
+        "note": notes[-1] if notes else "",
+    }
 
 
 def _experiment_summary(experiment: Any) -> dict[str, Any]:
