@@ -236,3 +236,60 @@ def test_a_banner_says_why_the_machine_is_not_operational_and_goes_when_it_is(
     record(operational=True)
     browser.wait_for("document.getElementById('machine').hidden", "the banner gone")
     assert browser.errors == []
+
+
+def test_a_long_queue_shows_its_first_jobs_how_many_and_the_next_ones(
+    tree: Settings, tokens: dict[str, str], url: str, browser: Chromium
+) -> None:
+    """An operator's page holds the first 100 jobs that wait or run, says how many there are
+    (per state and per user) and how many more, and links to the next ones; a user counts
+    only their own."""
+    from spooler.gateway.page import ACTIVE_SHOWN
+
+    queued = ACTIVE_SHOWN + 5
+    store = JobStore(tree.folders.database)
+    try:
+        with store.transaction() as tx:  # one transaction: a long queue, made quickly
+            for n in range(queued):
+                user = ("alice", "bob", "carol")[n % 3]
+                name = f"file_q{n:03d}-{user}.json"
+                job = tx.add_job(
+                    job_id=f"q{n:03d}",
+                    backend=tree.backend,
+                    source_name=HOSTILE if n == queued - 1 else name,
+                    claim_name=name,
+                    submitter=user,
+                )
+                tx.set_counts(job.job_id, experiments=1, shots_requested=10)
+                tx.transition(job.job_id, JobState.QUEUED)
+    finally:
+        store.close()
+    rows = "document.querySelectorAll('#jobs tbody tr[data-job]').length"
+    browser.open(signed_in(url, tokens, "root"))
+    browser.wait_for("document.querySelector('tr[data-more=later]')", "the jobs beyond the page")
+    assert browser.evaluate(rows) == ACTIVE_SHOWN
+    assert browser.text("#jobs-count") == f"{queued} waiting or running: {queued} queued"
+    assert browser.evaluate("document.getElementById('jobs-count').dataset.total") == "105"
+    assert browser.text("li[data-user=alice]") == "alice: 35 (35 queued)"
+    later = "tr[data-more=later]"
+    assert browser.text(later) == "and 5 more waiting or running; the next ones"
+    # the row after the last shown one
+    assert (
+        browser.evaluate(f"document.querySelector('{later}').previousElementSibling.dataset.job")
+        == "q099"
+    )
+    browser.evaluate(f"document.querySelector('{later} a').click()")
+    browser.wait_for("document.querySelector('tr[data-job=q104]')", "the next page")
+    assert browser.evaluate("location.search") == "?offset=100"
+    assert browser.evaluate(rows) == 5
+    assert browser.text("tr[data-job=q104] .position") == "105"
+    assert browser.text("tr[data-more=earlier]") == "100 before these; the ones before"
+    assert browser.evaluate("document.querySelector('tr[data-more=later]')") is None
+    assert browser.evaluate("document.querySelector('main img[src=x]')") is None
+
+    browser.open(signed_in(url, tokens, "bob", "/"))
+    browser.wait_for("document.querySelector('tr[data-job=q001]')", "bob's jobs")
+    assert browser.text("#jobs-count") == "35 waiting or running: 35 queued"
+    assert browser.evaluate("document.getElementById('jobs-by-user').hidden")
+    assert browser.evaluate(rows) == 35 and browser.text("tr[data-job=q004] .position") == "5"
+    assert browser.errors == []

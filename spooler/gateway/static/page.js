@@ -94,6 +94,44 @@ function progress(job) {
   return cell;
 }
 
+function count(n) {
+  return Number(n || 0).toLocaleString();
+}
+
+// The page's offset into the jobs that wait or run (?offset=N in its address), or 0.
+function offsetOfPage() {
+  const raw = new URLSearchParams(location.search).get("offset") || "";
+  return /^\d{1,9}$/.test(raw) ? Number(raw) : 0;
+}
+
+const ACTIVE_STATES = [["RUNNING", "running"], ["QUEUED", "queued"], ["INITIALIZING", "being admitted"]];
+
+function stateCounts(counts) {
+  return ACTIVE_STATES.filter(([state]) => counts[state]).map(([state, name]) => `${count(counts[state])} ${name}`).join(", ");
+}
+
+// How many jobs wait or run (a user's: their own), and per user for an operator.
+function showCounts(active) {
+  const line = $("jobs-count");
+  line.hidden = !active || active.total === 0;
+  line.textContent = line.hidden ? "" : `${count(active.total)} waiting or running: ${stateCounts(active.by_state)}`;
+  line.dataset.total = active ? String(active.total) : "";
+  const users = active ? active.by_user : [];
+  $("jobs-by-user").hidden = users.length === 0;
+  $("jobs-by-user").replaceChildren(
+    ...users.map((u) => element("li", `${u.user === null ? "(no user)" : u.user}: ${count(u.total)} (${stateCounts(u)})`, { "data-user": u.user === null ? "" : u.user })),
+  );
+}
+
+// A row before or after the shown jobs that says how many there are beyond them, with a link.
+function moreRow(text, offset, linkText, kind) {
+  const row = element("tr", null, { class: "more", "data-more": kind });
+  const cell = element("td", `${text} `, { colspan: "7" });
+  cell.append(element("a", linkText, { href: offset > 0 ? `/?offset=${offset}` : "/" }));
+  row.append(cell);
+  return row;
+}
+
 function jobLink(jobId) {
   return element("a", jobId, { href: `/jobs/${encodeURIComponent(jobId)}` });
 }
@@ -106,6 +144,8 @@ function showOverview(data) {
   pause.textContent = data.pause || "";
   pause.className = data.paused ? "paused" : "scheduled";
   const body = $("jobs").tBodies[0];
+  const active = data.active;
+  showCounts(active);
   const rows = data.jobs.map((job) => {
     const row = element("tr", null, { "data-job": job.job_id, "data-status": job.status });
     const stateCell = element("td", null, { class: "state" });
@@ -126,6 +166,16 @@ function showOverview(data) {
     row.querySelector(".progress-cell").append(progress(job));
     return row;
   });
+  if (active) {
+    const shown = data.jobs.filter((job) => ["INITIALIZING", "QUEUED", "RUNNING"].includes(job.status)).length;
+    if (active.more > 0) {
+      const later = moreRow(`and ${count(active.more)} more waiting or running;`, active.offset + active.shown, "the next ones", "later");
+      rows.splice(shown, 0, later);
+    }
+    if (active.offset > 0) {
+      rows.unshift(moreRow(`${count(Math.min(active.offset, active.total))} before these;`, Math.max(active.offset - active.limit, 0), "the ones before", "earlier"));
+    }
+  }
   body.replaceChildren(...rows);
   $("jobs-empty").hidden = rows.length > 0;
   $("errors-section").hidden = data.errors.length === 0;
@@ -218,7 +268,9 @@ async function refresh() {
     return;
   }
   const jobId = jobIdOfPage();
-  const url = jobId === null ? "/ui/overview" : `/ui/jobs/${encodeURIComponent(jobId)}`;
+  const offset = offsetOfPage();
+  const overview = offset > 0 ? `/ui/overview?offset=${offset}` : "/ui/overview";
+  const url = jobId === null ? overview : `/ui/jobs/${encodeURIComponent(jobId)}`;
   let wait = 2000;
   try {
     const answer = await fetch(url, { headers: authorization(creds), cache: "no-store" });
