@@ -1,7 +1,10 @@
 """The spooler daemon: one loop, drivable from tests.
 
 ``Spooler.step()`` does one pass (carry out what operators asked of the lab, take a batch
-from the dump folder and admit it, then try to engage the head of the queue);
+from the dump folder and admit it, then try to engage the head of the queue); the batch is
+taken round-robin across the users who submitted the files (:mod:`spooler.intake`) and is
+bounded in bytes (``PASS_MAX_BYTES``), so that one user's burst of big jobs never holds
+another user's job for more than a short pass;
 ``run_once()`` steps until the dump folder is empty; ``run()`` (:mod:`spooler.watching`)
 watches the folder and steps until :meth:`Spooler.request_stop`. Between steps the loop
 sleeps until the folder watcher, the stop request or a timer wakes it, and at most
@@ -18,6 +21,7 @@ from pathlib import Path
 from .admission import Admission
 from .backends import get_backend
 from .dispatch import Dispatcher
+from .intake import submitter_of
 from .lab import Lab, make_lab
 from .labactions import LabActions
 from .logs import for_job
@@ -29,11 +33,15 @@ from .states import JobState
 from .validation import JobValidator
 from .watching import WatchingDaemon
 
-__all__ = ["CONTROL_POLL_S", "Spooler", "StepReport"]
+__all__ = ["CONTROL_POLL_S", "PASS_MAX_BYTES", "Spooler", "StepReport"]
 
 log = logging.getLogger(__name__)
 
 CONTROL_POLL_S = 0.25  # the longest a cancel, move or pause waits to be noticed
+# Job file bytes taken per pass (at least one file): ~200 typical client jobs, or one or two
+# jobs at a machine's limits; checking is roughly 1 µs per byte at worst, so a pass stays
+# near 0.1 s however big the jobs waiting are.
+PASS_MAX_BYTES = 128 * 1024
 
 
 class StepReport:
@@ -64,6 +72,7 @@ class Spooler(WatchingDaemon):
         super().__init__(settings, clock=clock, wall_clock=wall_clock)
         self.watching = f"jobs (backend {settings.backend})"
         self.dump = self.watched
+        self.dump.share_by(submitter_of)  # fair between users (issue 19)
         backend = get_backend(settings.backend)
         self.validator = JobValidator(backend, settings.limits)
         self.renderer = Renderer(backend, settings.apparatus.header, settings.apparatus.object)
@@ -121,7 +130,7 @@ class Spooler(WatchingDaemon):
         self.lab_actions.step()
         if rescan or self.clock() >= self._next_rescan or not self.dump.merge_hints():
             self._rescan()
-        batch = self.dump.take(self.settings.intake.batch_max_jobs)
+        batch = self.dump.take(self.settings.intake.batch_max_jobs, max_bytes=PASS_MAX_BYTES)
         claimed = [path for path in map(self.dump.claim, batch) if path is not None]
         admitted = self.admission.admit(claimed)
         engaged = self.dispatcher.step()

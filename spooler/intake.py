@@ -5,6 +5,13 @@ sees nothing on network shares), so the folder is also rescanned in full at star
 at an interval. Arrival order is the inode change time (a rename into the folder sets it),
 then the name. A file is claimed by renaming it out of the folder: of two claimants the
 loser gets FileNotFoundError, so no job is taken twice.
+
+Fair between submitters (issue 19): with :meth:`DumpFolder.share_by` (the spooler's: the
+user of ``file_<id>-<user>.json``, :func:`submitter_of`), files are taken round-robin
+across submitters, each submitter's oldest first: the submitter served longest ago goes
+next, one with nothing waiting before had no turn yet and goes first. So a burst of one
+user's files never holds another's file for more than one turn. ``take`` may also be
+bounded in bytes (at least one file), so that a pass over big files stays short.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from .errors import JobRejected
 from .fsutil import is_ignored_name
+from .jobid import parse_job_file_name
 from .names import escaped, is_plain, plain_name
 
-__all__ = ["Candidate", "Claim", "DumpFolder", "DumpWatcher"]
+__all__ = ["ANONYMOUS", "Candidate", "Claim", "DumpFolder", "DumpWatcher", "submitter_of"]
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +64,25 @@ MOVE_EVENT_DELAY_S = _move_event_delay_s()
 LOOK_INTERVAL_S = 0.005
 
 
+# The submitter of files whose name names no user (``<id>.json``, ``job-<id>.json``, and
+# names that give no job id): they all count as one.
+ANONYMOUS = ""
+
+
+def submitter_of(name: str) -> str:
+    """The user a job file's name names (``file_<id>-<user>.json``), else :data:`ANONYMOUS`."""
+    try:
+        user = parse_job_file_name(name).user
+    except JobRejected:
+        return ANONYMOUS
+    return ANONYMOUS if user is None else user
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Candidate:
     arrived_ns: int
     name: str = field(compare=True)
+    size: int = field(default=0, compare=False)  # bytes, when it was indexed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +102,9 @@ class Claim:
 class DumpFolder:
     """An index of the job files waiting in the dump folder.
 
-    Memory is bounded by the index itself (one small entry per waiting file) plus at most
-    ``_MAX_HINTS`` event hints; events carry no payload beyond a file name.
+    Memory is bounded by the index itself (one small entry per waiting file, one per
+    submitter with a file waiting) plus at most ``_MAX_HINTS`` event hints; events carry no
+    payload beyond a file name.
     """
 
     def __init__(
@@ -89,7 +114,11 @@ class DumpFolder:
         self.clock = clock
         self._last_claim = float("-inf")
         self.claimed = claimed
-        self._heap: list[Candidate] = []
+        self._submitter: Callable[[str], str] = _everyone
+        self._queues: dict[str, list[Candidate]] = {}  # submitter -> heap of its files
+        self._turns: dict[str, int] = {}  # submitter -> the turn it was last served
+        self._turn = 0
+        self._waiting = 0
         self._indexed: set[str] = set()
         self._hints: set[str] = set()
         self._hint_overflow = False
@@ -109,21 +138,41 @@ class DumpFolder:
 
     # -- used by the spooler loop --------------------------------------------------------
 
+    def share_by(self, submitter: Callable[[str], str]) -> None:
+        """Take files round-robin across the submitters *submitter* finds in file names
+        (e.g. :func:`submitter_of`); without it every file has the same submitter."""
+        self._submitter = submitter
+        self._index([c for queue in self._queues.values() for c in queue])
+
     def rescan(self) -> int:
         """Rebuild the index from a full listing of the folder; returns the files waiting."""
         with self._lock:
             self._hints.clear()
             self._hint_overflow = False
-        heap: list[Candidate] = []
+        found: list[Candidate] = []
         with os.scandir(self.folder) as entries:
             for entry in entries:
                 candidate = self._candidate(entry.name, entry)
                 if candidate is not None:
-                    heap.append(candidate)
-        heapq.heapify(heap)
-        self._heap = heap
-        self._indexed = {c.name for c in heap}
-        return len(heap)
+                    found.append(candidate)
+        self._index(found)
+        return len(found)
+
+    def _index(self, candidates: list[Candidate]) -> None:
+        queues: dict[str, list[Candidate]] = {}
+        for candidate in candidates:
+            queues.setdefault(self._submitter(candidate.name), []).append(candidate)
+        for queue in queues.values():
+            heapq.heapify(queue)
+        self._queues = queues
+        self._turns = {s: turn for s, turn in self._turns.items() if s in queues}
+        self._waiting = len(candidates)
+        self._indexed = {c.name for c in candidates}
+
+    def _add(self, candidate: Candidate) -> None:
+        heapq.heappush(self._queues.setdefault(self._submitter(candidate.name), []), candidate)
+        self._indexed.add(candidate.name)
+        self._waiting += 1
 
     def merge_hints(self) -> bool:
         """Add hinted files to the index; False when the hints overflowed (rescan instead)."""
@@ -135,20 +184,42 @@ class DumpFolder:
         for name in hints - self._indexed:
             candidate = self._candidate(name, None)
             if candidate is not None:
-                heapq.heappush(self._heap, candidate)
-                self._indexed.add(name)
+                self._add(candidate)
         return True
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._waiting
 
-    def take(self, limit: int) -> list[Candidate]:
-        """Up to *limit* of the oldest indexed files (not yet claimed)."""
+    def take(self, limit: int, *, max_bytes: int | None = None) -> list[Candidate]:
+        """Up to *limit* indexed files (not yet claimed), in turns: each turn the oldest file
+        of the submitter served longest ago (one that had no turn yet first, the one with
+        the oldest file first among those). With *max_bytes*, files stop before their sizes
+        add up to more, but the first is always taken."""
+        turns = [
+            (self._turns.get(submitter, -1), queue[0], submitter)
+            for submitter, queue in self._queues.items()
+        ]
+        heapq.heapify(turns)
         taken: list[Candidate] = []
-        while self._heap and len(taken) < limit:
-            candidate = heapq.heappop(self._heap)
-            self._indexed.discard(candidate.name)
-            taken.append(candidate)
+        size = 0
+        while turns and len(taken) < limit:
+            _, head, submitter = turns[0]
+            if taken and max_bytes is not None and size + head.size > max_bytes:
+                break
+            queue = self._queues[submitter]
+            heapq.heappop(queue)
+            self._indexed.discard(head.name)
+            self._waiting -= 1
+            taken.append(head)
+            size += head.size
+            self._turn += 1
+            if queue:
+                self._turns[submitter] = self._turn
+                heapq.heapreplace(turns, (self._turn, queue[0], submitter))
+            else:  # nothing waiting: no place in the rotation until it has again
+                del self._queues[submitter]
+                self._turns.pop(submitter, None)
+                heapq.heappop(turns)
         return taken
 
     def claim(self, candidate: Candidate) -> Claim | None:
@@ -195,7 +266,11 @@ class DumpFolder:
             return None
         if stat.S_ISDIR(info.st_mode):
             return None
-        return Candidate(info.st_ctime_ns, name)
+        return Candidate(info.st_ctime_ns, name, info.st_size)
+
+
+def _everyone(name: str) -> str:
+    return ANONYMOUS
 
 
 class _Handler(FileSystemEventHandler):
