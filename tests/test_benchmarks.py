@@ -103,6 +103,16 @@ def test_the_intake_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
     )
     assert re.search(r"^burst of 200 jobs: \d+ jobs/s admitted \(baseline", out, re.M)
     assert re.search(r"^pickup latency over 20 jobs: p50 [\d.]+ ms, .* p99 [\d.]+ ms", out, re.M)
+    # issue 19: a job at each machine's limits, the 1 MB job refused, a small job behind a burst
+    limits = figures["at_limits"]
+    assert set(limits["machines"]) == {"fermions", "multiqudit", "nali", "singlequdit"}
+    for name, machine in limits["machines"].items():
+        assert _positive(machine["admit_cpu_median_s"], machine["baseline_json_loads_s"])
+        assert re.search(rf"^{name} job at the limits \(\d+ instructions", out, re.M)
+    assert limits["refused_1mb"]["instructions"] == 15 * 3291
+    assert _positive(limits["refused_1mb"]["refuse_cpu_median_s"])
+    assert limits["burst"]["alice_admitted_by_then"] <= 2
+    assert re.search(r"^bob's small job behind alice's 5 jobs at the limits: QUEUED", out, re.M)
 
 
 @pytest.mark.lab
