@@ -38,9 +38,9 @@ __all__ = ["CONTROL_POLL_S", "PASS_MAX_BYTES", "Spooler", "StepReport"]
 log = logging.getLogger(__name__)
 
 CONTROL_POLL_S = 0.25  # the longest a cancel, move or pause waits to be noticed
-# Job file bytes taken per pass (at least one file): ~200 typical client jobs, or one or two
-# jobs at a machine's limits; checking is roughly 1 µs per byte at worst, so a pass stays
-# near 0.1 s however big the jobs waiting are.
+# Job file bytes taken per pass (at least one file): ~200 typical client jobs, or one to
+# three jobs at a machine's limits. Admitting costs at most ~1.5 µs of CPU per byte (a job
+# at the limits of the shortest instructions), so a pass stays under ~0.2 s whatever waits.
 PASS_MAX_BYTES = 128 * 1024
 
 
