@@ -8,6 +8,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -403,3 +404,17 @@ def test_a_body_of_brackets_is_refused_at_its_first_one_at_the_cost_of_a_plain_j
     assert hostile_answer.status_code == 400 and "must be a string" in hostile_answer.text
     assert hostile_s < 3 * plain_s + 0.02, (hostile_s, plain_s)
     assert dumped(tree) == []
+
+
+def test_get_config_serves_the_instruction_limit_the_spooler_applies(
+    tree: Settings, tokens: dict[str, str]
+) -> None:
+    from spooler.backends import get_backend
+
+    with TestClient(make_app(tree)) as client:
+        served = client.get(f"{URL}/get_config", params=auth(tokens, "alice")).json()
+    assert served["max_instructions"] == get_backend("singlequdit").max_instructions
+    lowered = replace(tree, limits=replace(tree.limits, instructions_per_experiment_max=7))
+    with TestClient(make_app(lowered)) as client:
+        config = client.get(f"{URL}/get_config", params=auth(tokens, "alice")).json()
+    assert config["max_instructions"] == 7

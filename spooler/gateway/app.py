@@ -112,7 +112,11 @@ class Gateway:
         self._use_writer: UserDirectory | None = users
         self.backend = get_backend(settings.backend)
         self.name = settings.gateway.backend_name
-        self.config = client_configuration(self.backend, backend_name=self.name)
+        self.config = client_configuration(
+            self.backend,
+            backend_name=self.name,
+            max_instructions=settings.limits.instructions_per_experiment_max,
+        )
         self.limiter = RateLimiter(clock=clock)
         self._quota_locks: dict[str, asyncio.Lock] = {}  # per user: count and submit as one
 
