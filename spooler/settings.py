@@ -294,6 +294,9 @@ class GatewaySettings:
     queued_jobs_max: int = 100  # a user's jobs waiting (not finished), at most
     requests_per_s: float = 20.0  # a user's sustained rate of requests
     job_bytes_max: int  # a user's job file, at most; the default: limits.job_file_max_bytes
+    # a user's jobs posted, in bytes a second on average (bursts of twice that, and at least
+    # one job of job_bytes_max): the spooler's admission work one user can ask for
+    post_bytes_per_s: int = 1 << 20
     # The server's guards (spooler.gateway.server): a connection has this long to send the
     # headers of its next request, from when it opens and after each answer
     idle_timeout_s: float = 5.0

@@ -418,3 +418,20 @@ def test_get_config_serves_the_instruction_limit_the_spooler_applies(
     with TestClient(make_app(lowered)) as client:
         config = client.get(f"{URL}/get_config", params=auth(tokens, "alice")).json()
     assert config["max_instructions"] == 7
+
+
+def test_a_users_bytes_of_jobs_a_second_are_bounded(
+    tree: Settings, tokens: dict[str, str], clock: Clock
+) -> None:
+    settings = replace(tree, gateway=replace(tree.gateway, post_bytes_per_s=2048))
+    job = good_job(experiments=8)  # ~1,100 bytes: three in a burst of 4,096 ...
+    assert 1000 < len(json.dumps(job)) < 1400
+    with TestClient(make_app(settings, clock=clock)) as client:
+        codes = [post(client, tokens, "alice", job).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        refused = post(client, tokens, "alice", job).json()
+        assert "bytes of jobs a second" in refused["error_message"]
+        assert post(client, tokens, "bob", job).status_code == 200, "each user their own"
+        clock.now += 1.0  # ... and 2,048 more a second
+        assert post(client, tokens, "alice", job).status_code == 200
+    assert len(dumped(settings)) == 5

@@ -23,8 +23,8 @@ like one that does not exist; an operator sees every job. What is refused is ref
 anything is written, with a JSON answer and the right code: 400 (malformed, or a body cut
 short), 401 (no or a wrong user or token), 404 (unknown backend or job, or a path with a
 trailing slash: never a redirect), 408 (a body too slow to arrive), 413 (a body or job too
-large), 429 (too many requests, or too many waiting jobs), 503 (the server's guards:
-:mod:`.server`). ``post_job``'s body is read flat (:mod:`.envelope`); its quota is counted
+large), 429 (too many requests, bytes of jobs a second, or waiting jobs), 503 (the
+server's guards: :mod:`.server`). ``post_job``'s body is read flat (:mod:`.envelope`); its quota is counted
 and the job submitted under the user's lock. A status answer is the status file, or the
 store's record while the file lags behind it, so that it is right at every instant.
 
@@ -118,6 +118,7 @@ class Gateway:
             max_instructions=settings.limits.instructions_per_experiment_max,
         )
         self.limiter = RateLimiter(clock=clock)
+        self.byte_limiter = RateLimiter(clock=clock)  # post_job's bytes, per user
         self._quota_locks: dict[str, asyncio.Lock] = {}  # per user: count and submit as one
 
     # -- the requests ----------------------------------------------------------------------
@@ -167,6 +168,9 @@ class Gateway:
             limit = min(caller.job_bytes_max, self.settings.limits.job_file_max_bytes)
             if len(data) > limit:
                 raise Refused(error(413, f"the job has {len(data)} bytes, over {limit}"))
+            rate = self.settings.gateway.post_bytes_per_s
+            if not self.byte_limiter.allow(caller.name, rate, 2 * rate, cost=len(data)):
+                raise Refused(error(429, f"more than {rate} bytes of jobs a second"))
             job_id = await self._admit(caller, data)
         except Refused as refused:
             return refused.response

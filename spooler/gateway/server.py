@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -72,13 +73,14 @@ class ConnectionLimits:
             proxy_addresses=frozenset(gateway.proxy_addresses),
         )
 
-    def refusal(self, host: str | None, open_hosts: list[str | None]) -> str | None:
-        """Why a new connection from *host* is refused, with *open_hosts* open (itself too)."""
-        if len(open_hosts) > self.total_max:
+    def refusal(self, host: str | None, from_host: int, in_all: int) -> str | None:
+        """Why a new connection from *host* is refused, with *from_host* connections open from
+        it and *in_all* open in all (itself counted in both)."""
+        if in_all > self.total_max:
             return f"more than {self.total_max} connections are open"
         if host is None or host in self.proxy_addresses:
             return None
-        if sum(1 for other in open_hosts if other == host) > self.per_client_max:
+        if from_host > self.per_client_max:
             return f"more than {self.per_client_max} connections are open from {host}"
         return None
 
@@ -87,13 +89,17 @@ class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for each request's headers and connection caps."""
 
     limits: ClassVar[ConnectionLimits]
+    open_per_host: ClassVar[Counter[str | None]]  # this server's connections, per address
     _deadline: asyncio.TimerHandle | None = None
+    _host: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        host = self.client[0] if self.client else None
-        open_hosts = [_host(p) for p in self.connections]
-        refusal = self.limits.refusal(host, open_hosts)
+        self._host = self.client[0] if self.client else None
+        self.open_per_host[self._host] += 1
+        refusal = self.limits.refusal(
+            self._host, self.open_per_host[self._host], len(self.connections)
+        )
         if refusal is not None:
             self._refuse(refusal)
         else:
@@ -101,6 +107,11 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        left = self.open_per_host[self._host] - 1
+        if left > 0:
+            self.open_per_host[self._host] = left
+        else:
+            del self.open_per_host[self._host]
         super().connection_lost(exc)
 
     def handle_events(self) -> None:
@@ -157,14 +168,10 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def _host(protocol: object) -> str | None:
-    client = getattr(protocol, "client", None)
-    return str(client[0]) if client else None
-
-
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
     """The protocol class uvicorn is given (its ``http``), with *limits*."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+    attributes = {"limits": limits, "open_per_host": Counter()}
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), attributes)
 
 
 class InFlightLimit:
