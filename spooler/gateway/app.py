@@ -24,9 +24,10 @@ anything is written, with a JSON answer and the right code: 400 (malformed, or a
 short), 401 (no or a wrong user or token), 404 (unknown backend or job, or a path with a
 trailing slash: never a redirect), 408 (a body too slow to arrive), 413 (a body or job too
 large), 429 (too many requests, bytes of jobs a second, or waiting jobs), 503 (the
-server's guards: :mod:`.server`). ``post_job``'s body is read flat (:mod:`.envelope`); its quota is counted
-and the job submitted under the user's lock. A status answer is the status file, or the
-store's record while the file lags behind it, so that it is right at every instant.
+server's guards: :mod:`.server`). ``post_job``'s body is read flat (:mod:`.envelope`); its
+quota is counted and the job submitted under the user's lock. A status answer is the status
+file, or the store's record while the file lags behind it, so that it is right at every
+instant.
 
 The gateway only reads the store and the status and result files the daemons write, and
 writes only job files into the dump folder: it runs as its own process, beside them.
