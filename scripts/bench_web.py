@@ -17,19 +17,20 @@ request, as the released client's ``requests.get`` makes them.
    connecting until the whole answer is read, p50 and p99. Baseline in the same run,
    under the same load: a probe that asks the trivial endpoint of the same server
    (``GET /api/v2/backends``: a user checked, no store) at random (Poisson) times,
-   ``--probe-per-s`` on average. Every answer must be 200 with a JSON ``status`` (the backends:
-   a JSON list); the
-   refusals (429 above all) are counted and reported.
-3. Under attack, once the lab has run the jobs: the same N clients poll for three windows of
-   ``--attack-duration-s`` each, and their p99 in each attacked window is the result, as a
-   ratio to the quiet window's (the baseline, measured in between, in the same run):
-   quiet; while ``--idle`` connections that send nothing and ``--slowloris`` connections
-   that send a header line every second are kept open (each reopened when the gateway
-   closes it), from 40 other loopback addresses (a distributed attacker: under the cap per
-   address, so that the idle timeout is what holds); while one user posts jobs of
-   ``--big-job-bytes`` (15 experiments of as many instructions as that takes) back to back.
-   The attackers run in a process of their own, so that their work does not delay this
-   process's clients. Connections the gateway closed are counted.
+   ``--probe-per-s`` on average. Every answer must be 200 with a JSON ``status`` (the
+   backends: a JSON list); the refusals (429 above all) are counted and reported.
+3. Under attack, once the lab has run the jobs: the same N clients poll in windows of
+   ``--attack-duration-s``, three kinds in turn, ``--attack-rounds`` times; their p99 under
+   each attack (pooled over its rounds) is the result, as a ratio to the quiet windows' (the
+   baseline, measured in between, in the same run). The kinds: quiet; while ``--idle``
+   connections that send nothing and ``--slowloris`` connections that send a header line
+   every second are kept open (each reopened when the gateway closes it), from 64 other
+   loopback addresses (a distributed attacker: under the cap per address, so that the idle
+   timeout is what holds); while one user posts jobs of ``--big-job-bytes`` (15 experiments
+   of as many instructions as that takes) back to back, from an address of its own. The
+   attackers run in a process of their own at the lowest priority, on the last CPU with the
+   clients, while the gateway has the others (in every window, the quiet one too): an
+   attacker's machine is not the gateway's. Connections the gateway closed are counted.
 
 The machine is shared: the CPU time other processes used while the polling ran is reported
 as a share of the machine (a warning above 10%: the figures are noise). Everything runs
@@ -80,6 +81,7 @@ FULL = {
     "post_jobs": 100,
     "probe_per_s": 20.0,
     "attack_duration_s": 30.0,
+    "attack_rounds": 2,
     "idle": 1000,
     "slowloris": 500,
     "big_job_bytes": 1_000_000,
@@ -92,11 +94,13 @@ SMOKE = {
     "post_jobs": 4,
     "probe_per_s": 5.0,
     "attack_duration_s": 3.0,
+    "attack_rounds": 1,
     "idle": 20,
     "slowloris": 10,
-    "big_job_bytes": 64_000,
+    "big_job_bytes": 100_000,  # over the instruction limit, as the full size
 }
-ATTACK_ADDRESSES = [f"127.0.1.{i}" for i in range(1, 41)]  # not the clients' 127.0.0.1
+ATTACK_ADDRESSES = [f"127.0.1.{i}" for i in range(1, 65)]  # not the clients' 127.0.0.1
+POSTER_ADDRESS = "127.0.2.1"  # the big jobs' poster: an address of its own, not a proxy's
 POST_CONCURRENCY = 10
 REQUEST_TIMEOUT_S = 30.0
 PROBE_SEED = 20261203
@@ -113,9 +117,12 @@ class Answer:
     latency_s: float
 
 
-async def request(port: int, method: str, path: str, body: bytes | None = None) -> Answer:
+async def request(
+    port: int, method: str, path: str, body: bytes | None = None, source: str | None = None
+) -> Answer:
     started = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    local = None if source is None else (source, 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
     try:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
         if body is not None:
@@ -143,9 +150,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_gateway(lab: Lab) -> Iterator[int]:
-    """``labspool web`` for *lab* on a free port (its log in the lab's folder); its port once
-    it answers, stopped by pid afterwards."""
+def running_gateway(lab: Lab) -> Iterator[tuple[int, int]]:
+    """``labspool web`` for *lab* on a free port (its log in the lab's folder); its port and
+    pid once it answers, stopped by pid afterwards."""
     port = free_port()
     log = (lab.root / "web.log").open("ab")
     command = [sys.executable, "-m", "spooler.cli", "--config", str(lab.settings.path), "web"]
@@ -165,7 +172,7 @@ def running_gateway(lab: Lab) -> Iterator[int]:
 
     try:
         wait_for(answers, 60, "labspool web to listen")
-        yield port
+        yield port, process.pid
     finally:
         stop_process(process, timeout_s=30.0)
 
@@ -280,6 +287,24 @@ async def poll(
 ) -> dict[str, Any]:
     duration_s = args.duration_s if duration_s is None else duration_s
     status, trivial = Series(), Series()
+    await poll_into(status, trivial, port, tokens, posted, args, probe_credentials, duration_s)
+    return {
+        "get_job_status": status.summary(duration_s),
+        "trivial_backends": trivial.summary(duration_s),
+    }
+
+
+async def poll_into(
+    status: Series,
+    trivial: Series,
+    port: int,
+    tokens: dict[str, str],
+    posted: list[tuple[str, str]],
+    args: argparse.Namespace,
+    probe_credentials: tuple[str, str],
+    duration_s: float,
+) -> None:
+    """The clients' and the probe's polling for *duration_s*, into *status* and *trivial*."""
     start = time.perf_counter() + 0.5
     end = start + duration_s
     clients = []
@@ -306,10 +331,6 @@ async def poll(
         trivial,
     )
     await asyncio.gather(*clients, probe)
-    return {
-        "get_job_status": status.summary(duration_s),
-        "trivial_backends": trivial.summary(duration_s),
-    }
 
 
 # -- 3. under attack ------------------------------------------------------------------------
@@ -375,7 +396,9 @@ async def big_poster(
     posted["bytes"] = len(body)
     while True:
         try:
-            answer = await request(port, "POST", "/api/v2/singlequdit/post_job", body)
+            answer = await request(
+                port, "POST", "/api/v2/singlequdit/post_job", body, source=POSTER_ADDRESS
+            )
         except OSError:
             posted["failed"] += 1
             continue
@@ -406,9 +429,14 @@ async def _attack(kind: str, port: int, args: dict[str, Any], duration_s: float)
     return dict(counts)
 
 
-def _attacker_main(kind: str, port: int, args: dict[str, Any], duration_s: float, out: Any) -> None:
+def _attacker_main(
+    kind: str, port: int, args: dict[str, Any], duration_s: float, out: Any, cpus: set[int]
+) -> None:
     import resource
 
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    os.nice(19)  # the clients' CPU comes first
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     out.send(asyncio.run(_attack(kind, port, args, duration_s)))
@@ -416,41 +444,73 @@ def _attacker_main(kind: str, port: int, args: dict[str, Any], duration_s: float
 
 def under_attack(
     port: int,
+    gateway_pid: int,
     tokens: dict[str, str],
     posted: list[tuple[str, str]],
     args: argparse.Namespace,
     probe: tuple[str, str],
     poster: tuple[str, str],
 ) -> dict[str, Any]:
-    """The clients' polling in three windows: quiet, connections held, big jobs posted."""
+    """The clients' polling in windows: quiet, connections held, big jobs posted, in turn,
+    ``--attack-rounds`` times; each kind's answers pooled over its rounds."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    windows: dict[str, Any] = {}
+    kinds = ("quiet", "connections", "big_jobs")
+    pooled = {kind: (Series(), Series()) for kind in kinds}
+    attacks: dict[str, list[dict[str, int]]] = {kind: [] for kind in kinds}
+    # The attacker's machine is not the gateway's: on a machine of 2 CPUs or more, the
+    # gateway runs on all but the last, these clients and the attacker (at the lowest
+    # priority, so that it takes no time the clients want) on the last, in every window.
+    cpus = sorted(os.sched_getaffinity(0))
+    last = {cpus[-1]} if len(cpus) >= 2 else set()
+    gateway_cpus = set(cpus) - last
+    was = os.sched_getaffinity(0), os.sched_getaffinity(gateway_pid)
+    if last:
+        os.sched_setaffinity(0, last)
+        os.sched_setaffinity(gateway_pid, gateway_cpus)
     settle_s = 2.0  # the attack builds up before the clients' window begins
-    for kind in ("quiet", "connections", "big_jobs"):
-        attacker = None
-        if kind != "quiet":
-            receiving, sending = context.Pipe(duplex=False)
-            options = {
-                "idle": args.idle,
-                "slowloris": args.slowloris,
-                "big_job_bytes": args.big_job_bytes,
-                "poster": poster,
-            }
-            attacker = context.Process(
-                target=_attacker_main,
-                args=(kind, port, options, args.attack_duration_s + 2 * settle_s + 1, sending),
-            )
-            attacker.start()
-            time.sleep(settle_s)
-        meter = CpuMeter()
-        window = asyncio.run(poll(port, tokens, posted, args, probe, args.attack_duration_s))
-        window["other_cpu_share"] = meter.other_share()
-        if attacker is not None:
-            window["attack"] = receiving.recv()
-            attacker.join(30)
-        windows[kind] = window
+    options = {
+        "idle": args.idle,
+        "slowloris": args.slowloris,
+        "big_job_bytes": args.big_job_bytes,
+        "poster": poster,
+    }
+    try:
+        for _ in range(args.attack_rounds):
+            for kind in kinds:
+                attacker = receiving = None
+                if kind != "quiet":
+                    receiving, sending = context.Pipe(duplex=False)
+                    lasting_s = args.attack_duration_s + 2 * settle_s + 1
+                    attacker = context.Process(
+                        target=_attacker_main,
+                        args=(kind, port, options, lasting_s, sending, last),
+                    )
+                    attacker.start()
+                    time.sleep(settle_s)
+                status, trivial = pooled[kind]
+                asyncio.run(
+                    poll_into(
+                        status, trivial, port, tokens, posted, args, probe, args.attack_duration_s
+                    )
+                )
+                if attacker is not None and receiving is not None:
+                    attacks[kind].append(receiving.recv())
+                    attacker.join(30)
+    finally:
+        os.sched_setaffinity(0, was[0])
+        os.sched_setaffinity(gateway_pid, was[1])
+    duration_s = args.attack_rounds * args.attack_duration_s
+    windows: dict[str, Any] = {
+        kind: {
+            "get_job_status": pooled[kind][0].summary(duration_s),
+            "trivial_backends": pooled[kind][1].summary(duration_s),
+            "attack": attacks[kind],
+        }
+        for kind in kinds
+    }
+    windows["cpus"] = {"gateway": sorted(gateway_cpus), "clients_and_attacker": sorted(last)}
     return windows
 
 
@@ -466,7 +526,7 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         probe = ("probe", lab.labspool("user", "add", "probe", "--requests-per-s", "1000"))
         probe = (probe[0], probe[1].strip().splitlines()[-1])
         poster = ("poster", lab.labspool("user", "add", "poster").strip().splitlines()[-1])
-        with running_gateway(lab) as port:
+        with running_gateway(lab) as (port, gateway_pid):
             posting = asyncio.run(post_jobs(port, tokens, args.post_jobs))
             posted = posting.pop("posted")
             results["post_job"] = posting
@@ -477,7 +537,7 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             done = sum(1 for _, j in posted if lab.status(j).get("status") == "DONE")
             results["polling"]["jobs_done_meanwhile"] = done
             lab.wait_for_states([j for _, j in posted], ("DONE",), 600)
-            results["attack"] = under_attack(port, tokens, posted, args, probe, poster)
+            results["attack"] = under_attack(port, gateway_pid, tokens, posted, args, probe, poster)
         lab.check_daemons()
     polling = results["polling"]
     status, trivial = polling["get_job_status"], polling["trivial_backends"]
@@ -526,8 +586,8 @@ def report(results: dict[str, Any]) -> None:
     )
     attack, ratios = results["attack"], results["ratios"]
     print(
-        f"under attack ({sizes['clients']} clients every {sizes['interval_s']:g} s, windows of "
-        f"{sizes['attack_duration_s']:g} s):"
+        f"under attack ({sizes['clients']} clients every {sizes['interval_s']:g} s, "
+        f"{sizes['attack_rounds']} windows of {sizes['attack_duration_s']:g} s each):"
     )
     for kind, what in (
         ("quiet", "quiet (the baseline)"),

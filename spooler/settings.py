@@ -296,7 +296,7 @@ class GatewaySettings:
     job_bytes_max: int  # a user's job file, at most; the default: limits.job_file_max_bytes
     # a user's jobs posted, in bytes a second on average (bursts of twice that, and at least
     # one job of job_bytes_max): the spooler's admission work one user can ask for
-    post_bytes_per_s: int = 1 << 20
+    post_bytes_per_s: int = 256 << 10
     # The server's guards (spooler.gateway.server): a connection has this long to send the
     # headers of its next request, from when it opens and after each answer
     idle_timeout_s: float = 5.0

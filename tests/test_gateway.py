@@ -384,25 +384,26 @@ def test_the_backend_list_is_qlueds_a_list_of_configurations(
 
 
 def test_a_body_of_brackets_is_refused_at_its_first_one_at_the_cost_of_a_plain_job(
-    client: TestClient, tokens: dict[str, str], tree: Settings
+    tokens: dict[str, str], tree: Settings
 ) -> None:
-    size = 1_800_000
-    hostile = b'{"job": [' + b"[]," * (size // 3) + b"[]]}"  # no credentials, 1.8 MB
-    plain = json.dumps({"job": "x" * size, "username": "nobody", "token": "t"}).encode()
+    with TestClient(make_app(tree), client=("127.0.0.1", 4000)) as client:  # a proxy
+        size = 1_800_000
+        hostile = b'{"job": [' + b"[]," * (size // 3) + b"[]]}"  # no credentials, 1.8 MB
+        plain = json.dumps({"job": "x" * size, "username": "nobody", "token": "t"}).encode()
 
-    def cost(body: bytes) -> tuple[float, Any]:
-        started = time.process_time()
-        answer = client.post(
-            f"{URL}/post_job", content=body, headers={"content-type": "application/json"}
-        )
-        return time.process_time() - started, answer
+        def cost(body: bytes) -> tuple[float, Any]:
+            started = time.process_time()
+            answer = client.post(
+                f"{URL}/post_job", content=body, headers={"content-type": "application/json"}
+            )
+            return time.process_time() - started, answer
 
-    cost(plain)  # warm
-    plain_s, plain_answer = min((cost(plain) for _ in range(3)), key=lambda c: c[0])
-    hostile_s, hostile_answer = min((cost(hostile) for _ in range(3)), key=lambda c: c[0])
-    assert plain_answer.status_code == 401
-    assert hostile_answer.status_code == 400 and "must be a string" in hostile_answer.text
-    assert hostile_s < 3 * plain_s + 0.02, (hostile_s, plain_s)
+        cost(plain)  # warm
+        plain_s, plain_answer = min((cost(plain) for _ in range(3)), key=lambda c: c[0])
+        hostile_s, hostile_answer = min((cost(hostile) for _ in range(3)), key=lambda c: c[0])
+        assert plain_answer.status_code == 401
+        assert hostile_answer.status_code == 400 and "must be a string" in hostile_answer.text
+        assert hostile_s < 3 * plain_s + 0.02, (hostile_s, plain_s)
     assert dumped(tree) == []
 
 
@@ -435,3 +436,28 @@ def test_a_users_bytes_of_jobs_a_second_are_bounded(
         clock.now += 1.0  # ... and 2,048 more a second
         assert post(client, tokens, "alice", job).status_code == 200
     assert len(dumped(settings)) == 5
+
+
+def test_bodies_from_one_address_are_refused_unread_beyond_its_budget(
+    tree: Settings, tokens: dict[str, str], clock: Clock
+) -> None:
+    settings = replace(tree, gateway=replace(tree.gateway, post_bytes_per_s=1024))
+    headers = {"content-type": "application/json"}
+
+    def posted(client: TestClient) -> list[Any]:
+        return [
+            client.post(
+                f"{URL}/post_job",
+                content=json.dumps({"job": "x" * 5000, **auth(tokens, user)}).encode(),
+                headers=headers,
+            )
+            for user in ("alice", "bob", "root")  # each user within their own budget
+        ]
+
+    # 4 users' worth from one address: 4,096 bytes a second, bursts of 8,192
+    with TestClient(make_app(settings, clock=clock), client=("192.0.2.7", 4000)) as client:
+        answers = posted(client)
+    assert [a.status_code for a in answers] == [200, 429, 429]
+    assert "bytes of bodies a second from 192.0.2.7" in answers[1].json()["error_message"]
+    with TestClient(make_app(settings, clock=clock), client=("127.0.0.1", 4000)) as client:
+        assert [a.status_code for a in posted(client)] == [200, 200, 200], "a proxy's address"

@@ -140,9 +140,12 @@ def test_connections_over_the_cap_of_one_address_get_a_json_503_others_are_serve
     port, tokens = served
     held = [connect(port, "127.0.0.3") for _ in range(PER_CLIENT)]
     try:
+        for sock in held:  # a request begun: handed over at once (no deferred accept)
+            sock.sendall(b"GET / HT")
         # the server sees them before the next one: one answered request proves it
         assert get(port, config_path(tokens), source="127.0.0.4")[0] == 200
         over = connect(port, "127.0.0.3")
+        over.sendall(b"G")
         answer = closed_within(over, 10.0)
         over.close()
         assert answer is not None and answer.startswith(b"HTTP/1.1 503")

@@ -73,6 +73,7 @@ __all__ = ["UserDirectory", "make_app"]
 
 PARAMETER_MAX_CHARS = 256
 BODY_TIMEOUT_S = 10.0
+ADDRESS_USERS = 4  # bodies from one address: as many bytes a second as this many users post
 USES_FLUSH_S = 5.0  # how often the users' last uses are written (user list shows them)
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class Gateway:
         )
         self.limiter = RateLimiter(clock=clock)
         self.byte_limiter = RateLimiter(clock=clock)  # post_job's bytes, per user
+        self.address_limiter = RateLimiter(clock=clock)  # post_job's bodies, per address
         self._quota_locks: dict[str, asyncio.Lock] = {}  # per user: count and submit as one
 
     # -- the requests ----------------------------------------------------------------------
@@ -289,6 +291,20 @@ class Gateway:
             raise Refused(error(400, "a job_id is required", status=status))
         return job_id
 
+    def _address_budget(self, request: Request) -> None:
+        """Bodies announced from one client address (not a proxy's: uvicorn takes a proxied
+        client's from X-Forwarded-For), at most :data:`ADDRESS_USERS` users' worth of
+        ``post_bytes_per_s``: refused before they are read, as the user is known only after
+        (the client's token is inside the body)."""
+        host = request.client.host if request.client else None
+        declared = request.headers.get("content-length", "")
+        if host is None or host in self.settings.gateway.proxy_addresses:
+            return
+        rate = ADDRESS_USERS * self.settings.gateway.post_bytes_per_s
+        cost = int(declared) if declared.isdigit() else 0
+        if not self.address_limiter.allow(host, rate, 2 * rate, cost=cost):
+            raise Refused(error(429, f"more than {rate} bytes of bodies a second from {host}"))
+
     async def _json_body(self, request: Request) -> dict[str, Any]:
         """The body as a flat JSON object (:mod:`.envelope`): at most ``body_max_bytes``,
         arrived within :data:`BODY_TIMEOUT_S`."""
@@ -296,6 +312,7 @@ class Gateway:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
             raise Refused(error(413, f"the body is over {cap} bytes"))
+        self._address_budget(request)
         chunks: list[bytes] = []
         size = 0
 

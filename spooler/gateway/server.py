@@ -7,8 +7,12 @@ answers every request beyond it with a ``503 text/plain`` the client cannot read
 connections were enough to refuse every legitimate poll. So the gateway serves with
 :class:`GuardedH11Protocol` (uvicorn's h11 protocol, passed as its ``http`` class) instead:
 
-- a connection has ``idle_timeout_s`` to send the headers of its next request, from when it
-  opens and after each answer, however it trickles bytes; then it is closed. A request's body
+- a connection that sends nothing is not even handed to uvicorn until its first bytes arrive,
+  or about ``idle_timeout_s`` passed (``TCP_DEFER_ACCEPT``, :func:`defer_accept`);
+- a connection has ``idle_timeout_s`` (between half and all of it, at random, so that
+  connections opened together are not closed together) to send the headers of its next
+  request, from when it opens and after each answer, however it trickles bytes; then it is
+  closed. A request's body
   has its own deadline (:data:`spooler.gateway.app.BODY_TIMEOUT_S`);
 - at most ``connections_per_client_max`` connections are open from one client address (a
   reverse proxy's addresses, ``proxy_addresses``, are not capped: the proxy caps its clients),
@@ -24,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ __all__ = [
     "ConnectionLimits",
     "GuardedH11Protocol",
     "InFlightLimit",
+    "defer_accept",
     "guarded_protocol",
     "serve",
 ]
@@ -144,7 +151,10 @@ class GuardedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         if self._deadline is None and not self.transport.is_closing():
-            self._deadline = self.loop.call_later(self.limits.idle_timeout_s, self._expire)
+            # between half and all of the timeout, at random: connections opened together
+            # (an attacker's) are not all closed, and opened again, in one burst
+            wait_s = self.limits.idle_timeout_s * (0.5 + 0.5 * random.random())
+            self._deadline = self.loop.call_later(wait_s, self._expire)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -236,7 +246,7 @@ def serve(
 
     gateway = settings.gateway
     _allow_open_files(gateway.connections_max + 256)  # and the store, the logs, the folders
-    uvicorn.run(
+    config = uvicorn.Config(
         InFlightLimit(make_app(settings), gateway.requests_in_flight_max),
         host=host,
         port=port,
@@ -249,3 +259,15 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
+    listening = config.bind_socket()  # uvicorn's own, which says where it listens
+    defer_accept(listening, gateway.idle_timeout_s)
+    listening.listen(config.backlog)  # now, as it said so: connections wait for the loop
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def defer_accept(sock: socket.socket, defer_s: float) -> None:
+    """On Linux, ``TCP_DEFER_ACCEPT`` on the listening *sock* (nginx's ``deferred``): the
+    kernel hands a connection over only once its first bytes arrive, or after about
+    *defer_s*; a connection that sends nothing costs the gateway no work meanwhile."""
+    if hasattr(socket, "TCP_DEFER_ACCEPT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, max(1, round(defer_s)))
