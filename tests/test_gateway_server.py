@@ -205,7 +205,10 @@ def test_requests_beyond_the_in_flight_limit_are_answered_503_in_json() -> None:
             async def send(message: Any) -> None:
                 sent.append(message)
 
-            await limited({"type": "http"}, None, send)
+            async def receive() -> Any:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            await limited({"type": "http"}, receive, send)
             return sent[0]["status"], sent[1]["body"]
 
         first = [asyncio.create_task(call()) for _ in range(2)]
