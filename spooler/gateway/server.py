@@ -9,11 +9,10 @@ connections were enough to refuse every legitimate poll. So the gateway serves w
 
 - a connection that sends nothing is not even handed to uvicorn until its first bytes arrive,
   or about ``idle_timeout_s`` passed (``TCP_DEFER_ACCEPT``, :func:`defer_accept`);
-- a connection has ``idle_timeout_s`` (between half and all of it, at random, so that
+- then it has ``idle_timeout_s`` (between half and all of it, at random, so that
   connections opened together are not closed together) to send the headers of its next
   request, from when it opens and after each answer, however it trickles bytes; then it is
-  closed. A request's body
-  has its own deadline (:data:`spooler.gateway.app.BODY_TIMEOUT_S`);
+  closed. A request's body has its own deadline (:data:`spooler.gateway.app.BODY_TIMEOUT_S`);
 - at most ``connections_per_client_max`` connections are open from one client address (a
   reverse proxy's addresses, ``proxy_addresses``, are not capped: the proxy caps its clients),
   and ``connections_max`` in all; a connection over a cap is answered a JSON 503 and closed;
