@@ -253,6 +253,26 @@ class Faults:
         self.recover()
         return "lab recover"
 
+    def clear_until_final(self, ids: list[str], timeout_s: float) -> tuple[float, str]:
+        """The operator once a disk fault is repaired: clears what BLACS needs, and again if
+        it stops again (its failing shot may still have been in flight at the repair, as
+        happened in CI), until every job of *ids* ends. Seconds taken, and what was done."""
+        start = time.monotonic()
+        actions: list[str] = []
+        while True:
+            action = self.clear_blacs_pause()
+            if action != "nothing" or not actions:
+                actions.append(action)
+            left = timeout_s - (time.monotonic() - start)
+            try:
+                self.wait_final(ids, max(1.0, min(20.0, left)))
+            except AssertionError as exc:
+                if time.monotonic() - start >= timeout_s:
+                    jobs = {j: self.lab.status(j).get("detail", "")[-300:] for j in ids}
+                    raise AssertionError(f"{exc}: {self.lab_status()}, {jobs}") from None
+                continue
+            return time.monotonic() - start, " then ".join(actions)
+
     def note(self, fault: str, **figures: float | int | str) -> None:
         self.figures[fault] = figures
         print(f"\n[labfaults] {fault}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
@@ -406,8 +426,7 @@ def disk_fault(faults: Faults, name: str, break_it: Callable[[], Callable[[], No
     finally:
         repair()
     faults.wait_health(lambda h: not shot_folder_bad(h), 30, "the shot folder repaired")
-    action = faults.clear_blacs_pause()
-    done = faults.wait_final(ids, DONE_S)
+    done, action = faults.clear_until_final(ids, DONE_S)
     faults.audit(ids)
     faults.note(name, detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action)
 
