@@ -267,6 +267,21 @@ def _admit_cpu_s(spooler: Spooler, settings: Settings, name: str, data: bytes) -
     return time.process_time() - start
 
 
+def _admissions(
+    settings: Settings, data: bytes, runs: int, prefix: str, ending: JobState
+) -> list[float]:
+    """The spooler's CPU time admitting *data* *runs* times; each must end *ending*."""
+    spooler = Spooler(settings)
+    try:
+        spooler.start()
+        samples = [_admit_cpu_s(spooler, settings, f"{prefix}{i}.json", data) for i in range(runs)]
+        states = {r.state for r in spooler.jobs.read.jobs()}
+    finally:
+        spooler.close()
+    assert states == {ending}, states
+    return samples
+
+
 def at_limits(root: Path, runs: int) -> dict[str, Any]:
     machines: dict[str, Any] = {}
     for name, backend in sorted(BACKENDS.items()):
@@ -276,14 +291,7 @@ def at_limits(root: Path, runs: int) -> dict[str, Any]:
         for _ in range(runs):
             json.loads(data)
         baseline_s = (time.process_time() - start) / runs
-        spooler = Spooler(settings)
-        try:
-            spooler.start()
-            samples = [_admit_cpu_s(spooler, settings, f"at{i}.json", data) for i in range(runs)]
-            states = {r.state for r in spooler.jobs.read.jobs()}
-        finally:
-            spooler.close()
-        assert states == {JobState.QUEUED}, states
+        samples = _admissions(settings, data, runs, "at", JobState.QUEUED)
         machines[name] = {
             "bytes": len(data),
             "instructions": backend.max_experiments * backend.max_instructions,
@@ -308,14 +316,7 @@ def at_limits(root: Path, runs: int) -> dict[str, Any]:
         },
         separators=(",", ":"),
     ).encode()
-    spooler = Spooler(settings)
-    try:
-        spooler.start()
-        refused = [_admit_cpu_s(spooler, settings, f"big{i}.json", issue_job) for i in range(runs)]
-        states = {r.state for r in spooler.jobs.read.jobs()}
-    finally:
-        spooler.close()
-    assert states == {JobState.ERROR}, states
+    refused = _admissions(settings, issue_job, runs, "big", JobState.ERROR)
     return {
         "machines": machines,
         "refused_1mb": {

@@ -336,19 +336,22 @@ async def poll_into(
 # -- 3. under attack ------------------------------------------------------------------------
 
 
-async def _connect(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+async def _connect(
+    port: int, source: str, counts: Counter[str]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from *source*, tried again a moment later until one is made."""
+    while True:
+        try:
+            return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        except OSError:
+            counts["connect failed"] += 1
+            await asyncio.sleep(0.1)
 
 
 async def idle_connection(port: int, source: str, closed: Counter[str]) -> None:
     """A connection that sends nothing, opened again each time the gateway closes it."""
     while True:
-        try:
-            reader, writer = await _connect(port, source)
-        except OSError:
-            closed["connect failed"] += 1
-            await asyncio.sleep(0.1)
-            continue
+        reader, writer = await _connect(port, source, closed)
         await reader.read()  # until the gateway closes it
         closed["idle"] += 1
         writer.close()
@@ -357,12 +360,7 @@ async def idle_connection(port: int, source: str, closed: Counter[str]) -> None:
 async def slowloris_connection(port: int, source: str, closed: Counter[str]) -> None:
     """A request whose head never ends: a header line every second."""
     while True:
-        try:
-            reader, writer = await _connect(port, source)
-        except OSError:
-            closed["connect failed"] += 1
-            await asyncio.sleep(0.1)
-            continue
+        reader, writer = await _connect(port, source, closed)
         try:
             writer.write(b"GET /api/v2/singlequdit/get_config HTTP/1.1\r\nHost: x\r\n")
             while not reader.at_eof():

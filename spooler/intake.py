@@ -118,7 +118,6 @@ class DumpFolder:
         self._queues: dict[str, list[Candidate]] = {}  # submitter -> heap of its files
         self._turns: dict[str, int] = {}  # submitter -> the turn it was last served
         self._turn = 0
-        self._waiting = 0
         self._indexed: set[str] = set()
         self._hints: set[str] = set()
         self._hint_overflow = False
@@ -166,13 +165,11 @@ class DumpFolder:
             heapq.heapify(queue)
         self._queues = queues
         self._turns = {s: turn for s, turn in self._turns.items() if s in queues}
-        self._waiting = len(candidates)
         self._indexed = {c.name for c in candidates}
 
     def _add(self, candidate: Candidate) -> None:
         heapq.heappush(self._queues.setdefault(self._submitter(candidate.name), []), candidate)
         self._indexed.add(candidate.name)
-        self._waiting += 1
 
     def merge_hints(self) -> bool:
         """Add hinted files to the index; False when the hints overflowed (rescan instead)."""
@@ -188,7 +185,7 @@ class DumpFolder:
         return True
 
     def __len__(self) -> int:
-        return self._waiting
+        return len(self._indexed)
 
     def take(self, limit: int, *, max_bytes: int | None = None) -> list[Candidate]:
         """Up to *limit* indexed files (not yet claimed), in turns: each turn the oldest file
@@ -209,7 +206,6 @@ class DumpFolder:
             queue = self._queues[submitter]
             heapq.heappop(queue)
             self._indexed.discard(head.name)
-            self._waiting -= 1
             taken.append(head)
             size += head.size
             self._turn += 1

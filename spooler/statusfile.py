@@ -25,7 +25,7 @@ from .fsutil import Batch
 from .store import JobRecord, Reader
 from .timestamps import iso_time
 
-__all__ = ["StatusFiles", "iso_time", "status_document"]
+__all__ = ["StatusFiles", "iso_time", "status_document", "status_fields"]
 
 
 def status_document(
@@ -44,6 +44,20 @@ def status_document(
     estimate = estimates.get(record.job_id, Estimate())
     history = reader.history(record.job_id)
     return {
+        **status_fields(record, positions.get(record.job_id), estimate, now),
+        "history": [
+            {"attempt": t.attempt, "status": t.to_state.value, "at": iso_time(t.at), "note": t.note}
+            for t in history
+        ],
+    }
+
+
+def status_fields(
+    record: JobRecord, position: int | None, estimate: Estimate, now: float
+) -> dict[str, Any]:
+    """A status document without its history: what the record, the job's place in the
+    queue and its estimate say."""
+    return {
         "job_id": record.job_id,
         "status": record.state.value,
         "detail": record.detail,
@@ -52,7 +66,7 @@ def status_document(
         "backend": record.backend,
         "user": record.submitter,
         "submitted_as": record.source_name,
-        "queue_position": positions.get(record.job_id),
+        "queue_position": position,
         "experiments": record.experiments,
         "shots_requested": record.shots_requested,
         "shots_expected": record.shots_expected,
@@ -64,10 +78,6 @@ def status_document(
         "estimated_at": iso_time(now),
         "created_at": iso_time(record.created_at),
         "updated_at": iso_time(record.updated_at),
-        "history": [
-            {"attempt": t.attempt, "status": t.to_state.value, "at": iso_time(t.at), "note": t.note}
-            for t in history
-        ],
     }
 
 

@@ -352,7 +352,7 @@ class Reader:
 
     def active_counts(self, submitter: str | None = None) -> dict[tuple[JobState, str | None], int]:
         """The jobs INITIALIZING, QUEUED or RUNNING per (state, submitter): everybody's, or
-        only those of *submitter* (then through the index jobs_by_submitter: what it costs
+        only those of *submitter* (then through the index jobs_by_state_submitter: what it costs
         does not grow with the others' jobs)."""
         sql = (
             "SELECT state, submitter, COUNT(*) FROM jobs "
@@ -364,26 +364,17 @@ class Reader:
             rows = self._db.execute(f"{sql} AND submitter = ? GROUP BY state", (submitter,))
         return {(JobState(state), user): int(count) for state, user, count in rows}
 
-    def queue_page(self, offset: int, limit: int, submitter: str | None = None) -> list[JobRecord]:
-        """At most *limit* QUEUED jobs (everybody's, or *submitter*'s) in the order they will
-        run, from the *offset*-th (0: the first)."""
-        where = "state = 'QUEUED'" + ("" if submitter is None else " AND submitter = ?")
-        rows = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY queue_key, seq "
-            "LIMIT ? OFFSET ?",
-            (*(() if submitter is None else (submitter,)), int(limit), int(offset)),
-        )
-        return [JobRecord.from_row(r) for r in rows]
-
-    def initializing_page(
-        self, offset: int, limit: int, submitter: str | None = None
+    def jobs_page(
+        self, state: JobState, offset: int, limit: int, submitter: str | None = None
     ) -> list[JobRecord]:
-        """At most *limit* INITIALIZING jobs (everybody's, or *submitter*'s) in the order they
-        came, from the *offset*-th."""
-        where = "state = 'INITIALIZING'" + ("" if submitter is None else " AND submitter = ?")
+        """At most *limit* jobs in *state* (everybody's, or *submitter*'s) from the
+        *offset*-th (0: the first): QUEUED ones in the order they will run, others in the
+        order they came."""
+        order = "queue_key, seq" if state is JobState.QUEUED else "seq"
+        where = "state = ?" + ("" if submitter is None else " AND submitter = ?")
         rows = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
-            (*(() if submitter is None else (submitter,)), int(limit), int(offset)),
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            (state.value, *(() if submitter is None else (submitter,)), int(limit), int(offset)),
         )
         return [JobRecord.from_row(r) for r in rows]
 

@@ -43,11 +43,6 @@ def tokens(tree: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def client(tree: Settings, tokens: dict[str, str], clock: Clock) -> Iterator[TestClient]:
     with TestClient(make_app(tree, clock=clock)) as test_client:
         yield test_client

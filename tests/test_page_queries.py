@@ -20,11 +20,6 @@ BACKEND = "singlequdit"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def store(tmp_path: Path, clock: Clock) -> JobStore:
     return JobStore(tmp_path / "db", clock=clock)
 
@@ -121,12 +116,13 @@ def test_counts_and_pages_of_the_active_jobs(store: JobStore, clock: Clock) -> N
     }
     assert read.active_counts("alice") == {(JobState.QUEUED, "alice"): 2}
     assert read.active_counts("nobody") == {}
-    ids = [r.job_id for r in read.queue_page(0, 100)]
+    ids = [r.job_id for r in read.jobs_page(JobState.QUEUED, 0, 100)]
     assert ids == ["first", "q0", "q1", "q2", "q3", "q4"] == [r.job_id for r in read.queue()]
-    assert [r.job_id for r in read.queue_page(2, 3)] == ["q1", "q2", "q3"]
-    assert [r.job_id for r in read.queue_page(1, 5, "bob")] == ["q1", "q4"]
-    assert [r.job_id for r in read.initializing_page(0, 5, "bob")] == ["new"]
-    assert read.initializing_page(0, 5, "alice") == read.initializing_page(1, 5) == []
+    assert [r.job_id for r in read.jobs_page(JobState.QUEUED, 2, 3)] == ["q1", "q2", "q3"]
+    assert [r.job_id for r in read.jobs_page(JobState.QUEUED, 1, 5, "bob")] == ["q1", "q4"]
+    assert [r.job_id for r in read.jobs_page(JobState.INITIALIZING, 0, 5, "bob")] == ["new"]
+    initializing = JobState.INITIALIZING
+    assert read.jobs_page(initializing, 0, 5, "alice") == read.jobs_page(initializing, 1, 5) == []
 
 
 @pytest.mark.parametrize("chunk", [200, 2])

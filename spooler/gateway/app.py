@@ -380,9 +380,10 @@ class Gateway:
         pending = self._pending_files(user)
         return len(pending | self.store.read.waiting_job_ids(user, WAITING))
 
-    def _record(self, caller: User, job_id: str) -> JobRecord | None:
+    def _record(self, caller: User, job_id: str, status: str) -> JobRecord | None:
         """The job's record as *caller* may see it; None for a job that is not in the store.
-        Raises 404 for another user's job, and for a job neither in the store nor posted."""
+        Raises 404 (answered with *status*) for another user's job, and for a job neither
+        in the store nor posted."""
         record = self.store.read.get(job_id)
         if record is None:
             user = "*" if caller.operator else caller.name
@@ -390,16 +391,14 @@ class Gateway:
                 return None  # posted: INITIALIZING
             record = self.store.read.get(job_id)  # taken in while the folders were looked at
         if record is None or not caller.sees(record.submitter):
-            raise Refused(error(404, f"no job {job_id}", job_id=job_id))  # another's: the same
+            unknown = error(404, f"no job {job_id}", job_id=job_id, status=status)
+            raise Refused(unknown)  # another user's job: answered the same
         return record
 
     def _status(self, caller: User, job_id: str, *, status: str = "ERROR") -> dict[str, Any]:
         """The job's status: its status file, unless that lags behind the store (a job just
         refused, before its file is written), then the store's record, reason included."""
-        try:
-            record = self._record(caller, job_id)
-        except Refused:
-            raise Refused(error(404, f"no job {job_id}", job_id=job_id, status=status)) from None
+        record = self._record(caller, job_id, status)
         if record is None:
             return job_answer(job_id, "INITIALIZING", "Got your json.")
         path = self.settings.folders.status / f"{job_id}.json"

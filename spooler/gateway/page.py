@@ -52,7 +52,7 @@ from ..health import read_health
 from ..pause import read_pause
 from ..settings import Settings
 from ..states import JobState
-from ..statusfile import status_document
+from ..statusfile import status_document, status_fields
 from ..statusview import machine_document
 from ..store import JobRecord, JobStore, QueuePlace, Reader
 from ..timestamps import iso_time
@@ -146,7 +146,7 @@ class LivePage:
             records = active + _finished(reader, user, FINISHED_SHOWN)
             places = reader.queue_places(r.job_id for r in active if r.state is JobState.QUEUED)
             estimates = estimate_shown(reader, now, records, places)
-            jobs = [_row(r, places, estimates) for r in records]
+            jobs = [_row(r, places, estimates, now) for r in records]
             pause = read_pause(reader)
             errors = _finished(reader, user, ERRORS_SHOWN, JobState.ERROR)
             machine = machine_document(read_health(reader, now))
@@ -280,10 +280,8 @@ def _active(
         if state is JobState.RUNNING:
             running = [r for r in reader.running() if user is None or r.submitter == user]
             shown += running[skip : skip + wanted]
-        elif state is JobState.QUEUED:
-            shown += reader.queue_page(skip, wanted, user)
         else:
-            shown += reader.initializing_page(skip, wanted, user)
+            shown += reader.jobs_page(state, skip, wanted, user)
         skip = 0
     return shown
 
@@ -356,32 +354,38 @@ def _short(value: Any, chars: int = 2000) -> str | None:
     return None if value is None else str(value)[:chars]
 
 
+_ROW_KEYS = (
+    "job_id",
+    "status",
+    "user",
+    "queue_position",
+    "attempt",
+    "experiments",
+    "shots_requested",
+    "shots_expected",
+    "shots_done",
+    "elapsed_s",
+    "estimated_start",
+    "estimated_finish",
+    "error_message",
+    "updated_at",
+)
+
+
 def _row(
-    record: JobRecord, places: Mapping[str, QueuePlace], estimates: Mapping[str, Estimate]
+    record: JobRecord,
+    places: Mapping[str, QueuePlace],
+    estimates: Mapping[str, Estimate],
+    now: float,
 ) -> dict[str, Any]:
     """What the queue's table shows of a job: these fields of its status document
-    (:func:`spooler.statusfile.status_document`, without its history: not shown here), and
-    the last note of its detail ("Waiting for the machine: ...", "queued", ...)."""
-    estimate = estimates.get(record.job_id, Estimate())
+    (:func:`spooler.statusfile.status_fields`; its history is not shown here), and the last
+    note of its detail ("Waiting for the machine: ...", "queued", ...)."""
     place = places.get(record.job_id)
+    position = None if place is None else place.position
+    fields = status_fields(record, position, estimates.get(record.job_id, Estimate()), now)
     notes = record.notes
-    return {
-        "job_id": record.job_id,
-        "status": record.state.value,
-        "user": record.submitter,
-        "queue_position": None if place is None else place.position,
-        "attempt": record.attempt,
-        "experiments": record.experiments,
-        "shots_requested": record.shots_requested,
-        "shots_expected": record.shots_expected,
-        "shots_done": record.shots_done,
-        "elapsed_s": None if estimate.elapsed_s is None else round(estimate.elapsed_s, 3),
-        "estimated_start": iso_time(estimate.start),
-        "estimated_finish": iso_time(estimate.finish),
-        "error_message": record.error_message if record.error_message else "None",
-        "updated_at": iso_time(record.updated_at),
-        "note": notes[-1] if notes else "",
-    }
+    return {**{key: fields[key] for key in _ROW_KEYS}, "note": notes[-1] if notes else ""}
 
 
 def _experiment_summary(experiment: Any) -> dict[str, Any]:

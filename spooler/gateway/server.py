@@ -58,8 +58,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def busy_body(message: str) -> bytes:
-    """The JSON of a 503: the client's protocol, ``status`` first (spooler.gateway.answers)."""
+def refusal_body(message: str) -> bytes:
+    """The JSON of a refusal (400, 503): the client's protocol (spooler.gateway.answers)."""
     return json.dumps(job_answer(None, "ERROR", f"Refused: {message}", message)).encode()
 
 
@@ -133,7 +133,7 @@ class GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """A request h11 cannot read (uvicorn has logged one line): answered in JSON, not in
         uvicorn's text/plain, and closed."""
-        body = json.dumps(job_answer(None, "ERROR", f"Refused: {msg}", msg)).encode()
+        body = refusal_body(msg)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -168,7 +168,7 @@ class GuardedH11Protocol(H11Protocol):
     def _refuse(self, reason: str) -> None:
         """A JSON 503 before any request (h11 cannot answer before one), then closed."""
         log.warning("a connection refused: %s", reason)
-        body = busy_body(reason)
+        body = refusal_body(reason)
         head = (
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
@@ -197,7 +197,7 @@ class InFlightLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            body = busy_body(f"more than {self.limit} requests at once; try again")
+            body = refusal_body(f"more than {self.limit} requests at once; try again")
             headers = [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
