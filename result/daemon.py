@@ -341,9 +341,13 @@ class ResultDaemon(WatchingDaemon):
             if claim is not None:
                 unread[claim.path.name] = claim.path
         new: list[tuple[Path, Address]] = []
+        done_before: list[str] = []  # archived or given up before a crash: only to be filed
         for path in unread.values():
-            if Ledger.get(self.jobs.read, path.name) is not None:
+            row = Ledger.get(self.jobs.read, path.name)
+            if row is not None:
                 self._waiting[path.name] = path
+                if row.state in ("archived", "quarantined"):
+                    done_before.append(path.name)
                 continue
             try:
                 new.append((path, self._read(path)))
@@ -365,10 +369,13 @@ class ResultDaemon(WatchingDaemon):
                     self._count_made(tx, job_id, attempt)
             for path, _ in new:
                 self._waiting[path.name] = path
-        for name, path in list(self._waiting.items()):
-            if self._room() <= 0:
+        # what a crash left done is finished first and needs no room: before the job's end
+        # is checked this pass, so a job never ends with a local copy still to remove
+        first = set(done_before)
+        for name in done_before + [n for n in self._waiting if n not in first]:
+            if self._room() <= 0 and name not in first:
                 break
-            del self._waiting[name]
+            path = self._waiting.pop(name)
             try:
                 self._start(path)
             except StoreUnavailable:

@@ -125,7 +125,7 @@ def test_a_failing_camera_pauses_blacs_and_recover_lifts_the_pause(
     assert json.loads(said)["restarted"] == [] and not json.loads(said)["unpaused"]
 
 
-def test_a_killed_blacs_comes_back_as_another_instance_with_an_empty_queue(
+def test_a_killed_blacs_comes_back_as_another_instance_and_its_lost_queue_is_made_again(
     lab: VirtualLab, tmp_path: Path
 ) -> None:
     config = str(lab.config)
@@ -142,9 +142,14 @@ def test_a_killed_blacs_comes_back_as_another_instance_with_an_empty_queue(
     new_pid = json.loads((lab.root / "lab" / "processes.json").read_text())["blacs"]
     assert new_pid != old_pid and process_alive(new_pid)
     after = BlacsControl(lab.settings.folders.control).report()
-    assert after.instance != before.instance
-    assert after.queued == 0 and after.head is None and not after.paused
+    assert after.instance != before.instance and not after.paused
     assert after.devices_in_error == ()
+    # the old queue is gone; what the new BLACS may hold already is the spooler's recovery
+    # (spooler.recovery) making the lost shots again, in a folder of its own
+    assert not set(after.queued_folders) & set(before.queued_folders), after
+    assert all(Path(f).name.startswith("recovery-") for f in after.queued_folders), after
+    addresses = lab.wait_for_addresses("held", 6, timeout_s=120)  # the camera works again
+    assert sorted(a["shot_index"] for a in addresses) == list(range(6))
     said = labspool(lab, "--config", config, "lab", "recover")
     assert said == "nothing was in error; the queue was not paused\n"
 

@@ -279,3 +279,56 @@ def test_every_shot_made_is_received_at_once_whatever_the_executors_room(
         pass
     assert len(started) == 1, "one task in flight"
     assert daemon.jobs.read.require("slow").shots_made == shots, "every shot received"
+
+
+def test_a_shot_archived_before_a_crash_is_tidied_first_whatever_the_executors_room(
+    tree: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between the ledger's 'archived' and the removal of the local copy: at the next
+    start that shot needs no room in the executor, and it is tidied before the job's end is
+    checked, so a job never ends DONE with a local copy of a shot still there."""
+    from result.ledger import Ledger
+
+    shots = 5
+    running_job(tree, "crash", {"experiment_0": shots}, at=1.7e9)
+    folder = tree.folders.shot_folder("crash", 1, "experiment_0")
+    folder.mkdir(parents=True)
+    daemon = ResultDaemon(tree)  # (its ledger made)
+    try:
+        with daemon.jobs.change() as tx:
+            for i in range(shots):
+                shot = folder / f"s_{i:02d}.h5"
+                shot.write_bytes(b"")
+                name = f"crash__experiment_0__{i:05d}.json"
+                record = {"shot": str(shot), "job_id": "crash", "experiment": "experiment_0"}
+                (tree.folders.result_claimed / name).write_text(
+                    json.dumps({**record, "shot_index": i, "attempt": 1})
+                )
+                Ledger.claim(
+                    tx, name, job_id="crash", attempt=1, experiment="experiment_0",
+                    shot_index=i, local_path=str(shot),
+                )  # fmt: skip
+            # the last one (last in the folder's order) was archived, then the daemon killed
+            Ledger.archived(
+                tx, name, sds_path=str(tree.folders.sds / "s_04.h5"), size=0, sha256="0" * 64,
+                frame=b"", memory=None, error=None, routines=None,
+            )  # fmt: skip
+        started: list[str] = []
+        monkeypatch.setattr(daemon, "executor_capacity", lambda: 1)
+        real_start = daemon._start
+
+        def start(path: Path) -> None:
+            if path.name == name:
+                real_start(path)
+                return
+            started.append(path.name)
+            daemon._flights[path.name] = None  # type: ignore[assignment]  # never back
+
+        monkeypatch.setattr(daemon, "_start", start)
+        daemon._pass(look=True)
+        assert len(started) == 1, "one task in flight: the executor is full"
+        assert not (folder / "s_04.h5").exists(), "the archived shot's local copy is removed"
+        assert (tree.folders.processed / name).exists(), "and its address filed"
+        assert not (tree.folders.result_claimed / name).exists()
+    finally:
+        daemon.close()
