@@ -32,16 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from spooler.errors import JobRejected, LabspoolError
-from spooler.fsutil import read_regular_file
-from spooler.headless import headless
-from spooler.jobid import is_valid_job_id
-from spooler.names import escaped
-from spooler.settings import Folders, GlobalNames
-from spooler.store import Reader
-from spooler.strictjson import describe_value, loads_strict
-
-from .archive import StoreUnavailable, is_transient
+from result.archive import StoreUnavailable, is_transient
+from spooler.core.errors import JobRejected, LabspoolError
+from spooler.core.fsutil import read_regular_file
+from spooler.core.headless import headless
+from spooler.core.jobid import is_valid_job_id
+from spooler.core.names import escaped
+from spooler.core.settings import Folders, GlobalNames
+from spooler.core.store import Reader
+from spooler.core.strictjson import describe_value, loads_strict
 
 __all__ = ["Address", "BadAddress", "DamagedShot", "check_shot", "read_address"]
 

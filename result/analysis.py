@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spooler.errors import ConfigError, LabspoolError
-from spooler.headless import headless
-
-from .archive import StoreUnavailable, is_transient
+from result.archive import StoreUnavailable, is_transient
+from spooler.core.errors import ConfigError, LabspoolError
+from spooler.core.headless import headless
 
 __all__ = ["AnalysisError", "Routine", "analyse", "load_routines"]
 

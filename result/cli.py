@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from spooler.errors import LabspoolError
-from spooler.logs import setup_logging
-from spooler.serve import serve
-from spooler.settings import ENV_VAR, Settings, find_config, load_settings
+from spooler.core.errors import LabspoolError
+from spooler.core.logs import setup_logging
+from spooler.core.serve import serve
+from spooler.core.settings import ENV_VAR, Settings, find_config, load_settings
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.log_level, journal="JOURNAL_STREAM" in os.environ)
         if args.command == "reprocess":
             return _reprocess(settings, args)
-        from .daemon import ResultDaemon
+        from result.daemon import ResultDaemon
 
         daemon = ResultDaemon(settings)
     except LabspoolError as exc:
@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
-    from .archive import StoreUnavailable
-    from .reprocess import Reprocessor, progress_printer
+    from result.archive import StoreUnavailable
+    from result.reprocess import Reprocessor, progress_printer
 
     routines = tuple(args.routine) if args.routine else None
     reprocessor = Reprocessor(settings, routines=routines, force=args.force)

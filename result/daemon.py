@@ -20,7 +20,7 @@ run them; the ledger, the CSVs and the result JSON are in shot order.
 
 No single shot stops the daemon. A shot on which a process died (the daemon itself with
 ``inline``, a worker with ``processes``: the pool knows which shot its worker had) is
-counted (:class:`spooler.items.DeathCounter`) and, after ``limits.item_deaths_max``,
+counted (:class:`spooler.core.items.DeathCounter`) and, after ``limits.item_deaths_max``,
 quarantined; with ``inline`` a shot on which the daemon died is analysed next in a process of
 its own, where its crash is seen for what it is. A store that is unreachable or full (or
 analysis workers that cannot start) makes the daemon wait and retry with back-off, keeping
@@ -37,26 +37,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from spooler.backends import get_backend
-from spooler.fsutil import fsync_dir, is_environment_error
-from spooler.items import DeathCounter, Quarantine, describe_exception
-from spooler.lab.profile import activate_if_set
-from spooler.logs import for_job
-from spooler.names import escaped
-from spooler.settings import Folders, Settings
-from spooler.states import JobState
-from spooler.store import Transaction
-from spooler.watching import WatchingDaemon
-
-from . import task as tasks
-from .addresses import Address, BadAddress, read_address
-from .analysis import load_routines
-from .archive import StoreUnavailable, place
-from .executors import Executor, Finished, IsolatedExecutor, WorkersUnavailable, make_executor
-from .finishing import JobFinisher
-from .killlock import release_leaked
-from .ledger import Ledger, ShotRow
-from .task import ShotOutcome, ShotTask, work_copies
+from result import task as tasks
+from result.addresses import Address, BadAddress, read_address
+from result.analysis import load_routines
+from result.archive import StoreUnavailable, place
+from result.executors import Executor, Finished, IsolatedExecutor, WorkersUnavailable, make_executor
+from result.finishing import JobFinisher
+from result.killlock import release_leaked
+from result.ledger import Ledger, ShotRow
+from result.task import ShotOutcome, ShotTask, work_copies
+from spooler.core.backends import get_backend
+from spooler.core.errors import describe_exception
+from spooler.core.fsutil import fsync_dir, is_environment_error
+from spooler.core.items import DeathCounter, Quarantine
+from spooler.core.labprofile import activate_if_set
+from spooler.core.logs import for_job
+from spooler.core.names import escaped
+from spooler.core.settings import Folders, Settings
+from spooler.core.states import JobState
+from spooler.core.store import Transaction
+from spooler.core.watching import WatchingDaemon
 
 __all__ = ["BadAddress", "ResultDaemon"]
 

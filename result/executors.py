@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spooler.items import describe_exception
-from spooler.settings import ExecutorSettings
-
-from .archive import StoreUnavailable
-from .pool import WorkerPool
-from .task import ShotOutcome, ShotTask, run_shot, warm_up
+from result.archive import StoreUnavailable
+from result.pool import WorkerPool
+from result.task import ShotOutcome, ShotTask, run_shot, warm_up
+from spooler.core.errors import describe_exception
+from spooler.core.settings import ExecutorSettings
 
 __all__ = [
     "DaskExecutor",

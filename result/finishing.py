@@ -5,7 +5,7 @@ shot archived or given up) means its CSVs, the multi-shot routines' files
 (:mod:`result.multishot`) and the result JSON, then ``DONE``, or ``ERROR`` if shots were
 given up; no new shot for ``result.shots_timeout_s`` (counted from the
 machine's last shot of any job: a job engaged ahead waits behind the others' shots; and only
-while the machine is operational, from when it was last back: :mod:`spooler.monitor`) means
+while the machine is operational, from when it was last back: :mod:`spooler.pipeline.monitor`) means
 ``ERROR`` with what is missing. The outputs are built from the ledger alone, in shot order,
 so it does not matter in which order the shots were analysed, nor where.
 """
@@ -19,18 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from spooler.backends import Backend
-from spooler.fsutil import clear_stale_temps
-from spooler.items import describe_exception
-from spooler.jobs import Jobs
-from spooler.logs import for_job
-from spooler.settings import Settings
-from spooler.states import JobState
-from spooler.store import JobRecord
-
-from .archive import StoreUnavailable
-from .ledger import Ledger, ShotRow
-from .multishot import (
+from result.archive import StoreUnavailable
+from result.ledger import Ledger, ShotRow
+from result.multishot import (
     Artefacts,
     MultishotInput,
     experiment_order,
@@ -38,7 +29,15 @@ from .multishot import (
     load_multishot,
     run_multishot,
 )
-from .outputs import experiment_frame, result_document, write_csv, write_result
+from result.outputs import experiment_frame, result_document, write_csv, write_result
+from spooler.core.backends import Backend
+from spooler.core.errors import describe_exception
+from spooler.core.fsutil import clear_stale_temps
+from spooler.core.jobs import Jobs
+from spooler.core.logs import for_job
+from spooler.core.settings import Settings
+from spooler.core.states import JobState
+from spooler.core.store import JobRecord
 
 __all__ = ["JobFinisher", "Outputs"]
 
@@ -114,7 +113,7 @@ class JobFinisher:
         engaged = max(e.engaged_at or 0.0 for e in experiments)
         health = self.jobs.read.health()
         if health is not None and not health.operational:
-            return  # the machine's fault, not the job's: it waits (spooler.monitor)
+            return  # the machine's fault, not the job's: it waits (spooler.pipeline.monitor)
         # only time the machine was operational counts (since it came back, if it was down)
         healthy_since = 0.0 if health is None else health.since
         quiet_s = self.wall_clock() - max(last or 0.0, engaged, healthy_since)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from spooler.store import JobStore, Reader
+from spooler.core.store import JobStore, Reader
 
 __all__ = ["Ledger", "ShotRow"]
 

@@ -22,7 +22,7 @@ The input (:class:`MultishotInput`) carries
   measured): the ``memory`` column of the frames, taken from the ledger.
 
 The routine returns file name to content (``bytes``). Each file is written atomically and
-durably (:func:`spooler.fsutil.write_atomic`) into the job's store folder
+durably (:func:`spooler.core.fsutil.write_atomic`) into the job's store folder
 ``sds/<job_id>/``, beside the CSVs, and named in the result JSON's ``header``::
 
     "artefacts": {"<job_id>.png": "/mnt/sds/<job_id>/<job_id>.png"},
@@ -51,12 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spooler.errors import LabspoolError
-from spooler.fsutil import fsync_dir, is_ignored_name, write_atomic
-from spooler.items import describe_exception
-from spooler.logs import for_job
-
-from .analysis import Routine, load_routines
+from result.analysis import Routine, load_routines
+from spooler.core.errors import LabspoolError, describe_exception
+from spooler.core.fsutil import fsync_dir, is_ignored_name, write_atomic
+from spooler.core.logs import for_job
 
 __all__ = [
     "SETTING",

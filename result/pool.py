@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from spooler.items import describe_exception
+from spooler.core.errors import describe_exception
 
 __all__ = ["Done", "WorkerPool"]
 

@@ -32,23 +32,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from spooler.backends import get_backend
-from spooler.errors import LabspoolError
-from spooler.fsutil import exclusive_lock, fsync_dir
-from spooler.jobs import Jobs
-from spooler.lab.profile import activate_if_set
-from spooler.logs import for_job
-from spooler.settings import Settings
-from spooler.states import FINISHED, JobState
-
-from . import task as tasks
-from .analysis import load_routines
-from .archive import place
-from .executors import Executor, Finished, make_executor
-from .finishing import JobFinisher
-from .ledger import Ledger, ShotRow
-from .multishot import load_multishot
-from .task import ShotOutcome, ShotTask, routines_version, work_copies
+from result import task as tasks
+from result.analysis import load_routines
+from result.archive import place
+from result.executors import Executor, Finished, make_executor
+from result.finishing import JobFinisher
+from result.ledger import Ledger, ShotRow
+from result.multishot import load_multishot
+from result.task import ShotOutcome, ShotTask, routines_version, work_copies
+from spooler.core.backends import get_backend
+from spooler.core.errors import LabspoolError
+from spooler.core.fsutil import exclusive_lock, fsync_dir
+from spooler.core.jobs import Jobs
+from spooler.core.labprofile import activate_if_set
+from spooler.core.logs import for_job
+from spooler.core.settings import Settings
+from spooler.core.states import FINISHED, JobState
 
 __all__ = ["Progress", "Report", "Reprocessor", "progress_printer"]
 

@@ -39,11 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spooler.settings import GlobalNames
-
-from .addresses import Address, BadAddress, DamagedShot, check_shot
-from .analysis import AnalysisError, Routine, analyse, load_routines
-from .archive import StoreUnavailable, checksum, flush_file, is_transient
+from result.addresses import Address, BadAddress, DamagedShot, check_shot
+from result.analysis import AnalysisError, Routine, analyse, load_routines
+from result.archive import StoreUnavailable, checksum, flush_file, is_transient
+from spooler.core.settings import GlobalNames
 
 __all__ = [
     "ShotOutcome",
@@ -133,9 +132,8 @@ def warm_up() -> None:
     import importlib
     import warnings
 
-    from spooler.headless import headless
-
-    from . import locklease
+    from result import locklease
+    from spooler.core.headless import headless
 
     with warnings.catch_warnings():
         # lyse 3.3 warns that a Run outside its GUI ("standalone") is deprecated; it is the

@@ -75,8 +75,8 @@ from typing import Any
 
 from benchkit import finish, parse_sized
 
-from spooler.lab.profile import stop_process
-from spooler.settings import Settings, load_settings
+from spooler.core.labprofile import stop_process
+from spooler.core.settings import Settings, load_settings
 
 FULL = {"jobs": 8, "shots": 8, "single_jobs": 8, "turnaround_jobs": 5}
 SMOKE = {"jobs": 2, "shots": 2, "single_jobs": 2, "turnaround_jobs": 1}

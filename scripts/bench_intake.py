@@ -42,11 +42,11 @@ from benchkit import finish, parse_sized
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from spooler.backends import BACKENDS, Backend, Gate
-from spooler.cli import main as labspool
-from spooler.daemon import Spooler
-from spooler.settings import Settings, load_settings
-from spooler.states import JobState
+from spooler.cli.main import main as labspool
+from spooler.core.backends import BACKENDS, Backend, Gate
+from spooler.core.settings import Settings, load_settings
+from spooler.core.states import JobState
+from spooler.pipeline.daemon import Spooler
 
 FULL = {"jobs": 10_000, "latency_jobs": 300, "limit_runs": 10}
 SMOKE = {"jobs": 200, "latency_jobs": 20, "limit_runs": 2}

@@ -35,9 +35,9 @@ from typing import Any
 
 from benchkit import finish, parse_sized
 
-from spooler.lab.profile import Ports, activate, start_zlock, stop_process, write_profile
-from spooler.scaffold import write_tree
-from spooler.settings import ExecutorSettings, Settings, load_settings
+from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
+from spooler.core.scaffold import write_tree
+from spooler.core.settings import ExecutorSettings, Settings, load_settings
 
 FULL = {"shots": 200, "shot_mb": 1.0, "big_job": 500}
 SMOKE = {"shots": 10, "shot_mb": 1.0, "big_job": 20}
@@ -107,8 +107,8 @@ def make_shots(settings: Settings, job_id: str, count: int, shot_mb: float) -> l
 
 
 def running_job(settings: Settings, job_id: str, shots: int) -> None:
-    from spooler.jobs import Jobs
-    from spooler.states import JobState
+    from spooler.core.jobs import Jobs
+    from spooler.core.states import JobState
 
     jobs = Jobs(settings.folders)
     try:

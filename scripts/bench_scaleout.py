@@ -49,9 +49,9 @@ import bench_routines
 from bench_result import make_shots, running_job
 from benchkit import finish, parse_sized
 
-from spooler.lab.profile import Ports, activate, start_zlock, stop_process, write_profile
-from spooler.scaffold import write_tree
-from spooler.settings import ExecutorSettings, Settings, load_settings
+from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
+from spooler.core.scaffold import write_tree
+from spooler.core.settings import ExecutorSettings, Settings, load_settings
 
 FULL = {"shots": 200, "burn_iterations": bench_routines.ITERATIONS}
 SMOKE = {"shots": 8, "burn_iterations": 20_000}

@@ -8,7 +8,7 @@ request, as the released client's ``requests.get`` makes them.
 
 1. ``post_job``: P one-shot jobs posted by U users (``labspool user add``), C requests at
    a time; jobs posted per second. Baseline in the same run: the same number of jobs put
-   into a scratch tree's dump folder by ``spooler.submission.submit_job`` in this process
+   into a scratch tree's dump folder by ``spooler.core.submission.submit_job`` in this process
    (the atomic, durable submission post_job goes through, without HTTP).
 2. Polling: N simulated clients, each following one of the posted jobs with
    ``get_job_status`` every ``--interval-s`` (5 s, the client's own interval: N / 5
@@ -68,10 +68,10 @@ from urllib.parse import urlencode
 from bench_dutycycle import OTHER_CPU_WARN, CpuMeter, Lab, isolate, job, running_lab, wait_for
 from benchkit import add_sizes, finish, parse_sized
 
-from spooler.lab.profile import stop_process
-from spooler.scaffold import write_tree
-from spooler.settings import load_settings
-from spooler.submission import submit_job
+from spooler.core.labprofile import stop_process
+from spooler.core.scaffold import write_tree
+from spooler.core.settings import load_settings
+from spooler.core.submission import submit_job
 
 FULL = {
     "clients": 1000,

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from spooler.cli import main
-from spooler.daemon import Spooler
-from spooler.health import Reason, encode_reasons
-from spooler.settings import Settings, load_settings
-from spooler.states import JobState
-from spooler.store import JobStore
+from spooler.cli.main import main
+from spooler.core.health import Reason, encode_reasons
+from spooler.core.settings import Settings, load_settings
+from spooler.core.states import JobState
+from spooler.core.store import JobStore
+from spooler.pipeline.daemon import Spooler
 from tests.fakes import Clock, RecordingLab
 
 Job = dict[str, Any]
@@ -64,8 +64,8 @@ def make_tree(tmp_path: Path) -> Callable[[str], Settings]:
 def add_users(settings: Settings, users: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Gateway users of *settings*' tree, each with the keywords of ``Users.add``
     (``operator``, limits); their tokens by name."""
-    from spooler.store import JobStore
-    from spooler.users import Users
+    from spooler.core.store import JobStore
+    from spooler.gateway.users import Users
 
     store = JobStore(settings.folders.database)
     try:
@@ -84,7 +84,7 @@ def record_job(
 ) -> None:
     """A job in *settings*' store (2 experiments, 10 shots), through the job model, taken
     through *states*; one that ends ERROR says "the atoms were lost"."""
-    from spooler.jobs import Jobs
+    from spooler.core.jobs import Jobs
 
     jobs = Jobs(settings.folders)
     name = f"file_{job_id}-{user}.json" if user else f"{job_id}.json"

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spooler.errors import LabRejected, LabUnavailable
-from spooler.health import BlacsReport
+from spooler.core.errors import LabRejected, LabUnavailable
+from spooler.core.health import BlacsReport
 from spooler.lab import LabObservation, Withdrawal
 
 

@@ -20,7 +20,7 @@ import pytest
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from spooler.settings import Settings, load_settings
+from spooler.core.settings import Settings, load_settings
 
 # find_spec, not import: importing the suite here would start servers in the test process.
 needs_suite = pytest.mark.skipif(
@@ -43,7 +43,7 @@ def cli(
 
 def in_lab(root: Path, code: str) -> subprocess.CompletedProcess[str]:
     """Run Python *code* in a child process with the lab's labscript profile."""
-    from spooler.lab.virtual import lab_environment
+    from spooler.virtual.lab import lab_environment
 
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -97,7 +97,7 @@ def lab_role(root: Path, action: str, role: str) -> subprocess.CompletedProcess[
     """Stop or start one program of the lab (in a child: it needs the lab's profile)."""
     return in_lab(
         root,
-        f"from pathlib import Path\nfrom spooler.lab.virtual import {action}_role\n"
+        f"from pathlib import Path\nfrom spooler.virtual.lab import {action}_role\n"
         f"{action}_role(Path({str(root)!r}), {role!r})\n",
     )
 

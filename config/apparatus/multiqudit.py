@@ -2,12 +2,13 @@
 
 Up to four wires, each a large spin of the atoms ``load`` puts there, coupled by ``rlzlz``
 and ``rlxly`` on adjacent wires; the state is evolved exactly on the product space of the
-loaded wires (spooler.lab.spins, through spooler.lab.machines). ``measure`` on a wire has the
+loaded wires (spooler.virtual.spins, through spooler.virtual.machines). ``measure`` on a wire has
+the
 camera leave one cloud per measured wire in the shot, in the order of the ``measure``
 instructions, at ``/images/top/fluorescence/atoms``; result.routines.spins reads them back.
 
 The virtual machine's limit: the product of (atoms + 1) over the loaded wires is at most
-spooler.lab.spins.STATES_MAX (65536) states; the spooler refuses a larger job before it runs
+spooler.virtual.spins.STATES_MAX (65536) states; the spooler refuses a larger job before it runs
 (``limits.exact_states_max``, which ``labspool lab up`` sets). A real machine has no such limit.
 
 labspool appends one call per instruction, ``apparatus.<gate>([wires], [parameters])``, and
@@ -16,7 +17,7 @@ finally ``apparatus.finish()``.
 
 from labscript import start
 
-from spooler.lab.machines import SpinMachine, dummy_devices
+from spooler.virtual.machines import SpinMachine, dummy_devices
 
 devices = dummy_devices()
 start()

@@ -3,7 +3,7 @@
 The model: five wires, each an independent large spin of ATOMS_PER_WIRE atoms, all in the
 lower state when the shot starts (the machine loads its sodium-lithium mixture itself: there
 is no ``load`` gate); ``rLx``, ``rLz`` and ``rLz2`` rotate one wire's spin exactly as
-singlequdit's ``rlx``, ``rlz``, ``rlz2`` do (spooler.lab.spins); nothing couples the wires, so
+singlequdit's ``rlx``, ``rlz``, ``rlz2`` do (spooler.virtual.spins); nothing couples the wires, so
 each is evolved on its own. ``measure`` on a wire has the camera leave one cloud per measured
 wire, in the order of the ``measure`` instructions, at ``/images/top/fluorescence/atoms``;
 result.routines.spins reads them back.
@@ -14,7 +14,7 @@ finally ``apparatus.finish()``.
 
 from labscript import start
 
-from spooler.lab.machines import SpinMachine, dummy_devices
+from spooler.virtual.machines import SpinMachine, dummy_devices
 
 ATOMS_PER_WIRE = 20
 

@@ -4,7 +4,7 @@ labspool renders an experiment file by appending to this header one call per ins
 of a job, ``apparatus.<gate>([wires], [parameters])``, and finally ``apparatus.finish()``.
 The connection table below is what BLACS runs with; the gate methods turn each gate into
 timed outputs of the dummy devices and, for the virtual machine, evolve the atoms' state
-exactly (spooler.lab.physics). ``measure`` makes the camera function run at the end of the
+exactly (spooler.virtual.physics). ``measure`` makes the camera function run at the end of the
 shot inside BLACS: it draws the number of atoms in the upper state from the exact
 distribution and leaves an image with that many atoms' worth of signal in the shot file,
 at ``/images/top/fluorescence/atoms``, where lyse's ``Run.get_image`` finds it.
@@ -20,7 +20,7 @@ from labscript_devices.DummyIntermediateDevice import DummyIntermediateDevice
 from labscript_devices.DummyPseudoclock.labscript_devices import DummyPseudoclock
 from labscript_devices.FunctionRunner.labscript_devices import FunctionRunner
 
-from spooler.lab.physics import LargeSpin
+from spooler.virtual.physics import LargeSpin
 
 DummyPseudoclock(name="pseudoclock")
 DummyIntermediateDevice(name="intermediate_device", parent_device=pseudoclock.clockline)
@@ -43,7 +43,7 @@ def take_image(shot_context, t, probabilities, seed, signal_per_atom, noise, pix
     import numpy as np
 
     try:
-        from spooler.lab.camera import raise_injected_fault
+        from spooler.virtual.camera import raise_injected_fault
     except ImportError:  # a BLACS without labspool: no faults on demand
         pass
     else:

@@ -1,6 +1,6 @@
 """Analysis of the virtual fermions machine: each measured mode's spot on the tweezer image.
 
-The camera (spooler.lab.camera.tweezer_spots) leaves a spin-resolved image of the array: a
+The camera (spooler.virtual.camera.tweezer_spots) leaves a spin-resolved image of the array: a
 row per spin state (up, down), a column per site, ``spot_pixels`` square, a fermion's spot
 holding ``signal_per_atom`` counts plus noise. A mode (wire ``2 i + s``: site ``i``, spin
 ``s``) is occupied when its spot holds more than half a fermion's light. The shot's ``memory``
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .images import read_image
+from result.routines.images import read_image
 
 __all__ = ["read_tweezers"]
 

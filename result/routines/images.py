@@ -1,6 +1,6 @@
 """The camera image of a virtual machine's shot, or a clear error where it should be.
 
-The apparatus leaves its image at ``/images/top/fluorescence/atoms`` (spooler.lab.camera),
+The apparatus leaves its image at ``/images/top/fluorescence/atoms`` (spooler.virtual.camera),
 where lyse's ``Run.get_image`` finds it, with its layout in the dataset's attributes. A shot
 without ``measure`` has no image (its memory entry is empty); a shot that measured (its camera
 function is in the FunctionRunner's table, the list of what BLACS ran) but has no image is an

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .images import read_image
+from result.routines.images import read_image
 
 __all__ = ["count_atoms"]
 

@@ -1,6 +1,6 @@
 """Analysis of the virtual multi-wire spin machines (multiqudit, nali): one cloud per wire.
 
-The camera (spooler.lab.camera.spin_clouds) leaves the measured wires' clouds side by side,
+The camera (spooler.virtual.camera.spin_clouds) leaves the measured wires' clouds side by side,
 ``cloud_pixels`` wide each, in the order of the ``measure`` instructions (attribute
 ``wires``), with ``signal_per_atom`` counts per atom in the upper state plus noise. Each
 cloud's sum divided by that, rounded, is the wire's count. The shot's ``memory`` entry is
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .images import read_image
+from result.routines.images import read_image
 
 __all__ = ["count_clouds"]
 

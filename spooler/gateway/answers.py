@@ -20,9 +20,9 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from ..fsutil import read_regular_file
-from ..health import Health
-from ..timestamps import iso_time
+from spooler.core.fsutil import read_regular_file
+from spooler.core.health import Health
+from spooler.core.timestamps import iso_time
 
 __all__ = [
     "RESULT_MAX_BYTES",

@@ -5,10 +5,10 @@ Routes (``<backend>`` is the tree's backend; any other name is answered 404):
 - ``GET /api/v2/backends``: qlued's shape, a JSON list of the served backends' configurations
   (one: what ``get_config`` answers), with the credentials of ``get_config``;
 - ``GET /api/v2/<backend>/get_config``: the configuration the client builds its backend from
-  (:func:`spooler.clientconfig.client_configuration`);
+  (:func:`spooler.gateway.clientconfig.client_configuration`);
 - ``POST /api/v2/<backend>/post_job``: a JSON body ``{"job": "<the job as a JSON string>",
   "username": U, "token": T}``; the job goes into the dump folder through the same atomic
-  submission as ``labspool submit`` (:mod:`spooler.submission`), named
+  submission as ``labspool submit`` (:mod:`spooler.core.submission`), named
   ``file_<id>-<user>.json`` so that the spooler records its user; the id is the gateway's;
 - ``GET /api/v2/<backend>/get_backend_status``: the machine's health as the ecosystem's
   servers answer it (:func:`.answers.backend_status`): operational or not, why, the jobs
@@ -51,23 +51,23 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..backends import get_backend
-from ..clientconfig import client_configuration
-from ..errors import JobRejected, LabspoolError
-from ..fsutil import read_regular_file
-from ..health import read_health
-from ..jobid import JOB_ID_PATTERN, new_job_id, parse_job_file_name
-from ..notify import Notifier
-from ..settings import Settings
-from ..states import JobState
-from ..store import JobRecord, JobStore
-from ..strictjson import loads_strict
-from ..submission import JobIdTaken, submit_job
-from ..users import User, Users
-from .answers import Refused, backend_status, error, job_answer, read_result
-from .envelope import EnvelopeError, read_flat_object
-from .page import LivePage
-from .ratelimit import RateLimiter
+from spooler.core.backends import get_backend
+from spooler.core.errors import JobRejected, LabspoolError
+from spooler.core.fsutil import read_regular_file
+from spooler.core.health import read_health
+from spooler.core.jobid import JOB_ID_PATTERN, new_job_id, parse_job_file_name
+from spooler.core.notify import Notifier
+from spooler.core.settings import Settings
+from spooler.core.states import JobState
+from spooler.core.store import JobRecord, JobStore
+from spooler.core.strictjson import loads_strict
+from spooler.core.submission import JobIdTaken, submit_job
+from spooler.gateway.answers import Refused, backend_status, error, job_answer, read_result
+from spooler.gateway.clientconfig import client_configuration
+from spooler.gateway.envelope import EnvelopeError, read_flat_object
+from spooler.gateway.page import LivePage
+from spooler.gateway.ratelimit import RateLimiter
+from spooler.gateway.users import User, Users
 
 __all__ = ["UserDirectory", "make_app"]
 
@@ -214,7 +214,7 @@ class Gateway:
         return JSONResponse(state)
 
     async def metrics(self, request: Request) -> Response:
-        """``GET /metrics``: the labspool metrics for Prometheus (:mod:`spooler.metrics`).
+        """``GET /metrics``: the labspool metrics for Prometheus (:mod:`spooler.core.metrics`).
 
         Unauthenticated, by choice: Prometheus scrapes without the users' tokens, and the
         numbers name no user and no job. The gateway listens on localhost; a reverse proxy
@@ -222,7 +222,7 @@ class Gateway:
         from prometheus_client import CONTENT_TYPE_LATEST
         from starlette.concurrency import run_in_threadpool
 
-        from ..metrics import Metrics
+        from spooler.core.metrics import Metrics
 
         if not hasattr(self, "_metrics"):  # its own store connection, opened at the 1st scrape
             self._metrics = Metrics(self.settings)
@@ -231,7 +231,7 @@ class Gateway:
 
     async def flush_uses(self) -> None:
         """Write the users' last uses noted since the last flush, in a worker thread (each
-        at most once a minute per user: :meth:`spooler.users.Users.record_use`)."""
+        at most once a minute per user: :meth:`spooler.gateway.users.Users.record_use`)."""
         pending, self._uses = self._uses, {}
         if pending:
             await asyncio.to_thread(self._write_uses, pending)

@@ -6,7 +6,8 @@ It is therefore read as a *flat* object only: every value a string, number, ``tr
 ``false`` or ``null``, each parsed on its own by Python's C decoder (``raw_decode``). A body
 of nested brackets is refused at its first bracket, one of more than :data:`KEYS_MAX` keys at
 the next key, and a body of any size costs one pass in C, about what a plain job of its size
-costs (``tests/test_gateway.py`` compares them), where a full parse of 1.8 MB of ``[[],[],...]``
+costs (``tests/gateway/test_gateway.py`` compares them), where a full parse of 1.8 MB of
+``[[],[],...]``
 took 170 ms and the strict job reader's checks on it 850 ms. The job string itself is not
 parsed here: the spooler reads it, as any job file.
 """

@@ -20,7 +20,7 @@ endpoints, each answered from the job store at the moment of asking:
   and the last :data:`QUARANTINED_SHOWN` items the daemons gave up (the quarantine's
   reasons); for a user the same of their own jobs (no quarantine: its items are anybody's).
   What a poll costs grows with the jobs shown, not with the queue: only the shown jobs are
-  read and estimated (:func:`spooler.estimates.estimate_shown`), a user's through the
+  read and estimated (:func:`spooler.core.estimates.estimate_shown`), a user's through the
   index on their name (one with no jobs pays the same behind 3,000 queued jobs as behind
   30), and the queue ahead of a job is counted by SQL, never read;
 - ``GET /ui/jobs/<job_id>``: the job's status document (detail, history), a summary of
@@ -45,19 +45,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import LabspoolError
-from ..estimates import Estimate, estimate_shown
-from ..fsutil import read_regular_file
-from ..health import read_health
-from ..pause import read_pause
-from ..settings import Settings
-from ..states import JobState
-from ..statusfile import status_document, status_fields
-from ..statusview import machine_document
-from ..store import JobRecord, JobStore, QueuePlace, Reader
-from ..timestamps import iso_time
-from ..users import User
-from .answers import Refused, error, read_result
+from spooler.core.errors import LabspoolError
+from spooler.core.estimates import Estimate, estimate_shown
+from spooler.core.fsutil import read_regular_file
+from spooler.core.health import read_health
+from spooler.core.pause import read_pause
+from spooler.core.settings import Settings
+from spooler.core.states import JobState
+from spooler.core.statusfile import status_document, status_fields
+from spooler.core.statusview import machine_document
+from spooler.core.store import JobRecord, JobStore, QueuePlace, Reader
+from spooler.core.timestamps import iso_time
+from spooler.gateway.answers import Refused, error, read_result
+from spooler.gateway.users import User
 
 __all__ = ["STATIC", "LivePage"]
 
@@ -379,7 +379,7 @@ def _row(
     now: float,
 ) -> dict[str, Any]:
     """What the queue's table shows of a job: these fields of its status document
-    (:func:`spooler.statusfile.status_fields`; its history is not shown here), and the last
+    (:func:`spooler.core.statusfile.status_fields`; its history is not shown here), and the last
     note of its detail ("Waiting for the machine: ...", "queued", ...)."""
     place = places.get(record.job_id)
     position = None if place is None else place.position

@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..settings import GatewaySettings, Settings
-from .answers import job_answer
+from spooler.core.settings import GatewaySettings, Settings
+from spooler.gateway.answers import job_answer
 
 __all__ = [
     "ConnectionLimits",
@@ -241,7 +241,7 @@ def serve(
     """Serve the gateway of *settings* on *host*:*port* until SIGTERM or SIGINT."""
     import uvicorn
 
-    from .app import make_app
+    from spooler.gateway.app import make_app
 
     gateway = settings.gateway
     _allow_open_files(gateway.connections_max + 256)  # and the store, the logs, the folders

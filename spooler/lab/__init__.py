@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigError, LabUnavailable
-from ..health import BlacsReport
-from ..settings import Settings
-from .blacs import BlacsControl, Withdrawal
+from spooler.core.errors import ConfigError, LabUnavailable
+from spooler.core.health import BlacsReport
+from spooler.core.settings import Settings
+from spooler.lab.blacs import BlacsControl, Withdrawal
 
 __all__ = ["Lab", "LabObservation", "NoLab", "Withdrawal", "make_lab"]
 
@@ -99,10 +99,10 @@ def make_lab(settings: Settings) -> Lab:
         return NoLab(settings.path)
     if settings.lab.kind == "runmanager":
         if settings.lab.labscript_profile is not None:
-            from .profile import activate
+            from spooler.core.labprofile import activate
 
             activate(settings.lab.labscript_profile)
-        from .runmanager import RunmanagerLab
+        from spooler.lab.runmanager import RunmanagerLab
 
         return RunmanagerLab(
             settings.lab.runmanager, settings.lab.globals, BlacsControl(settings.folders.control)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LabUnavailable
-from ..fsutil import write_atomic
-from ..health import BlacsReport
+from spooler.core.errors import LabUnavailable
+from spooler.core.fsutil import write_atomic
+from spooler.core.health import BlacsReport
 
 __all__ = ["RECOVER_TIMEOUT_S", "BlacsControl", "Withdrawal"]
 

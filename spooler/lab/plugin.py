@@ -11,7 +11,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from ..errors import LabspoolError
+from spooler.core.errors import LabspoolError
 
 __all__ = ["PLUGIN_NAME", "configure_labconfig", "install_plugin", "labconfig_lines"]
 

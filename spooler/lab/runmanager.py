@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import LabRejected, LabUnavailable
-from ..settings import GlobalNames, RunmanagerSettings
-from . import LabObservation
-from .blacs import BlacsControl, Withdrawal
+from spooler.core.errors import LabRejected, LabUnavailable
+from spooler.core.settings import GlobalNames, RunmanagerSettings
+from spooler.lab import LabObservation
+from spooler.lab.blacs import BlacsControl, Withdrawal
 
 __all__ = ["PROBE_TIMEOUT_S", "RunmanagerLab"]
 

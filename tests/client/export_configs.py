@@ -1,8 +1,9 @@
 """Write the configurations labspool serves the qiskit-cold-atom client, one per backend.
 
 Runs in labspool's venv: ``python tests/client/export_configs.py`` writes
-``tests/client/configs/<backend>.json`` (:func:`spooler.clientconfig.client_configuration`),
-which ``make_jobs.py`` reads in the client's venv. ``tests/test_clientconfig.py`` checks that
+``tests/client/configs/<backend>.json`` (:func:`spooler.gateway.clientconfig.client_configuration`),
+which ``make_jobs.py`` reads in the client's venv. ``tests/gateway/test_clientconfig.py`` checks
+that
 the files are up to date.
 """
 
@@ -14,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spooler.backends import BACKENDS
-from spooler.clientconfig import client_configuration
+from spooler.core.backends import BACKENDS
+from spooler.gateway.clientconfig import client_configuration
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 

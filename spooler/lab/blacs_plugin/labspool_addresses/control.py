@@ -25,7 +25,7 @@ before the queue is touched): BLACS saves its queue when it closes and restores 
 starts, before the plugins, so a plugin started again sweeps the restored queue of the
 withdrawn shots and goes on refusing them.
 
-``hello`` answers the plugin's report of BLACS (what :class:`spooler.health.BlacsReport`
+``hello`` answers the plugin's report of BLACS (what :class:`spooler.core.health.BlacsReport`
 parses): ``instance`` (changes whenever BLACS starts again), ``paused``, ``status`` (the queue's
 status text), ``queued``, ``queued_folders``, ``head``, ``running``, ``running_since`` and
 ``devices_in_error`` (``[{"name", "message"}]``, the message as plain text).

@@ -1,0 +1,9 @@
+"""``labspool``: the command line (``main``) and the systemd units (``services``).
+
+It may import every other part of the spooler; nothing imports it."""
+
+from __future__ import annotations
+
+from spooler.cli.main import main
+
+__all__ = ["main"]

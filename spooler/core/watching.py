@@ -1,0 +1,178 @@
+"""What both daemons are: one process per tree, the job store, one watched folder, one loop.
+
+A daemon takes its tree's lock (a second one on the same tree is refused), opens the job
+store, and indexes a folder whose files it claims by rename (the spooler's dump folder, the
+result daemon's address folder). :meth:`WatchingDaemon.run` watches that folder and makes
+passes until :meth:`WatchingDaemon.request_stop` (from another thread, or a signal handler:
+it only sets two events). Between passes it sleeps on an event that the folder watcher and
+the stop request set, at most as long as the daemon's timers allow. With a notifier
+(systemd), READY=1 follows once the folder is watched, WATCHDOG=1 pings while the observer
+threads live, and STOPPING=1 precedes the return.
+
+The daemon says what a pass is (:meth:`WatchingDaemon._pass`: True while there is more to do
+at once) and how long it may sleep (:meth:`WatchingDaemon._sleep_s`).
+
+No single item stops the daemon (:mod:`spooler.core.items`): each daemon gives up an item on which
+it meets an unexpected exception. A pass that fails all the same (a full disk, a bug outside
+any item) is logged with its traceback and tried again after a pause that doubles from
+``PASS_RETRY_S`` up to ``PASS_RETRY_MAX_S``; the loop, its systemd watchdog pings and its
+stop request go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from spooler.core.fsutil import clear_stale_temps, exclusive_lock
+from spooler.core.intake import DumpFolder, DumpWatcher
+from spooler.core.jobs import Jobs
+from spooler.core.notify import Heartbeat, Notifier
+from spooler.core.settings import Folders, Settings
+
+__all__ = ["WatchingDaemon"]
+
+log = logging.getLogger(__name__)
+
+PASS_RETRY_S = 1.0
+PASS_RETRY_MAX_S = 60.0
+
+
+class WatchingDaemon:
+    name = "daemon"  # in the lock's refusal and the log
+    lock = "daemon.lock"  # in the state folder
+    watching = "files"  # what the folder brings, for the log
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        exclusive: bool = True,
+    ) -> None:
+        """*exclusive* False: without the tree's lock (a helper process of a daemon that
+        holds it, which waits for the helper)."""
+        self.settings = settings
+        self.clock = clock
+        self.wall_clock = wall_clock
+        settings.folders.create()
+        folder, claimed = self.watched_folders(settings.folders)
+        self._lock_fd = (
+            exclusive_lock(settings.folders.state / self.lock, self.name) if exclusive else None
+        )
+        try:
+            claimed.mkdir(exist_ok=True)
+            if exclusive:
+                self._clear_stale_temps(settings.folders)
+            self.jobs = Jobs(settings.folders, clock=wall_clock)
+            if exclusive:  # status files a kill left behind their jobs' changes
+                self.jobs.publish_unpublished()
+        except BaseException:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+            raise
+        self.watched = DumpFolder(folder, claimed, clock=clock)
+        self.watcher: DumpWatcher | None = None
+        self._stop = threading.Event()
+        self._next_rescan = float("-inf")
+
+    @staticmethod
+    def _clear_stale_temps(folders: Folders) -> None:
+        """Temporary files of writes a kill cut short (status files, results, rendered jobs,
+        the spooler's or the plugin's): removed if their process is gone."""
+        removed = sum(
+            clear_stale_temps(folder, depth=1 if folder in (folders.jobs, folders.control) else 0)
+            for folder in (
+                folders.status,
+                folders.results,
+                folders.jobs,
+                folders.rejected,
+                folders.staging,
+                folders.addresses,
+                folders.processed,
+                folders.quarantine,
+                folders.control,
+            )
+        )
+        if removed:
+            log.info("removed %d temporary file(s) left by killed processes", removed)
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self.jobs.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the current pass (safe from a signal handler)."""
+        self._stop.set()
+        self.watched.wake.set()
+
+    def watcher_alive(self) -> bool:
+        return self.watcher is not None and self.watcher.alive()
+
+    def run(
+        self, *, on_ready: Callable[[], None] | None = None, notifier: Notifier | None = None
+    ) -> None:
+        """Run until :meth:`request_stop`; *on_ready* is called once the folder is watched."""
+        notifier = notifier or Notifier(None)
+        heartbeat = Heartbeat(notifier, self.watcher_alive, self.clock)
+        intake = self.settings.intake
+        polling = intake.observer == "polling"
+        self.watcher = DumpWatcher(
+            self.watched, polling=polling, polling_interval_s=intake.polling_interval_s
+        )
+        self.watcher.start()
+        self._prepare()
+        if on_ready is not None:
+            on_ready()
+        notifier.ready(f"watching {self.watched.folder}")
+        log.info("%s: watching %s for %s", self.name, self.watched.folder, self.watching)
+        look = False
+        retry_s = PASS_RETRY_S
+        while not self._stop.is_set():
+            heartbeat.beat()
+            # Cleared before the pass, not after: a file that arrives during the pass must
+            # wake the sleep below (cleared after, it waited for the next rescan).
+            self.watched.wake.clear()
+            try:
+                more = self._pass(look)
+            except Exception:
+                log.exception("%s: a pass failed; trying again in %.0f s", self.name, retry_s)
+                self._stop.wait(min(retry_s, heartbeat.seconds_left()))
+                retry_s = min(2 * retry_s, PASS_RETRY_MAX_S)
+                look = True
+                continue
+            retry_s = PASS_RETRY_S
+            if more:
+                look = False
+                continue
+            if self._stop.is_set():
+                break
+            sleep_s = min(self._sleep_s(), heartbeat.seconds_left())
+            look = self.watched.idle(sleep_s, polling=polling)
+        notifier.stopping()
+        log.info("%s: stopping, the current pass is finished", self.name)
+
+    @staticmethod
+    def watched_folders(folders: Folders) -> tuple[Path, Path]:
+        """The folder watched, and where its files go when claimed."""
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """What to do once the folder is watched, before the daemon says it is ready."""
+
+    def _pass(self, look: bool) -> bool:
+        """One pass; True when there is more to do at once. *look*: list the folder now
+        (events may have been held back)."""
+        raise NotImplementedError
+
+    def _sleep_s(self) -> float:
+        """How long the loop may sleep when nothing wakes it."""
+        raise NotImplementedError
