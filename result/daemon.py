@@ -772,7 +772,7 @@ class ResultDaemon(WatchingDaemon):
     def _target(self, row: ShotRow) -> Path:
         job = row.job_id or "unattributed"
         experiment = row.experiment or "unknown"
-        return self.settings.folders.sds / job / experiment / Path(row.local_path).name
+        return self.settings.folders.stored_shot(job, experiment, Path(row.local_path).name)
 
     def _file_addresses(self, paths: list[Path], suffix: str = "") -> None:
         """Address files of finished shots to ``processed`` (two folder syncs in all)."""

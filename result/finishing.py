@@ -172,7 +172,7 @@ class JobFinisher:
         names those files), from the ledger's archived rows."""
         experiments = self.jobs.read.experiments(job.job_id, job.attempt)
         archived = [r for r in rows if r.state == "archived"]
-        store = self.settings.folders.sds / job.job_id
+        store = self.settings.folders.stored_job(job.job_id)
         clear_stale_temps(store)  # of a CSV or a routine's file whose writing a kill cut short
         frames: dict[str, Any] = {}
         memory: dict[str, list[str]] = {}

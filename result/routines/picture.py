@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from spooler.core.names import picture_name
+
 if TYPE_CHECKING:
     from result.multishot import MultishotInput
 
@@ -62,7 +64,7 @@ _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
 
 def draw_job(job: MultishotInput) -> dict[str, bytes]:
     """The job's picture: ``{"<job_id>.png": PNG bytes}``."""
-    return {f"{job.job_id}.png": render(job)}
+    return {picture_name(job.job_id): render(job)}
 
 
 def parse_memory(entry: str) -> list[float]:

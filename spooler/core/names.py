@@ -47,3 +47,8 @@ def plain_name(name: str, *, prefix: str = "unsafe-name") -> str:
     """A daemon-made plain name for *name* (the same one for the same bytes)."""
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:20]
     return f"{prefix}.{digest}"
+
+
+def picture_name(job_id: str) -> str:
+    """The file name of a job's picture (``result.routines.picture``) in its store folder."""
+    return f"{job_id}.png"

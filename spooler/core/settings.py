@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from spooler.core.errors import ConfigError
+from spooler.core.names import picture_name
 from spooler.core.resources import schema_path
 
 __all__ = [
@@ -104,6 +105,19 @@ class Folders:
         if len(parts) >= 3 and parts[1].startswith("attempt-") and parts[1][8:].isdigit():
             return parts[0], int(parts[1][8:])
         return (parts[0], 1) if len(parts) >= 2 else None
+
+    def stored_job(self, job_id: str) -> Path:
+        """The job's folder on the store (SDS): a folder of shots per experiment, the CSVs,
+        the multi-shot routines' files (the picture: :meth:`picture`)."""
+        return self.sds / job_id
+
+    def stored_shot(self, job_id: str, experiment: str, shot_name: str) -> Path:
+        """Where a shot is archived on the store."""
+        return self.stored_job(job_id) / experiment / shot_name
+
+    def picture(self, job_id: str) -> Path:
+        """The job's picture, drawn by ``result.routines.picture`` once the job is done."""
+        return self.stored_job(job_id) / picture_name(job_id)
 
     def as_dict(self) -> dict[str, Path]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

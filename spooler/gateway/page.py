@@ -233,7 +233,7 @@ class LivePage:
         return record
 
     def _picture_path(self, job_id: str) -> Path:
-        return self.settings.folders.sds / job_id / f"{job_id}.png"
+        return self.settings.folders.picture(job_id)
 
     def _result(self, record: JobRecord) -> dict[str, Any] | None:
         path = self.settings.folders.results / f"{record.job_id}.json"
