@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ __all__ = [
     "Batch",
     "clear_stale_temps",
     "exclusive_lock",
+    "exists_in",
+    "free_name",
     "fsync_dir",
     "is_environment_error",
     "is_ignored_name",
@@ -317,3 +319,28 @@ def json_objects(folder: Path, pattern: str, max_bytes: int = 1 << 20) -> Iterat
             continue
         if isinstance(document, dict):
             yield document
+
+
+def free_name(name: str, taken: Callable[[str], bool], *, keep_suffix: bool = True) -> str:
+    """*name* if it is not *taken*, else the first free of ``<stem>.1<suffix>``,
+    ``<stem>.2<suffix>``... (``keep_suffix=False``: ``<name>.1``, ``<name>.2``...): the one
+    rule by which labspool files a file beside others of the same name, never replacing one."""
+    stem, suffix = (Path(name).stem, Path(name).suffix) if keep_suffix else (name, "")
+    candidate, n = name, 1
+    while taken(candidate):
+        candidate = f"{stem}.{n}{suffix}"
+        n += 1
+    return candidate
+
+
+def exists_in(folder: Path, *companions: str) -> Callable[[str], bool]:
+    """*taken* for :func:`free_name`: a name (or a link) in *folder*, or one of its
+    companions ``<name><companion>``."""
+
+    def taken(name: str) -> bool:
+        return any(
+            (folder / f"{name}{c}").exists() or (folder / f"{name}{c}").is_symlink()
+            for c in ("", *companions)
+        )
+
+    return taken

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from spooler.core.fsutil import fsync_dir, write_atomic
+from spooler.core.fsutil import exists_in, free_name, fsync_dir, write_atomic
 from spooler.core.names import escaped, is_plain, plain_name
 from spooler.core.store import JobStore, Reader, Transaction
 from spooler.core.timestamps import iso_time
@@ -193,14 +193,7 @@ class Quarantine:
         return name
 
     def _free(self, base: str) -> str:
-        stem, n = base, 1
-        while any(
-            p.exists() or p.is_symlink()
-            for p in (self.folder / stem, self.folder / f"{stem}.reason.json")
-        ):
-            stem = f"{base}.{n}"
-            n += 1
-        return stem
+        return free_name(base, exists_in(self.folder, ".reason.json"), keep_suffix=False)
 
     def reasons(self) -> list[dict[str, object]]:
         """Every reason file's content (for tests and the operator's tools)."""

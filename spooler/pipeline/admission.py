@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spooler.core.errors import JobRejected, LabspoolError, describe_exception
-from spooler.core.fsutil import Batch, read_regular_file
+from spooler.core.fsutil import Batch, exists_in, free_name, read_regular_file
 from spooler.core.health import from_row
 from spooler.core.intake import Claim
 from spooler.core.items import DeathCounter, Quarantine
@@ -306,8 +306,4 @@ class Admission:
     def _file(source: Path, target: Path, batch: Batch) -> None:
         if source == target:
             return
-        candidate, n = target, 1
-        while candidate.exists() or candidate.is_symlink():
-            candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
-            n += 1
-        batch.move(source, candidate)
+        batch.move(source, target.with_name(free_name(target.name, exists_in(target.parent))))
