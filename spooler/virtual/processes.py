@@ -1,0 +1,117 @@
+"""The processes of a virtual lab, by process id: which run, their descendants, stopping them.
+
+A lab records every process it starts, by role, in ``processes.json``
+(:class:`LabProcesses`); they run in sessions of their own and are not necessarily this
+process's children, so they are looked at through ``/proc`` and stopped by signal
+(SIGTERM, then SIGKILL for what is left).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from spooler.core.fsutil import write_atomic
+
+__all__ = [
+    "LabProcesses",
+    "descendants",
+    "kill_process",
+    "process_alive",
+    "processes_mentioning",
+    "terminate",
+]
+
+
+class LabProcesses:
+    """The processes a lab started, by role, kept in ``processes.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pids: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+
+    def add(self, role: str, pid: int) -> None:
+        self.pids[role] = pid
+        write_atomic(self.path, json.dumps(self.pids, indent=1).encode())
+
+    def alive(self) -> dict[str, int]:
+        return {role: pid for role, pid in self.pids.items() if process_alive(pid)}
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line names *text* (servers the suite spawned for this lab)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace"
+                ):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def terminate(pids: list[int], timeout_s: float = 20.0) -> list[int]:
+    """SIGTERM, wait, SIGKILL what is left; returns the pids that were running."""
+    running = [pid for pid in dict.fromkeys(pids) if process_alive(pid)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for pid in running:
+        while process_alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.05)  # no event to wait on for a process that is not our child
+        kill_process(pid)
+    return running
+
+
+def kill_process(pid: int) -> None:
+    """SIGKILL *pid* (if it still runs) and wait until it is gone."""
+    if process_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while process_alive(pid):
+            _reap(pid)
+            time.sleep(0.01)  # no event to wait on for a process that is not our child
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
