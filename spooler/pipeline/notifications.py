@@ -16,24 +16,29 @@ the store, sends the rows that are due through apprise to every URL of ``notify.
 * without URLs the rows are marked sent at once, so that the outbox does not grow.
 
 Every message names the machine (the backend) and the host in its title, and its body ends
-with what to do. A URL holds secrets: only its scheme is ever logged or stored.
+with what to do (:mod:`spooler.pipeline.notificationtext`). A URL holds secrets: only its
+scheme is ever logged or stored (the sending: :mod:`spooler.pipeline.channels`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-
-import apprise
+from collections.abc import Callable
 
 from spooler.core.logs import JobLogger, for_job
 from spooler.core.settings import Settings
 from spooler.core.store import JobStore, NotificationRow
 from spooler.core.timestamps import iso_time
+from spooler.pipeline.channels import (
+    Send,
+    Stopped,
+    apprise_sender,
+    describe_failures,
+    send_bounded,
+)
+from spooler.pipeline.notificationtext import WHAT_TO_DO, compose, origin_of
 
 __all__ = ["DIGEST_ROWS_MAX", "POLL_S", "Notifier", "Send", "apprise_sender", "send_test"]
 
@@ -45,124 +50,6 @@ DUE_ROWS_MAX = 200  # rows read at one step
 DIGEST_ROWS_MAX = 50  # rows in one digest; the rest go in the next
 STOP_WAIT_S = 5.0  # stop() waits this long for the thread
 STEP_RETRY_MAX_S = 60.0  # a step that fails again and again is tried at most this rarely
-_WAIT_SLICE_S = 0.05  # a send is waited for in slices, so that stop() is heard
-
-# (url, title, body) -> delivered; the notifier bounds its time (send_timeout_s)
-Send = Callable[[str, str, str], bool]
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}(?=://)")
-_WHAT_TO_DO = "What to do:"
-
-
-class _Stopped(Exception):
-    """stop() was called while a send was awaited."""
-
-
-class _UnknownURL(Exception):
-    """A URL apprise does not take (its message names the scheme only)."""
-
-
-def scheme(url: str) -> str:
-    """The scheme of *url* (``json``, ``mailto``, ...): all of a URL that may be logged."""
-    match = _SCHEME.match(url.strip())
-    return match.group(0) if match else "(no scheme)"
-
-
-def apprise_sender(timeout_s: float) -> Send:
-    """A :data:`Send` through apprise, its connect and read timeouts set to *timeout_s*."""
-    apprise_log = logging.getLogger("apprise")
-    if apprise_log.level == logging.NOTSET:  # its debug lines show URLs, with their secrets
-        apprise_log.setLevel(logging.WARNING)
-
-    def send(url: str, title: str, body: str) -> bool:
-        plugin = apprise.Apprise.instantiate(url)
-        if plugin is None:
-            raise _UnknownURL(f"not a URL apprise takes ({scheme(url)}://...)")
-        plugin.socket_connect_timeout = timeout_s
-        plugin.socket_read_timeout = timeout_s
-        channel = apprise.Apprise()
-        channel.add(plugin)
-        return bool(channel.notify(body=body, title=title))
-
-    return send
-
-
-def _send_bounded(
-    send: Send,
-    targets: Sequence[tuple[int, str]],
-    title: str,
-    body: str,
-    timeout_s: float,
-    stopping: threading.Event | None = None,
-) -> dict[int, str | None]:
-    """Send to each (index, url) of *targets* at once, each in a thread of its own, and wait
-    at most *timeout_s* for them all: index -> None (delivered) or why not. A send still
-    running then is given up (its thread ends when apprise's own timeouts end it)."""
-    results: dict[int, str | None] = {}
-    lock = threading.Lock()
-    finished = threading.Event()
-
-    def work(index: int, url: str) -> None:
-        error: str | None
-        try:
-            error = None if send(url, title, body) else "the service did not take it"
-        except _UnknownURL as exc:
-            error = str(exc)
-        except Exception as exc:  # its message may hold the URL: the type only
-            error = f"{type(exc).__name__} while sending"
-        with lock:
-            results[index] = error
-            if len(results) == len(targets):
-                finished.set()
-
-    if not targets:
-        return {}
-    for index, url in targets:
-        threading.Thread(
-            target=work, args=(index, url), name=f"notify-{scheme(url)}", daemon=True
-        ).start()
-    deadline = time.monotonic() + timeout_s
-    while not finished.is_set():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        if stopping is not None and stopping.is_set():
-            raise _Stopped
-        finished.wait(min(remaining, _WAIT_SLICE_S))
-    with lock:
-        outcome = dict(results)
-    for index, _ in targets:
-        outcome.setdefault(index, f"no answer within {timeout_s:g} s")
-    return outcome
-
-
-def _describe(urls: Sequence[str], results: dict[int, str | None]) -> str | None:
-    """The failures of *results*, each with its URL's number and scheme; None: none."""
-    errors = [
-        f"URL {index + 1} ({scheme(urls[index])}): {error}"
-        for index, error in sorted(results.items())
-        if error is not None
-    ]
-    return "; ".join(errors) if errors else None
-
-
-def _origin(settings: Settings) -> tuple[str, str]:
-    """(the titles' prefix, the bodies' first line): the machine and the host."""
-    host = socket.gethostname()
-    return (
-        f"[labspool {settings.backend}@{host}]",
-        f"labspool, machine (backend) {settings.backend}, host {host}",
-    )
-
-
-def _with_what_to_do(body: str) -> str:
-    body = body.rstrip()
-    if _WHAT_TO_DO in body:
-        return body
-    return (
-        f"{body}\n{_WHAT_TO_DO} look at `labspool status` and the spooler's log "
-        "(journalctl -u labspool-spooler)."
-    )
 
 
 class Notifier:
@@ -181,7 +68,7 @@ class Notifier:
         self.send = send if send is not None else apprise_sender(settings.notify.send_timeout_s)
         # its own connection: it runs in its own thread
         self.store = JobStore(settings.folders.database, clock=clock)
-        self.prefix, self.origin = _origin(settings)
+        self.prefix, self.origin = origin_of(settings)
         self._held: set[int] = set()  # rows the rate limit held back: they go as a digest
         self._delivered: dict[int, set[int]] = {}  # row -> URLs that have it (retries skip them)
         self._hold_until = float("-inf")  # the channel failed: nothing goes before this
@@ -229,7 +116,7 @@ class Notifier:
             self._wake.clear()
             try:
                 self.step()
-            except _Stopped:
+            except Stopped:
                 break
             except Exception:  # the next step may do better; the daemon goes on regardless
                 log.exception("notifications: a step failed; trying again in %g s", pause_s)
@@ -295,21 +182,21 @@ class Notifier:
 
     def _send(self, rows: list[NotificationRow], now: float) -> bool:
         """One message of *rows*; True when every URL has it."""
-        title, body = self._compose(rows)
+        title, body = compose(rows, self.prefix, self.origin, self.notify.messages_per_hour_max)
         urls = self.notify.urls
         targets = [
             (index, url)
             for index, url in enumerate(urls)
             if any(index not in self._delivered.get(row.id, ()) for row in rows)
         ]
-        results = _send_bounded(
+        results = send_bounded(
             self.send, targets, title, body, self.notify.send_timeout_s, self._stopping
         )
         for index, error in results.items():
             if error is None:
                 for row in rows:
                     self._delivered.setdefault(row.id, set()).add(index)
-        error = _describe(urls, results)
+        error = describe_failures(urls, results)
         if error is None:
             with self.store.transaction() as tx:
                 tx.notification_sent(row.id for row in rows)
@@ -361,28 +248,6 @@ class Notifier:
             self._held.discard(row.id)
             self._delivered.pop(row.id, None)
 
-    def _compose(self, rows: list[NotificationRow]) -> tuple[str, str]:
-        """A message's title and body: one row's, or a digest of several."""
-        if len(rows) == 1:
-            row = rows[0]
-            return (
-                f"{self.prefix} {row.title}",
-                f"{self.origin}, {iso_time(row.at)}\n\n{_with_what_to_do(row.body)}",
-            )
-        head = (
-            f"{len(rows)} messages held back by the rate limit "
-            f"(notify.messages_per_hour_max: {self.notify.messages_per_hour_max})"
-        )
-        listing = "\n".join(f"- {row.title} ({iso_time(row.at)})" for row in rows)
-        sections = "\n\n".join(
-            f"{number}. {row.title} ({iso_time(row.at)})\n{_with_what_to_do(row.body)}"
-            for number, row in enumerate(rows, 1)
-        )
-        return (
-            f"{self.prefix} {head}",
-            f"{self.origin}\n\n{head}:\n{listing}\n\n{sections}",
-        )
-
     @staticmethod
     def _logger(row: NotificationRow) -> logging.Logger | JobLogger:
         return log if row.job_id is None else for_job(log, row.job_id)
@@ -400,16 +265,14 @@ def send_test(
         return False
     timeout_s = settings.notify.send_timeout_s
     sender = send if send is not None else apprise_sender(timeout_s)
-    prefix, origin = _origin(settings)
+    prefix, origin = origin_of(settings)
     body = (
         f"{origin}, {iso_time(time.time())}\n\n"
         "A test of the lab's notifications, sent by `labspool notify test`.\n"
-        f"{_WHAT_TO_DO} nothing: it arrived, so this channel works."
+        f"{WHAT_TO_DO} nothing: it arrived, so this channel works."
     )
-    results = _send_bounded(
-        sender, list(enumerate(urls)), f"{prefix} test message", body, timeout_s
-    )
-    error = _describe(urls, results)
+    results = send_bounded(sender, list(enumerate(urls)), f"{prefix} test message", body, timeout_s)
+    error = describe_failures(urls, results)
     if error is not None:
         problems.append(error)
         return False
