@@ -1,4 +1,5 @@
-"""``labspool``: the command line (``main``) and the systemd units (``services``).
+"""``labspool``: the command line (``main``, with a module per group of commands: ``daemon``,
+``jobs``, ``queue``, ``lab``, ``gateway``, ``notify``) and the systemd units (``services``).
 
 It may import every other part of the spooler; nothing imports it."""
 
