@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from spooler.core.backends import BACKENDS
 from spooler.core.settings import Limits
-from spooler.pipeline.validation import JobValidator, _PlainInstruction
+from spooler.pipeline.plaininstruction import PlainInstruction
+from spooler.pipeline.validation import JobValidator
 from tests.pipeline.test_render_properties import instruction
 from tests.pipeline.test_validation_equivalence import INSTRUCTION
 
@@ -82,7 +83,7 @@ def test_a_schema_of_another_shape_gets_no_check(change: Any) -> None:
     makes the check accept more than the schema."""
     backend = BACKENDS["singlequdit"]
     schema = backend.instruction_schema(backend.gates["load"])
-    assert _PlainInstruction.compile(schema) is not None
+    assert PlainInstruction.compile(schema) is not None
     changed = copy.deepcopy(schema)
     change(changed)
-    assert _PlainInstruction.compile(changed) is None
+    assert PlainInstruction.compile(changed) is None
