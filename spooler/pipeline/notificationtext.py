@@ -1,7 +1,7 @@
 """What a notification says: its title and body, one event's or a digest of several.
 
-Every title begins with the machine (the backend) and the host; every body begins with
-them and the time, and ends with what to do.
+Every title begins with the machine (the backend) and the host, and so does every body;
+each event in a body ends with what to do.
 """
 
 from __future__ import annotations
