@@ -27,15 +27,13 @@ endpoints, each answered from the job store at the moment of asking:
   its result when it is DONE, whether it has a picture, and the machine's health;
 - ``GET /ui/jobs/<job_id>/picture``: the job's picture (``sds/<job_id>/<job_id>.png``).
 
-Another user's job is answered exactly like one that does not exist, as in the API.
+Another user's job is answered exactly like one that does not exist, as in the API. What
+the overview shows of the store is read by :mod:`.overview`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,17 +44,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from spooler.core.errors import LabspoolError
-from spooler.core.estimates import Estimate, estimate_shown
+from spooler.core.estimates import estimate_shown
 from spooler.core.fsutil import read_regular_file
 from spooler.core.health import read_health
 from spooler.core.pause import read_pause
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
-from spooler.core.statusfile import status_document, status_fields
+from spooler.core.statusfile import status_document
 from spooler.core.statusview import machine_document
-from spooler.core.store import JobRecord, JobStore, QueuePlace, Reader
+from spooler.core.store import JobRecord, JobStore
 from spooler.core.timestamps import iso_time
 from spooler.gateway.answers import Refused, error, read_result
+from spooler.gateway.overview import (
+    active_jobs,
+    active_summary,
+    finished_jobs,
+    job_row,
+    public_pause,
+    quarantined_items,
+)
 from spooler.gateway.users import User
 
 __all__ = ["STATIC", "LivePage"]
@@ -71,8 +77,6 @@ QUARANTINED_SHOWN = 10
 COUNTS_SHOWN = 8
 PICTURE_MAX_BYTES = 16 << 20
 
-_FINISHED = (JobState.DONE, JobState.ERROR, JobState.CANCELLED)
-_ACTIVE = (JobState.RUNNING, JobState.QUEUED, JobState.INITIALIZING)  # in the page's order
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
@@ -142,15 +146,16 @@ class LivePage:
         user = None if caller.operator else caller.name
         with self.store.snapshot() as reader:
             counts = reader.active_counts(user)
-            active = _active(reader, user, counts, offset, ACTIVE_SHOWN)
-            records = active + _finished(reader, user, FINISHED_SHOWN)
+            active = active_jobs(reader, user, counts, offset, ACTIVE_SHOWN)
+            records = active + finished_jobs(reader, user, FINISHED_SHOWN)
             places = reader.queue_places(r.job_id for r in active if r.state is JobState.QUEUED)
             estimates = estimate_shown(reader, now, records, places)
-            jobs = [_row(r, places, estimates, now) for r in records]
+            jobs = [job_row(r, places, estimates, now) for r in records]
             pause = read_pause(reader)
-            errors = _finished(reader, user, ERRORS_SHOWN, JobState.ERROR)
+            errors = finished_jobs(reader, user, ERRORS_SHOWN, JobState.ERROR)
             machine = machine_document(read_health(reader, now))
-        quarantined = _quarantined(self.settings.folders.quarantine) if caller.operator else []
+        folder = self.settings.folders.quarantine
+        quarantined = quarantined_items(folder, QUARANTINED_SHOWN) if caller.operator else []
         return _json(
             {
                 "status": "OK",
@@ -163,9 +168,11 @@ class LivePage:
                 "paused": pause is not None and pause.active(now),
                 "pause": None
                 if pause is None
-                else (pause.describe() if caller.operator else _public_pause(pause.reason)),
+                else (pause.describe() if caller.operator else public_pause(pause.reason)),
                 "jobs": jobs,
-                "active": _summary(counts, offset, len(active), everybody=caller.operator),
+                "active": active_summary(
+                    counts, offset, len(active), ACTIVE_SHOWN, everybody=caller.operator
+                ),
                 "errors": [
                     {
                         "job_id": r.job_id,
@@ -254,140 +261,6 @@ def _offset(request: Request) -> int:
     return int(raw)
 
 
-def _active(
-    reader: Reader,
-    user: str | None,
-    counts: Mapping[tuple[JobState, str | None], int],
-    offset: int,
-    limit: int,
-) -> list[JobRecord]:
-    """The jobs of *user* (everybody's: None) that wait or run, the running ones first (in
-    the order they were engaged), then the queue in its order, then those being admitted:
-    at most *limit* of them from the *offset*-th. Only those are read (the running ones
-    are few: the dispatcher's look-ahead), and none for a state *counts* says is empty."""
-    per_state = {state: 0 for state in _ACTIVE}
-    for (state, _), count in counts.items():
-        per_state[state] += count
-    shown: list[JobRecord] = []
-    skip = offset
-    for state in _ACTIVE:
-        if len(shown) >= limit:
-            break
-        if skip >= per_state[state]:
-            skip -= per_state[state]
-            continue
-        wanted = limit - len(shown)
-        if state is JobState.RUNNING:
-            running = [r for r in reader.running() if user is None or r.submitter == user]
-            shown += running[skip : skip + wanted]
-        else:
-            shown += reader.jobs_page(state, skip, wanted, user)
-        skip = 0
-    return shown
-
-
-def _summary(
-    counts: Mapping[tuple[JobState, str | None], int], offset: int, shown: int, *, everybody: bool
-) -> dict[str, Any]:
-    """How many jobs wait or run (a user's: their own), and which of them are shown; for an
-    operator, per user too (the busiest first)."""
-    by_state = {state.value: 0 for state in _ACTIVE}
-    by_user: dict[str | None, dict[str, int]] = {}
-    for (state, submitter), count in counts.items():
-        by_state[state.value] += count
-        row = by_user.setdefault(submitter, {s.value: 0 for s in _ACTIVE})
-        row[state.value] += count
-    total = sum(by_state.values())
-    users = sorted(by_user.items(), key=lambda item: (-sum(item[1].values()), item[0] or ""))
-    return {
-        "total": total,
-        "offset": offset,
-        "shown": shown,
-        "limit": ACTIVE_SHOWN,
-        "more": max(total - offset - shown, 0),
-        "by_state": by_state,
-        "by_user": [{"user": name, **row, "total": sum(row.values())} for name, row in users]
-        if everybody
-        else [],
-    }
-
-
-def _finished(reader: Reader, user: str | None, limit: int, *states: JobState) -> list[JobRecord]:
-    """The *limit* jobs of *user* (everybody's: None) that ended last, newest first."""
-    wanted = states or _FINISHED
-    ids = [
-        job_id
-        for (job_id,) in reader.execute(
-            f"SELECT job_id FROM jobs WHERE state IN ({', '.join('?' for _ in wanted)})"
-            + ("" if user is None else " AND submitter = ?")
-            + " ORDER BY updated_at DESC, seq DESC LIMIT ?",
-            (*(s.value for s in wanted), *(() if user is None else (user,)), limit),
-        )
-    ]
-    return [r for r in (reader.get(job_id) for job_id in ids) if r is not None]
-
-
-def _quarantined(folder: Path, limit: int = QUARANTINED_SHOWN) -> list[dict[str, Any]]:
-    """The last *limit* items the daemons gave up (their reason files), newest first."""
-    found = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.endswith(".reason.json") and entry.is_file(follow_symlinks=False):
-                    found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
-    except OSError:
-        return []
-    shown = []
-    for _, name in heapq.nlargest(limit, found):
-        try:
-            reason = json.loads(read_regular_file(folder / name, 1 << 20, what="a reason"))
-            if not isinstance(reason, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError, LabspoolError) as exc:
-            reason = {"item": name.removesuffix(".reason.json"), "reason": f"unreadable: {exc}"}
-        keys = ("item", "reason", "job_id", "daemon", "at")
-        shown.append({key: _short(reason.get(key)) for key in keys})
-    return shown
-
-
-def _short(value: Any, chars: int = 2000) -> str | None:
-    return None if value is None else str(value)[:chars]
-
-
-_ROW_KEYS = (
-    "job_id",
-    "status",
-    "user",
-    "queue_position",
-    "attempt",
-    "experiments",
-    "shots_requested",
-    "shots_expected",
-    "shots_done",
-    "elapsed_s",
-    "estimated_start",
-    "estimated_finish",
-    "error_message",
-    "updated_at",
-)
-
-
-def _row(
-    record: JobRecord,
-    places: Mapping[str, QueuePlace],
-    estimates: Mapping[str, Estimate],
-    now: float,
-) -> dict[str, Any]:
-    """What the queue's table shows of a job: these fields of its status document
-    (:func:`spooler.core.statusfile.status_fields`; its history is not shown here), and the last
-    note of its detail ("Waiting for the machine: ...", "queued", ...)."""
-    place = places.get(record.job_id)
-    position = None if place is None else place.position
-    fields = status_fields(record, position, estimates.get(record.job_id, Estimate()), now)
-    notes = record.notes
-    return {**{key: fields[key] for key in _ROW_KEYS}, "note": notes[-1] if notes else ""}
-
-
 def _experiment_summary(experiment: Any) -> dict[str, Any]:
     header = experiment.get("header") or {}
     counts = (experiment.get("data") or {}).get("counts") or {}
@@ -398,10 +271,6 @@ def _experiment_summary(experiment: Any) -> dict[str, Any]:
         "counts": [[str(outcome), int(n)] for outcome, n in top],
         "outcomes": len(counts),
     }
-
-
-def _public_pause(reason: str) -> str:
-    return f"the machine is paused: {reason}" if reason else "the machine is paused"
 
 
 def _headers() -> dict[str, str]:
