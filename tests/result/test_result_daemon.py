@@ -272,9 +272,9 @@ def test_every_shot_made_is_received_at_once_whatever_the_executors_room(
     def start(path: Path) -> None:
         started.append(path.name)
         # in flight, never back
-        daemon._flights[path.name] = None  # type: ignore[assignment]
+        daemon.shots.flights[path.name] = None  # type: ignore[assignment]
 
-    monkeypatch.setattr(daemon, "_start", start)
+    monkeypatch.setattr(daemon.intake, "start", start)
     while daemon._pass(look=True):
         pass
     assert len(started) == 1, "one task in flight"
@@ -315,16 +315,16 @@ def test_a_shot_archived_before_a_crash_is_tidied_first_whatever_the_executors_r
             )  # fmt: skip
         started: list[str] = []
         monkeypatch.setattr(daemon, "executor_capacity", lambda: 1)
-        real_start = daemon._start
+        real_start = daemon.intake.start
 
         def start(path: Path) -> None:
             if path.name == name:
                 real_start(path)
                 return
             started.append(path.name)
-            daemon._flights[path.name] = None  # type: ignore[assignment]  # never back
+            daemon.shots.flights[path.name] = None  # type: ignore[assignment]  # never back
 
-        monkeypatch.setattr(daemon, "_start", start)
+        monkeypatch.setattr(daemon.intake, "start", start)
         daemon._pass(look=True)
         assert len(started) == 1, "one task in flight: the executor is full"
         assert not (folder / "s_04.h5").exists(), "the archived shot's local copy is removed"
