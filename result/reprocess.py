@@ -11,8 +11,9 @@ daemon's tidying never touches. So two processes never write one shot.
 Each shot: a task (:mod:`result.task`) copies the archived file beside itself, runs the
 routines, and returns the new results with the copy's checksum; here the copy is verified
 and replaces the archived file atomically, and the ledger records the new memory entry,
-DataFrame row, checksum and the routines' version. At most the executor's capacity of tasks
-is in flight (a bounded window, however many shots there are).
+DataFrame row, checksum and the routines' version: the same placing as the daemon's
+(:mod:`result.placing`). At most the executor's capacity of tasks is in flight (a bounded
+window, however many shots there are).
 
 Resumable: a shot whose ledger row carries the routines' version already is not analysed
 again, so a reprocess killed at any moment and run again goes on where it was. The jobs a
@@ -34,15 +35,15 @@ from typing import TextIO
 
 from result import task as tasks
 from result.analysis import load_routines
-from result.archive import place
 from result.executors import Executor, Finished, make_executor
 from result.finishing import JobFinisher
 from result.ledger import Ledger, ShotRow
 from result.multishot import load_multishot
-from result.task import ShotOutcome, ShotTask, routines_version, work_copies
+from result.placing import Placed, Placing
+from result.task import ShotTask, routines_version
 from spooler.core.backends import get_backend
 from spooler.core.errors import LabspoolError
-from spooler.core.fsutil import exclusive_lock, fsync_dir
+from spooler.core.fsutil import exclusive_lock
 from spooler.core.jobs import Jobs
 from spooler.core.labprofile import activate_if_set
 from spooler.core.logs import for_job
@@ -110,6 +111,7 @@ class Reprocessor:
         load_multishot(settings.result.multishot_routines)  # so too before the lock is taken
         self.memory_routine = settings.result.memory_routine_name(self.routines)
         self.version = routines_version(self.routines)
+        self.placing = Placing(SUFFIX, replacing=True)
         self._lock_fd = exclusive_lock(settings.folders.state / "reprocess.lock", "reprocess")
         try:
             self.jobs = Jobs(settings.folders)
@@ -219,7 +221,7 @@ class Reprocessor:
                 self.wake.wait(1.0)
                 self.wake.clear()
                 continue
-            placed: list[tuple[ShotRow, ShotOutcome]] = []
+            placed: list[Placed] = []
             for item in finished:
                 row = flights.pop(item.key)
                 if item.retry is not None:
@@ -236,11 +238,14 @@ class Reprocessor:
                 if failed is not None:
                     yield row, failed
                 else:
-                    assert item.outcome is not None
-                    placed.append((row, item.outcome))
+                    assert item.outcome is not None and row.sds_path
+                    placed.append(Placed(row, item.outcome, Path(row.sds_path)))
             if placed:
-                self._record(placed)
-                yield from ((row, None) for row, _ in placed)
+                # new copies in place: durable, then recorded in one transaction, then the
+                # work copies of runs of their tasks that were killed removed (no status
+                # changes: no status files to render)
+                self.placing.settle(placed, self.jobs.store.transaction)
+                yield from ((item.row, None) for item in placed)
 
     def _task(self, row: ShotRow) -> ShotTask:
         assert row.sds_path
@@ -272,30 +277,9 @@ class Reprocessor:
                 f"{_shot(row)}: {outcome.worker} ran other routines ({outcome.version}, not "
                 f"{self.version}: its labspool or routines differ); the archived shot is kept"
             )
-        if not place(work, Path(row.sds_path), (outcome.size, outcome.sha256)):
+        if not self.placing.put(outcome, Path(row.sds_path), row, self.jobs.read):
             return f"{_shot(row)}: its new copy does not verify; the archived shot is kept"
         return None
-
-    def _record(self, placed: list[tuple[ShotRow, ShotOutcome]]) -> None:
-        """New copies in place: their folders synced, then their rows in one transaction."""
-        for folder in {Path(str(row.sds_path)).parent for row, _ in placed}:
-            fsync_dir(folder)
-        with self.jobs.store.transaction() as tx:  # no status changes: no files to render
-            for row, outcome in placed:
-                assert outcome.size is not None and outcome.sha256 and outcome.frame
-                Ledger.reanalysed(
-                    tx,
-                    row.address,
-                    memory=outcome.memory,
-                    error=None,
-                    size=outcome.size,
-                    sha256=outcome.sha256,
-                    frame=outcome.frame,
-                    routines=outcome.version,
-                )
-        for row, _ in placed:  # of runs of this shot's task that were killed
-            for leftover in work_copies(Path(str(row.sds_path)), SUFFIX):
-                leftover.unlink(missing_ok=True)
 
     def _finish_job(self, job_id: str, attempt: int, report: Report) -> None:
         """A job whose every archived shot carries the version: outputs rewritten, once."""
