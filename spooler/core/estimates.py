@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from spooler.core.pause import read_pause
 from spooler.core.states import FINISHED, JobState
 from spooler.core.store import JobRecord, QueuePlace, Reader
+from spooler.core.store.reports import Reports
 
 __all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs", "estimate_shown"]
 
@@ -80,23 +81,11 @@ class Estimate:
 
 def duration_model(reader: Reader, backend: str, window: int = WINDOW_JOBS) -> DurationModel | None:
     """The medians over the last *window* DONE jobs of *backend* (None when there is none)."""
-    rows = reader.execute(
-        "SELECT j.shots_made, j.first_shot_at, j.last_shot_at, "
-        "  (SELECT MIN(at) FROM transitions t WHERE t.job_id = j.job_id "
-        "     AND t.attempt = j.attempt AND t.to_state = 'RUNNING'), "
-        "  (SELECT MAX(at) FROM transitions t WHERE t.job_id = j.job_id "
-        "     AND t.attempt = j.attempt AND t.to_state = 'DONE'), "
-        "  (SELECT MAX(k.last_shot_at) FROM jobs k WHERE k.last_shot_at < j.first_shot_at) "
-        "FROM jobs j WHERE j.state = 'DONE' AND j.backend = ? AND j.shots_made > 0 "
-        "  AND j.first_shot_at IS NOT NULL "
-        "ORDER BY j.updated_at DESC LIMIT ?",
-        (backend, window),
-    ).fetchall()
     jobs = [
-        (int(n), float(first), float(last), float(running), float(done), before)
-        for n, first, last, running, done, before in rows
-        if running is not None and done is not None
-    ]
+        (r.shots_made, r.first_shot_at, r.last_shot_at, r.running_at, r.done_at, r.previous_shot_at)
+        for r in Reports.finished_runs(reader, backend, window)
+        if r.running_at is not None and r.done_at is not None
+    ]  # (the runs of an attempt that went RUNNING and DONE)
     if not jobs:
         return None
     # engaged ahead: running before the job before it made its last shot

@@ -33,24 +33,12 @@ from pathlib import Path
 from spooler.core.fsutil import exists_in, free_name, fsync_dir, write_atomic
 from spooler.core.names import escaped, is_plain, plain_name
 from spooler.core.store import JobStore, Reader, Transaction
+from spooler.core.store.starts import ItemStarts
 from spooler.core.timestamps import iso_time
 
 __all__ = ["DeathCounter", "Quarantine"]
 
 log = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS item_starts (
-    daemon   TEXT NOT NULL,
-    kind     TEXT NOT NULL,
-    key      TEXT NOT NULL,
-    starts   INTEGER NOT NULL,
-    boot     TEXT NOT NULL,
-    first_at REAL NOT NULL,
-    last_at  REAL NOT NULL,
-    PRIMARY KEY (daemon, kind, key)
-);
-"""
 
 # An item's name here, plus ".<n>", "--<companion>" or ".reason.json", within NAME_MAX (255)
 _STEM_MAX_BYTES = 120
@@ -69,7 +57,6 @@ class DeathCounter:
     """Durable starts of items, per daemon and kind of item, in the job store."""
 
     def __init__(self, store: JobStore, daemon: str, deaths_max: int) -> None:
-        store.ensure_table(_SCHEMA)
         self.store = store
         self.daemon = daemon
         self.deaths_max = deaths_max
@@ -77,11 +64,8 @@ class DeathCounter:
     def deaths(self, view: Reader, kind: str, key: str) -> int:
         """How often a process of this daemon died while handling the item (started, not
         ended) since the machine booted: a reboot or a power cut is not the item's fault."""
-        row = view.execute(
-            "SELECT starts, boot FROM item_starts WHERE daemon = ? AND kind = ? AND key = ?",
-            (self.daemon, kind, key),
-        ).fetchone()
-        return 0 if row is None or row[1] != boot_id() else int(row[0])
+        row = ItemStarts.get(view, self.daemon, kind, key)
+        return 0 if row is None or row[1] != boot_id() else row[0]
 
     def poisoned(self, view: Reader, kind: str, key: str) -> int | None:
         """The number of deaths when the item must not be started again, else None."""
@@ -90,20 +74,11 @@ class DeathCounter:
 
     def begin(self, tx: Transaction, kind: str, key: str) -> None:
         """Record a start (durable when *tx* commits): call before the item's work."""
-        tx.execute(
-            "INSERT INTO item_starts (daemon, kind, key, starts, boot, first_at, last_at) "
-            "VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT (daemon, kind, key) DO UPDATE SET "
-            "starts = CASE WHEN boot = excluded.boot THEN starts + 1 ELSE 1 END, "
-            "boot = excluded.boot, last_at = excluded.last_at",
-            (self.daemon, kind, key, boot_id(), tx.now, tx.now),
-        )
+        ItemStarts.count(tx, self.daemon, kind, key, boot=boot_id())
 
     def end(self, tx: Transaction, kind: str, key: str) -> None:
         """The item is done (or given up): forget its starts."""
-        tx.execute(
-            "DELETE FROM item_starts WHERE daemon = ? AND kind = ? AND key = ?",
-            (self.daemon, kind, key),
-        )
+        ItemStarts.forget(tx, self.daemon, kind, key)
 
     def started(self, kind: str, key: str) -> None:
         with self.store.transaction() as tx:

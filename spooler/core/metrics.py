@@ -11,13 +11,14 @@ What it reports (each with its HELP text below):
 - ``labspool_jobs{state}``: jobs per state, every :class:`~spooler.core.states.JobState`, 0 when
   none (``Reader.count_by_state``: a scan of the index ``jobs_by_state``, no table rows);
 - ``labspool_shots_made_total``, ``labspool_shots_analysed_total``: counted in the result
-  daemon's **ledger** (table ``shots``, :mod:`result.ledger`): a row per shot received (made),
+  daemon's **ledger** (table ``shots``, :mod:`spooler.core.store.shots`): a row per shot
+  received (made),
   ``archived`` once analysed and archived. Not the sums of the jobs' ``shots_made`` and
   ``shots_done``: those start again from 0 when a job is requeued as a new attempt, so their
   sum would fall and Prometheus would read a counter reset; ledger rows stay (the one removed
   is an address refused right after it was received). ``SELECT state, COUNT(*) ... GROUP BY
-  state`` scans the index ``shots_by_state``. A store the result daemon never opened has no
-  ledger: no shot was received, both are 0;
+  state`` scans the index ``shots_by_state``
+  (:meth:`spooler.core.store.reports.Reports.shot_counts`);
 - ``labspool_machine_operational``, ``labspool_machine_reason{component}`` (the number of
   current reasons of that component, usually 1; the message is not a label: its text moves),
   ``labspool_machine_state_since_seconds``, ``labspool_machine_last_check_age_seconds``:
@@ -58,6 +59,7 @@ from spooler.core.health import Health, read_health
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore, Reader
+from spooler.core.store.reports import Reports
 
 __all__ = [
     "QUARANTINE_SCAN_MAX",
@@ -76,8 +78,6 @@ Closer = Callable[[], None]  # stops what was started; safe to call twice
 
 QUARANTINE_SCAN_MAX = 100_000  # directory entries a scrape looks at, at most
 
-_LEDGER = "shots"  # result.ledger's table (not imported: the spooler does not import result)
-
 
 @dataclass(frozen=True, slots=True)
 class Reading:
@@ -94,30 +94,15 @@ class Reading:
 
 def read_store(read: Reader, now: float) -> Reading:
     """Everything the metrics take from the store, in the view *read* (one snapshot)."""
-    shots_made = shots_analysed = 0
-    last_shot_at = None
-    if read.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_LEDGER,)
-    ).fetchone():
-        for state, count in read.execute(f"SELECT state, COUNT(*) FROM {_LEDGER} GROUP BY state"):
-            shots_made += int(count)
-            if state == "archived":
-                shots_analysed += int(count)
-        (last,) = read.execute(f"SELECT MAX(received_at) FROM {_LEDGER}").fetchone()
-        last_shot_at = None if last is None else float(last)
-    (oldest,) = read.execute(
-        "SELECT MIN((SELECT MIN(t.at) FROM transitions t WHERE t.job_id = j.job_id "
-        "AND t.attempt = j.attempt AND t.to_state = 'QUEUED')) FROM jobs j "
-        "WHERE j.state = 'QUEUED'"
-    ).fetchone()
+    shots = Reports.shot_counts(read)
     return Reading(
         jobs=read.count_by_state(),
-        shots_made=shots_made,
-        shots_analysed=shots_analysed,
-        last_shot_at=last_shot_at,
+        shots_made=shots.made,
+        shots_analysed=shots.analysed,
+        last_shot_at=shots.last_received_at,
         health=read_health(read, now),
         notifications_pending=read.notifications_pending(),
-        oldest_queued_at=None if oldest is None else float(oldest),
+        oldest_queued_at=Reports.oldest_queued_at(read),
     )
 
 

@@ -57,6 +57,7 @@ from spooler.core.names import escaped
 from spooler.core.resources import schema_path
 from spooler.core.settings import Settings
 from spooler.core.store import JobStore
+from spooler.core.store.users import UserRows
 
 __all__ = [
     "INPUT_MAX_CHARS",
@@ -90,22 +91,6 @@ USE_RESOLUTION_S = 60.0
 LIMIT_NAMES = ("queued_jobs_max", "job_bytes_max", "requests_per_s")
 
 _TOKEN_BYTES = 32
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateway_users (
-    name            TEXT PRIMARY KEY,
-    token_sha256    TEXT NOT NULL,   -- hex; never the token
-    operator        INTEGER NOT NULL DEFAULT 0,
-    queued_jobs_max INTEGER,         -- NULL: gateway.queued_jobs_max
-    job_bytes_max   INTEGER,         -- NULL: gateway.job_bytes_max
-    requests_per_s  REAL,            -- NULL: gateway.requests_per_s
-    created_at      REAL NOT NULL,   -- when this token was made (a --replace makes a new one)
-    last_used_at    REAL
-);
-"""
-_COLUMNS = (
-    "name, operator, queued_jobs_max, job_bytes_max, requests_per_s, created_at, last_used_at"
-)
 
 
 class UserError(LabspoolError):
@@ -188,7 +173,6 @@ class Users:
     durable transaction. Like the store, use one per thread that writes."""
 
     def __init__(self, store: JobStore, settings: Settings) -> None:
-        store.ensure_table(_SCHEMA)
         self._store = store
         self._defaults = settings.gateway
         self._job_bytes_ceiling = settings.limits.job_file_max_bytes
@@ -205,14 +189,12 @@ class Users:
         assert isinstance(name, str) and isinstance(token, str)
         row = None
         if is_valid_user_name(name):
-            row = self._store.read.execute(
-                f"SELECT token_sha256, {_COLUMNS} FROM gateway_users WHERE name = ?", (name,)
-            ).fetchone()
-        expected = _DUMMY_SHA256 if row is None else str(row[0])
+            row = UserRows.with_token_hash(self._store.read, name)
+        expected = _DUMMY_SHA256 if row is None else row[0]
         matches = hmac.compare_digest(_sha256(token), expected)
         if row is None or not matches:
             return None
-        return self._record(row[1:]).user
+        return self._record(row[1]).user
 
     def get(self, name: str) -> User | None:
         """The user *name* (no token asked: for the gateway's own lookups)."""
@@ -227,11 +209,7 @@ class Users:
         if last is not None and now - last < USE_RESOLUTION_S:
             return
         with self._store.transaction() as tx:
-            tx.execute(
-                "UPDATE gateway_users SET last_used_at = ? WHERE name = ? "
-                "AND (last_used_at IS NULL OR last_used_at <= ?)",
-                (now, name, now - USE_RESOLUTION_S),
-            )
+            UserRows.used(tx, name, at=now, resolution_s=USE_RESOLUTION_S)
         self._recorded[name] = now
 
     # -- the command line's ----------------------------------------------------------------
@@ -267,25 +245,19 @@ class Users:
         self._check_limits(own)
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         with self._store.transaction() as tx:
-            exists = tx.execute("SELECT 1 FROM gateway_users WHERE name = ?", (name,)).fetchone()
-            if exists and not replace:
+            if UserRows.exists(tx, name) and not replace:
                 raise UserExists(
                     f"the user {name} exists already; `labspool user add {name} --replace` "
                     "gives them a new token (the old one stops working)"
                 )
-            tx.execute(
-                "INSERT OR REPLACE INTO gateway_users (name, token_sha256, operator, "
-                "queued_jobs_max, job_bytes_max, requests_per_s, created_at, last_used_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    name,
-                    _sha256(token),
-                    int(operator),
-                    queued_jobs_max,
-                    job_bytes_max,
-                    None if requests_per_s is None else float(requests_per_s),
-                    tx.now,
-                ),
+            UserRows.put(
+                tx,
+                name,
+                token_sha256=_sha256(token),
+                operator=operator,
+                queued_jobs_max=queued_jobs_max,
+                job_bytes_max=job_bytes_max,
+                requests_per_s=None if requests_per_s is None else float(requests_per_s),
             )
         self._recorded.pop(name, None)
         record = self._get(name)
@@ -296,7 +268,7 @@ class Users:
         """Remove the user *name*: their token stops working at once."""
         if is_valid_user_name(name):
             with self._store.transaction() as tx:
-                removed = tx.execute("DELETE FROM gateway_users WHERE name = ?", (name,)).rowcount
+                removed = UserRows.delete(tx, name)
             if removed:
                 self._recorded.pop(name, None)
                 return
@@ -304,17 +276,14 @@ class Users:
 
     def records(self) -> list[UserRecord]:
         """Every user, by name."""
-        rows = self._store.read.execute(f"SELECT {_COLUMNS} FROM gateway_users ORDER BY name")
-        return [self._record(row) for row in rows]
+        return [self._record(row) for row in UserRows.all(self._store.read)]
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _get(self, name: str) -> UserRecord | None:
         if not is_valid_user_name(name):
             return None
-        row = self._store.read.execute(
-            f"SELECT {_COLUMNS} FROM gateway_users WHERE name = ?", (name,)
-        ).fetchone()
+        row = UserRows.get(self._store.read, name)
         return None if row is None else self._record(row)
 
     def _record(self, row: tuple[Any, ...]) -> UserRecord:

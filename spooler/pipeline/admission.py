@@ -75,14 +75,11 @@ class Admission:
         pending: list[tuple[JobRecord, str | None]] = []
         with self.jobs.store.transaction() as tx:
             for claim in claimed:
-                tx.execute("SAVEPOINT job_file")
                 try:
-                    pending.append(self._record(tx, claim))
+                    with tx.savepoint():
+                        pending.append(self._record(tx, claim))
                 except Exception as exc:  # never lose the batch for one file
-                    tx.execute("ROLLBACK TO job_file")
                     self._quarantine_unrecorded(claim, exc)
-                finally:
-                    tx.execute("RELEASE job_file")
         # (the transaction's touched jobs are published with the verdicts below)
         try:
             return self._decide(pending)

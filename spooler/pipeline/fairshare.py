@@ -16,6 +16,7 @@ sets keys by hand and still works; a job put back in the queue keeps its key.
 from __future__ import annotations
 
 from spooler.core.store import Reader
+from spooler.core.store.reports import Reports
 
 __all__ = ["fair_key"]
 
@@ -23,13 +24,7 @@ __all__ = ["fair_key"]
 def fair_key(reader: Reader, submitter: str | None, job_id: str) -> float | None:
     """The key of *job_id*, just queued by *submitter*; None: keep its arrival number (the
     queue was empty)."""
-    (head,) = reader.execute(
-        "SELECT MIN(queue_key) FROM jobs WHERE state = 'QUEUED' AND job_id != ?", (job_id,)
-    ).fetchone()
+    head, last = Reports.queue_keys(reader, submitter, job_id)
     if head is None:
         return None
-    (last,) = reader.execute(
-        "SELECT MAX(queue_key) FROM jobs WHERE state = 'QUEUED' AND job_id != ? AND submitter IS ?",
-        (job_id, submitter),
-    ).fetchone()
-    return float(head) if last is None else max(float(head), float(last) + 1.0)
+    return head if last is None else max(head, last + 1.0)

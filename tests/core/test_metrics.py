@@ -16,7 +16,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from result.ledger import Ledger
 from spooler.core.health import Reason, encode_reasons
 from spooler.core.items import Quarantine
 from spooler.core.metrics import Metrics, count_quarantined, serve_metrics
@@ -71,7 +70,6 @@ def busy_tree(tree: Settings) -> Iterator[tuple[Settings, float]]:
             Reason("device:camera", "in error", now - 50.0),
             Reason("device:camera", "too cold", now - 40.0),
         ]
-        Ledger(store)  # the result daemon's table
         with store.transaction() as tx:
             tx.set_health(operational=False, reasons=encode_reasons(reasons), since=now - 100.0)
             tx.notify("test", "two", "sent")

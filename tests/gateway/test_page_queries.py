@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import spooler.core.store
+import spooler.core.store.reader
 from spooler.core.estimates import Estimate, estimate_jobs, estimate_shown
 from spooler.core.pause import PauseState, write_pause
 from spooler.core.states import JobState
@@ -129,7 +129,7 @@ def test_counts_and_pages_of_the_active_jobs(store: JobStore, clock: Clock) -> N
 def test_where_a_job_stands_and_what_is_ahead_of_it(
     store: JobStore, clock: Clock, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(spooler.core.store, "_PLACES_CHUNK", chunk)
+    monkeypatch.setattr(spooler.core.store.reader, "_PLACES_CHUNK", chunk)
     sizes = [3, 1, None, 10, 0, 5, 2, 7]
     for n, shots in enumerate(sizes):
         queue(store, f"q{n}", shots, backend="nali" if n == 6 else BACKEND)

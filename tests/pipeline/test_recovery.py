@@ -7,7 +7,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-from result.ledger import Ledger
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
 from spooler.pipeline.daemon import Spooler
@@ -17,7 +16,6 @@ from tests.fakes import Clock, RecordingLab
 
 def received(spooler: Spooler, job_id: str, indices: list[int]) -> None:
     """The result daemon received these shots of experiment_0 (its ledger)."""
-    Ledger(spooler.jobs.store)  # its table
     with spooler.jobs.change() as tx:
         for index in indices:
             tx.execute(

@@ -1,0 +1,216 @@
+"""Every table of the job store, and how a store written by an older labspool is brought
+up to date: the one place that says what the database holds.
+
+One SQLite file (``state/labspool.sqlite3``) holds the jobs and their history (the spooler's),
+the machine's health and the notices for people, the poison items' starts (both daemons), the
+gateway's users, and the result daemon's ledger of shots. Every statement here is idempotent:
+each process runs them all when it opens the store. A change that an older labspool could
+not read raises :data:`SCHEMA_VERSION`; a column added later is listed in
+:data:`ADDED_COLUMNS`, added to an older store as it is opened; an index changes no answer,
+so adding one needs no new version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["ADDED_COLUMNS", "SCHEMA_VERSION", "create"]
+
+SCHEMA_VERSION = 5
+
+# -- the spooler's: jobs, their history and experiments, the machine's health, notices ------
+_JOBS = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id         TEXT NOT NULL UNIQUE,
+    state          TEXT NOT NULL,
+    attempt        INTEGER NOT NULL DEFAULT 1,
+    backend        TEXT NOT NULL,
+    submitter      TEXT,
+    source_name    TEXT NOT NULL,
+    claim_name     TEXT,
+    detail         TEXT NOT NULL DEFAULT '',
+    error_message  TEXT,
+    queue_key      REAL,
+    experiments    INTEGER,
+    shots_requested INTEGER,
+    shots_expected INTEGER,
+    shots_done     INTEGER NOT NULL DEFAULT 0,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL,
+    lab_action     TEXT,
+    first_shot_at  REAL,
+    last_shot_at   REAL,
+    shots_made     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
+-- the latest finished jobs of a backend (the estimates' model) without a scan
+CREATE INDEX IF NOT EXISTS jobs_by_backend ON jobs (backend, state, updated_at);
+-- a user's own jobs in a state (queued ones in queue order), and the jobs of each state per
+-- user counted from the index alone (the live page), without a scan
+CREATE INDEX IF NOT EXISTS jobs_by_state_submitter ON jobs (state, submitter, queue_key, seq);
+CREATE TABLE IF NOT EXISTS transitions (
+    job_id     TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    at         REAL NOT NULL,
+    note       TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_by_job ON transitions (job_id);
+CREATE TABLE IF NOT EXISTS experiments (
+    job_id          TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    shots_requested INTEGER NOT NULL,
+    shots_expected  INTEGER,
+    submitted_at    REAL,
+    engaged_at      REAL,
+    PRIMARY KEY (job_id, attempt, name)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- jobs changed whose status file may not show it yet (a kill between a commit and the
+-- rendering): written in the change's own transaction, cleared once a rendering saw it
+CREATE TABLE IF NOT EXISTS unpublished (
+    mark   INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unpublished_by_job ON unpublished (job_id, mark);
+-- the machine's health (spooler.core.health): one row, written by the spooler's monitor only
+CREATE TABLE IF NOT EXISTS machine_health (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    operational INTEGER NOT NULL,
+    reasons     TEXT NOT NULL,
+    since       REAL NOT NULL,
+    last_check  REAL NOT NULL
+);
+-- device errors BLACS met on a job's shots (blame: spooler.core.health)
+CREATE TABLE IF NOT EXISTS lab_faults (
+    fault_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        REAL NOT NULL,
+    job_id    TEXT,
+    attempt   INTEGER,
+    shot      TEXT,
+    message   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lab_faults_by_job ON lab_faults (job_id, attempt);
+-- messages for the lab's channels, written in the transaction of what they tell, sent by
+-- the spooler's notifier (spooler.pipeline.notifications)
+CREATE TABLE IF NOT EXISTS notifications (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         REAL NOT NULL,
+    kind       TEXT NOT NULL,
+    job_id     TEXT,
+    title      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    sent_at    REAL,
+    tries      INTEGER NOT NULL DEFAULT 0,
+    next_try_at REAL,
+    last_error TEXT,
+    dropped_at REAL
+);
+CREATE INDEX IF NOT EXISTS notifications_unsent ON notifications (id) WHERE sent_at IS NULL
+    AND dropped_at IS NULL;
+"""
+
+# -- both daemons': the starts of items (job files, shots) a crash may have been caused by
+# (spooler.core.items: counted, then quarantined) ------------------------------------------
+_ITEM_STARTS = """
+CREATE TABLE IF NOT EXISTS item_starts (
+    daemon   TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    starts   INTEGER NOT NULL,
+    boot     TEXT NOT NULL,
+    first_at REAL NOT NULL,
+    last_at  REAL NOT NULL,
+    PRIMARY KEY (daemon, kind, key)
+);
+"""
+
+# -- the gateway's users (spooler.gateway.users): a token's hash, never the token ----------
+_USERS = """
+CREATE TABLE IF NOT EXISTS gateway_users (
+    name            TEXT PRIMARY KEY,
+    token_sha256    TEXT NOT NULL,   -- hex; never the token
+    operator        INTEGER NOT NULL DEFAULT 0,
+    queued_jobs_max INTEGER,         -- NULL: gateway.queued_jobs_max
+    job_bytes_max   INTEGER,         -- NULL: gateway.job_bytes_max
+    requests_per_s  REAL,            -- NULL: gateway.requests_per_s
+    created_at      REAL NOT NULL,   -- when this token was made (a --replace makes a new one)
+    last_used_at    REAL
+);
+"""
+
+# -- the result daemon's ledger of shots (spooler.core.store.shots) -------------------------
+_SHOTS = """
+CREATE TABLE IF NOT EXISTS shots (
+    address      TEXT PRIMARY KEY,
+    job_id       TEXT,
+    attempt      INTEGER,
+    experiment   TEXT,
+    shot_index   INTEGER,
+    local_path   TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    sds_path     TEXT,
+    size         INTEGER,
+    sha256       TEXT,
+    memory       TEXT,
+    frame        BLOB,
+    error        TEXT,
+    received_at  REAL NOT NULL,
+    archived_at  REAL,
+    routines     TEXT
+);
+CREATE INDEX IF NOT EXISTS shots_by_job ON shots (job_id, attempt, experiment, shot_index);
+CREATE INDEX IF NOT EXISTS shots_by_state ON shots (state);
+-- the machine's last shot (the shots' time-out) without a scan
+CREATE INDEX IF NOT EXISTS shots_by_received ON shots (received_at);
+-- who is archived where (a new shot must not replace another's archived copy)
+CREATE INDEX IF NOT EXISTS shots_by_place ON shots (sds_path);
+"""
+
+# -- ``labspool-result reprocess``: the jobs whose outputs were written again ---------------
+_REPROCESSING = """
+CREATE TABLE IF NOT EXISTS reprocessing (
+    job_id        TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    routines      TEXT NOT NULL,
+    outputs_done  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, attempt, routines)
+);
+"""
+
+# Columns added after version 1: (table, column, declaration), added to older databases.
+ADDED_COLUMNS = (
+    ("jobs", "lab_action", "TEXT"),  # version 2
+    ("jobs", "first_shot_at", "REAL"),  # version 3
+    ("jobs", "last_shot_at", "REAL"),
+    ("jobs", "shots_made", "INTEGER NOT NULL DEFAULT 0"),  # version 4
+    # version 5: how often an experiment's missing shots were made again (spooler.pipeline.recovery)
+    ("experiments", "recoveries", "INTEGER NOT NULL DEFAULT 0"),
+    ("shots", "routines", "TEXT"),  # the routines' version of a shot's analysis
+)
+
+# Indexes on columns of ADDED_COLUMNS: made once the column exists.
+_LATER_INDEXES = (
+    # the spooler asks for pending lab actions at every step
+    "CREATE INDEX IF NOT EXISTS jobs_with_lab_action ON jobs (lab_action, updated_at) "
+    "WHERE lab_action IS NOT NULL",
+    # the estimates' last shot of any job before a job's first (spooler.core.estimates) looked
+    # up, not scanned for
+    "CREATE INDEX IF NOT EXISTS jobs_by_last_shot ON jobs (last_shot_at) "
+    "WHERE last_shot_at IS NOT NULL",
+)
+
+
+def create(db: sqlite3.Connection) -> None:
+    """Make every table and index that is missing, and add the columns an older store lacks.
+    (``executescript`` commits on its own: this runs outside any transaction.)"""
+    db.executescript(_JOBS + _ITEM_STARTS + _USERS + _SHOTS + _REPROCESSING)
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    for index in _LATER_INDEXES:
+        db.execute(index)
