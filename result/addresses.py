@@ -30,7 +30,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from result.archive import StoreUnavailable, is_transient
 from spooler.core.errors import JobRejected, LabspoolError
@@ -39,8 +39,10 @@ from spooler.core.headless import headless
 from spooler.core.jobid import is_valid_job_id
 from spooler.core.names import escaped
 from spooler.core.settings import Folders, GlobalNames
-from spooler.core.store import Reader
 from spooler.core.strictjson import describe_value, loads_strict
+
+if TYPE_CHECKING:
+    from spooler.core.store import Reader
 
 __all__ = ["Address", "BadAddress", "DamagedShot", "check_shot", "read_address"]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from spooler.core.errors import LabRejected, LabUnavailable
 from spooler.core.settings import GlobalNames, RunmanagerSettings
-from spooler.lab import LabObservation
 from spooler.lab.blacs import BlacsControl, Withdrawal
+from spooler.lab.interface import LabObservation
 
 __all__ = ["PROBE_TIMEOUT_S", "RunmanagerLab"]
 
