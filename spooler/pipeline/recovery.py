@@ -9,7 +9,10 @@ With the machine operational (:mod:`spooler.pipeline.monitor`), an experiment is
   received (its ledger) and for which no address file waits;
 - BLACS holds none of its shots (none in its queue's folders, none running);
 - nothing happened for ``lab.stalled_after_s``: no shot file written in its shot folder, no
-  shot of its job made, and it was not engaged more recently than that.
+  shot of its job made, and it was not engaged more recently than that;
+- no experiment engaged before it is still at work: runmanager compiles and BLACS runs in the
+  order engaged, so an experiment behind a long compile or a long queue waits, and is not
+  lost (lost shots are made again once the machine has gone quiet).
 
 Then the missing shots, and only those, are made again: the experiment's shot folders so far
 are first withdrawn (BLACS's plugin takes out and refuses any shot that still arrives in
@@ -63,30 +66,40 @@ class ShotRecovery:
         held = set(queued_folders)
         if running is not None:
             held.add(str(Path(running).parent))
-        rounds = 0
+        engaged: list[tuple[JobRecord, ExperimentRecord]] = []
         for job in self.jobs.read.running():
             if job.lab_action is not None:
                 continue  # being withdrawn
             experiments = self.jobs.read.experiments(job.job_id, job.attempt)
             if not experiments or any(e.engaged_at is None for e in experiments):
                 continue  # still being engaged (the dispatcher resumes it)
-            for experiment in experiments:
-                missing = self._lost(job, experiment, held)
-                if missing:
-                    self._make_again(job, experiment, missing)
-                    rounds += 1
+            engaged.extend((job, e) for e in experiments)
+        # runmanager compiles and BLACS runs in the order engaged: an experiment waits behind
+        # one engaged before it that is still at work (a long compile of the experiments
+        # before it is no loss), so the first one at work ends the look
+        engaged.sort(key=lambda pair: pair[1].engaged_at or 0.0)
+        rounds = 0
+        for job, experiment in engaged:
+            missing = self._lost(job, experiment, held)
+            if missing is None:
+                break
+            if missing:
+                self._make_again(job, experiment, missing)
+                rounds += 1
         return rounds
 
-    def _lost(self, job: JobRecord, experiment: ExperimentRecord, held: set[str]) -> list[int]:
-        """The missing shots of a stalled experiment (empty: not stalled)."""
+    def _lost(
+        self, job: JobRecord, experiment: ExperimentRecord, held: set[str]
+    ) -> list[int] | None:
+        """The missing shots of a stalled experiment; empty: none missing (or not ours to
+        make again); None: it is still at work (BLACS holds some of its shots, or shots,
+        files or its engagement are more recent than ``lab.stalled_after_s``)."""
         expected = experiment.shots_expected or 0
-        if expected != experiment.shots_requested or experiment.recoveries >= RECOVERIES_MAX:
-            return []  # runmanager makes other shots than range(shots): not ours to redo
         folders = self.settings.folders.shot_folders(
             job.job_id, job.attempt, experiment.name, experiment.recoveries
         )
         if any(str(f) in held for f in folders):
-            return []
+            return None
         made = self.jobs.read.shot_indices_received(job.job_id, job.attempt, experiment.name)
         if len(made) >= expected:
             return []
@@ -100,7 +113,9 @@ class ShotRecovery:
             _newest_file(folders[-1]),
         )
         if self.jobs.store.clock() - last < self.settings.lab.stalled_after_s:
-            return []
+            return None
+        if expected != experiment.shots_requested or experiment.recoveries >= RECOVERIES_MAX:
+            return []  # runmanager makes other shots than range(shots): not ours to redo
         return missing
 
     def _announced(self, job: JobRecord, experiment: str) -> set[int]:

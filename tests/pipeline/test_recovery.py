@@ -86,6 +86,27 @@ def test_no_recovery_while_blacs_holds_a_shot_of_the_experiment(
     assert len(lab.engaged()) == 1
 
 
+def test_an_experiment_waiting_behind_one_still_at_work_is_not_lost(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    """runmanager compiles and BLACS runs in the order engaged: while an experiment engaged
+    earlier is still at work (here: in BLACS's queue), the ones after it wait, however long
+    (CI saw a long compile of the first experiments taken for the loss of the later ones)."""
+    drop(tree, "j.json", good_job(shots=3, experiments=2))
+    spooler.run_once()
+    assert len(lab.engaged()) == 2
+    first = tree.folders.shot_folder("j", 1, "experiment_0")
+    lab.blacs = dataclasses.replace(lab.blacs, queued=3, queued_folders={str(first): 3})
+    later(spooler, clock, 10 * tree.lab.stalled_after_s)
+    assert len(lab.engaged()) == 2, "experiment_1 waits behind experiment_0"
+    lab.blacs = dataclasses.replace(lab.blacs, queued=0, queued_folders={})
+    received(spooler, "j", [0, 1, 2])  # experiment_0 made; experiment_1's shots never came
+    later(spooler, clock, 10 * tree.lab.stalled_after_s)
+    assert len(lab.engaged()) == 3
+    again = lab.engaged()[-1]
+    assert again["experiment_name"] == "experiment_1" and again["shot_indices"] == [0, 1, 2]
+
+
 def test_no_recovery_while_the_machine_is_down(
     spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
 ) -> None:
