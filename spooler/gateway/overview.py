@@ -105,17 +105,7 @@ def finished_jobs(
     reader: Reader, user: str | None, limit: int, *states: JobState
 ) -> list[JobRecord]:
     """The *limit* jobs of *user* (everybody's: None) that ended last, newest first."""
-    wanted = states or FINISHED
-    ids = [
-        job_id
-        for (job_id,) in reader.execute(
-            f"SELECT job_id FROM jobs WHERE state IN ({', '.join('?' for _ in wanted)})"
-            + ("" if user is None else " AND submitter = ?")
-            + " ORDER BY updated_at DESC, seq DESC LIMIT ?",
-            (*(s.value for s in wanted), *(() if user is None else (user,)), limit),
-        )
-    ]
-    return [r for r in (reader.get(job_id) for job_id in ids) if r is not None]
+    return reader.last_ended(states or FINISHED, user, limit)
 
 
 def quarantined_items(folder: Path, limit: int) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ connections were enough to refuse every legitimate poll. So the gateway serves w
 - then it has ``idle_timeout_s`` (between half and all of it, at random, so that
   connections opened together are not closed together) to send the headers of its next
   request, from when it opens and after each answer, however it trickles bytes; then it is
-  closed. A request's body has its own deadline (:data:`spooler.gateway.app.BODY_TIMEOUT_S`);
+  closed. A request's body has its own deadline (:data:`spooler.gateway.bodies.BODY_TIMEOUT_S`);
 - at most ``connections_per_client_max`` connections are open from one client address (a
   reverse proxy's addresses, ``proxy_addresses``, are not capped: the proxy caps its clients),
   and ``connections_max`` in all; a connection over a cap is answered a JSON 503 and closed;

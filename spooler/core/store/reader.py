@@ -137,6 +137,19 @@ class Reader:
             rows = self._db.execute(f"{sql} AND submitter = ? GROUP BY state", (submitter,))
         return {(JobState(state), user): int(count) for state, user, count in rows}
 
+    def last_ended(
+        self, states: Iterable[JobState], submitter: str | None, limit: int
+    ) -> list[JobRecord]:
+        """The *limit* jobs in *states* (of *submitter*; everybody's: None) that changed
+        last, newest first."""
+        wanted = [s.value for s in states]
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({', '.join('?' for _ in wanted)})"
+        if submitter is not None:
+            sql += " AND submitter = ?"
+            wanted.append(submitter)
+        sql += " ORDER BY updated_at DESC, seq DESC LIMIT ?"
+        return [JobRecord.from_row(r) for r in self._db.execute(sql, (*wanted, limit))]
+
     def jobs_page(
         self, state: JobState, offset: int, limit: int, submitter: str | None = None
     ) -> list[JobRecord]:
