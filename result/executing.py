@@ -36,7 +36,7 @@ ISOLATED_TIMEOUT_S = 20.0  # within systemd's watchdog interval (60 s; pings eve
 class Executors:
     """The configured executor (made when first needed) and the isolation executor."""
 
-    def __init__(self, settings: ExecutorSettings, wake: threading.Event, *, scratch: Path):
+    def __init__(self, settings: ExecutorSettings, wake: threading.Event, *, scratch: Path) -> None:
         self.settings = settings
         self.wake = wake
         self.scratch = scratch
