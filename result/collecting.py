@@ -29,7 +29,6 @@ from result.filing import AddressFiles
 from result.giving_up import GivingUp
 from result.inhand import Flight, InHand
 from result.intake import count_made
-from result.ledger import Ledger
 from result.placing import Placed, Placing, Taken
 from result.task import ShotOutcome
 from spooler.core.errors import describe_exception
@@ -38,6 +37,7 @@ from spooler.core.jobs import Jobs
 from spooler.core.logs import for_job
 from spooler.core.states import JobState
 from spooler.core.store import Transaction
+from spooler.core.store.shots import Ledger
 
 __all__ = ["Collector"]
 

@@ -49,13 +49,13 @@ from result.giving_up import GivingUp
 from result.inhand import InHand
 from result.intake import Intake
 from result.killlock import release_leaked
-from result.ledger import Ledger, ShotRow
 from result.outage import Outage
 from result.placing import Placing
 from spooler.core.backends import get_backend
 from spooler.core.items import DeathCounter, Quarantine
 from spooler.core.labprofile import activate_if_set
 from spooler.core.settings import Folders, Settings
+from spooler.core.store.shots import ShotRow
 from spooler.core.watching import WatchingDaemon
 
 __all__ = ["BadAddress", "ResultDaemon"]
@@ -88,7 +88,6 @@ class ResultDaemon(WatchingDaemon):
         for stale in self.work.iterdir() if exclusive else ():
             stale.unlink()  # a half-done analysis; its shot is still where it came from
         activate_if_set(settings.lab.labscript_profile)
-        self.ledger = Ledger(self.jobs.store)
         self.deaths = DeathCounter(self.jobs.store, "result", settings.limits.item_deaths_max)
         self.quarantine = Quarantine(
             settings.folders.quarantine, "result daemon", store=self.jobs.store

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from result.ledger import Ledger
 from spooler.core.fsutil import fsync_dir
 from spooler.core.jobs import Jobs
+from spooler.core.store.shots import Ledger
 
 __all__ = ["AddressFiles"]
 

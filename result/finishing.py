@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from result.archive import StoreUnavailable
-from result.ledger import Ledger, ShotRow
 from result.multishot import (
     Artefacts,
     MultishotInput,
@@ -38,6 +37,7 @@ from spooler.core.logs import for_job
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
 from spooler.core.store import JobRecord
+from spooler.core.store.shots import Ledger, ShotRow
 
 __all__ = ["JobFinisher", "Outputs"]
 

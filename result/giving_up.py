@@ -19,13 +19,13 @@ from pathlib import Path
 
 from result.deaths import ShotDeaths
 from result.inhand import InHand
-from result.ledger import Ledger, ShotRow
 from result.placing import Placing, stored_place
 from spooler.core.items import Quarantine
 from spooler.core.jobs import Jobs
 from spooler.core.logs import for_job
 from spooler.core.names import escaped
 from spooler.core.settings import Folders
+from spooler.core.store.shots import Ledger, ShotRow
 
 __all__ = ["GivingUp"]
 

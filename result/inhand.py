@@ -1,8 +1,9 @@
 """The shots in hand: where each shot that the result daemon holds in this process is.
 
-The ledger (:mod:`result.ledger`) says durably what a shot is (``received``, ``archived``,
-``quarantined``); this says what the running daemon does with it now, and is lost with the
-process: a daemon started anew finds its shots again in the ``claimed`` folder and the ledger.
+The ledger (:mod:`spooler.core.store.shots`) says durably what a shot is (``received``,
+``archived``, ``quarantined``); this says what the running daemon does with it now, and is
+lost with the process: a daemon started anew finds its shots again in the ``claimed`` folder
+and the ledger.
 A shot is in one of three places:
 
 - ``unread``: a claimed address file to read in the next pass (the ledger may not know it);

@@ -24,7 +24,6 @@ from result.executing import Executors
 from result.filing import AddressFiles
 from result.giving_up import GivingUp
 from result.inhand import InHand
-from result.ledger import Ledger
 from result.placing import Placing, stored_place
 from result.task import ShotTask
 from spooler.core.errors import describe_exception
@@ -34,6 +33,7 @@ from spooler.core.jobs import Jobs
 from spooler.core.logs import for_job
 from spooler.core.settings import Settings
 from spooler.core.store import Transaction
+from spooler.core.store.shots import Ledger
 
 __all__ = ["Intake", "count_made"]
 

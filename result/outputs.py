@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from result.ledger import ShotRow
 from spooler.core.backends import Backend
 from spooler.core.fsutil import write_atomic
 from spooler.core.headless import headless
 from spooler.core.store import ExperimentRecord
+from spooler.core.store.shots import ShotRow
 
 __all__ = ["experiment_frame", "result_document", "write_csv", "write_result"]
 

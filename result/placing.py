@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from result.archive import place
-from result.ledger import Ledger, ShotRow
 from result.task import ShotOutcome, work_copies
 from spooler.core.fsutil import fsync_dir
 from spooler.core.settings import Folders
 from spooler.core.store import Reader, Transaction
+from spooler.core.store.shots import Ledger, ShotRow
 
 __all__ = ["Placed", "Placing", "Taken", "stored_place"]
 

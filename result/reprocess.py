@@ -37,7 +37,6 @@ from result import task as tasks
 from result.analysis import load_routines
 from result.executors import Executor, Finished, make_executor
 from result.finishing import JobFinisher
-from result.ledger import Ledger, ShotRow
 from result.multishot import load_multishot
 from result.placing import Placed, Placing
 from result.task import ShotTask, routines_version
@@ -49,22 +48,14 @@ from spooler.core.labprofile import activate_if_set
 from spooler.core.logs import for_job
 from spooler.core.settings import Settings
 from spooler.core.states import FINISHED, JobState
+from spooler.core.store.reprocessing import Reprocessing
+from spooler.core.store.shots import Ledger, ShotRow
 
 __all__ = ["Progress", "Report", "Reprocessor", "progress_printer"]
 
 log = logging.getLogger(__name__)
 
 SUFFIX = "reprocess"  # of its work copies (the daemon's are "work")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reprocessing (
-    job_id        TEXT NOT NULL,
-    attempt       INTEGER NOT NULL,
-    routines      TEXT NOT NULL,
-    outputs_done  INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (job_id, attempt, routines)
-);
-"""
 
 
 @dataclass
@@ -115,8 +106,6 @@ class Reprocessor:
         self._lock_fd = exclusive_lock(settings.folders.state / "reprocess.lock", "reprocess")
         try:
             self.jobs = Jobs(settings.folders)
-            Ledger(self.jobs.store)
-            self.jobs.store.ensure_table(_SCHEMA)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -140,12 +129,7 @@ class Reprocessor:
         *since* (a Unix time); unknown names are an error."""
         read = self.jobs.read
         if every or since is not None:
-            sql = "SELECT DISTINCT job_id FROM shots WHERE state = 'archived'"
-            args: tuple[float, ...] = ()
-            if since is not None:
-                sql += " AND archived_at >= ?"
-                args = (since,)
-            found = {str(r[0]) for r in read.execute(sql, args) if r[0] is not None}
+            found = Ledger.jobs_archived(read, since)
             return [j.job_id for j in read.jobs() if j.job_id in found]
         out = []
         for job_id in job_ids:
@@ -172,11 +156,7 @@ class Reprocessor:
                     report.jobs_skipped.append(job_id)
                     continue
                 jobs.append((job_id, job.attempt))
-                tx.execute(
-                    "INSERT OR IGNORE INTO reprocessing (job_id, attempt, routines) "
-                    "VALUES (?, ?, ?)",
-                    (job_id, job.attempt, self.version),
-                )
+                Reprocessing.take(tx, job_id, job.attempt, self.version)
         for job_id, attempt in jobs:
             for row in Ledger.of_job(self.jobs.read, job_id, attempt):
                 if row.state != "archived" or not row.sds_path:
@@ -284,12 +264,8 @@ class Reprocessor:
     def _finish_job(self, job_id: str, attempt: int, report: Report) -> None:
         """A job whose every archived shot carries the version: outputs rewritten, once."""
         read = self.jobs.read
-        pending = read.execute(
-            "SELECT outputs_done FROM reprocessing WHERE job_id = ? AND attempt = ? "
-            "AND routines = ?",
-            (job_id, attempt, self.version),
-        ).fetchone()
-        if pending is None or (pending[0] and not self.force):
+        done = Reprocessing.outputs_done(read, job_id, attempt, self.version)
+        if done is None or (done and not self.force):
             return
         rows = Ledger.of_job(read, job_id, attempt)
         archived = [r for r in rows if r.state == "archived"]
@@ -302,11 +278,7 @@ class Reprocessor:
             self.finisher.write_outputs(job, rows)
             report.jobs_rewritten.append(job_id)
         with self.jobs.change() as tx:
-            tx.execute(
-                "UPDATE reprocessing SET outputs_done = 1 WHERE job_id = ? AND attempt = ? "
-                "AND routines = ?",
-                (job_id, attempt, self.version),
-            )
+            Reprocessing.outputs_written(tx, job_id, attempt, self.version)
             tx.note(
                 job_id,
                 f"Reprocessed {len(archived)} archived shot(s) with {self.version}",

@@ -16,7 +16,6 @@ import yaml
 
 from result.analysis import Routine
 from result.finishing import JobFinisher
-from result.ledger import Ledger
 from result.multishot import (
     MultishotInput,
     experiment_order,
@@ -29,6 +28,7 @@ from spooler.core.errors import ConfigError
 from spooler.core.jobs import Jobs
 from spooler.core.settings import Settings, load_settings
 from spooler.core.states import JobState
+from spooler.core.store.shots import Ledger
 from tests.result.multishot_frames import (
     FINISHED_AT,
     flat_frame,
@@ -242,7 +242,6 @@ class Finished:
         self.settings = settings
         self.clock = clock
         self.jobs = Jobs(settings.folders, clock=clock)
-        Ledger(self.jobs.store)
         self.finisher = JobFinisher(
             settings, self.jobs, get_backend(settings.backend), wall_clock=clock
         )

@@ -10,18 +10,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from result.ledger import Ledger
 from result.reprocess import Reprocessor
 from spooler.core.errors import LabspoolError
 from spooler.core.jobs import Jobs
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
+from spooler.core.store.shots import Ledger
 
 
 def job_with_shots(tree: Settings, job_id: str, archived_at: list[float], final: bool) -> None:
     jobs = Jobs(tree.folders)
     try:
-        Ledger(jobs.store)
         with jobs.change() as tx:
             tx.add_job(job_id=job_id, backend="singlequdit", source_name="x", claim_name="x")
             tx.transition(job_id, JobState.QUEUED)

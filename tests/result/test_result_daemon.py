@@ -287,7 +287,7 @@ def test_a_shot_archived_before_a_crash_is_tidied_first_whatever_the_executors_r
     """A kill between the ledger's 'archived' and the removal of the local copy: at the next
     start that shot needs no room in the executor, and it is tidied before the job's end is
     checked, so a job never ends DONE with a local copy of a shot still there."""
-    from result.ledger import Ledger
+    from spooler.core.store.shots import Ledger
 
     shots = 5
     running_job(tree, "crash", {"experiment_0": shots}, at=1.7e9)

@@ -148,7 +148,7 @@ def test_the_dataframe_of_shots_with_other_columns_is_lyses_too(
     script = f"""
 import sys
 from lyse.dataframe_utilities import concat_with_padding, get_dataframe_from_shot
-from result.ledger import Ledger
+from spooler.core.store.shots import Ledger
 from result.outputs import experiment_frame
 from spooler.core.store import JobStore
 

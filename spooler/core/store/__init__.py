@@ -8,7 +8,8 @@ No SQL is written outside this package: :mod:`~spooler.core.store.schema` holds 
 and migration, :class:`~spooler.core.store.reader.Reader` and
 :class:`~spooler.core.store.transaction.Transaction` the jobs' named queries, and a module per
 other table its own (``shots``: the result daemon's ledger, ``starts``: the poison items'
-starts, ``users``: the gateway's users, ``reports``: the views' sums).
+starts, ``users``: the gateway's users, ``reprocessing``: the jobs reprocessed, ``reports``:
+the views' sums over several tables).
 """
 
 from __future__ import annotations
@@ -75,15 +76,6 @@ class JobStore:
 
     def close(self) -> None:
         self._db.close()
-
-    def ensure_table(self, ddl: str, added: tuple[tuple[str, str, str], ...] = ()) -> None:
-        """Create another component's tables (idempotent DDL) in this store, and add the
-        columns *added* ((table, column, declaration)) that a table made before lacks."""
-        self._db.executescript(ddl)
-        for table, column, declaration in added:
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     @property
     def read(self) -> Reader:

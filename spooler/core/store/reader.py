@@ -236,7 +236,7 @@ class Reader:
 
     def shot_indices_received(self, job_id: str, attempt: int, experiment: str) -> set[int]:
         """The shots of an experiment the result daemon has received (its ledger, the table
-        ``shots`` of :mod:`result.ledger`; empty before the result daemon ever ran)."""
+        ``shots`` of :mod:`spooler.core.store.shots`; empty before the result daemon ever ran)."""
         try:
             rows = self._db.execute(
                 "SELECT shot_index FROM shots WHERE job_id = ? AND attempt = ? "

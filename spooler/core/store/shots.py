@@ -53,9 +53,6 @@ class ShotRow:
 class Ledger:
     """The ledger's named queries; each takes the view (a Reader or a Transaction) it runs in."""
 
-    def __init__(self, store: object = None) -> None:
-        pass  # TODO(layers): the callers' Ledger(store) goes once result/daemon.py is split
-
     @staticmethod
     def get(view: Reader, address: str) -> ShotRow | None:
         row = view.execute(f"SELECT {_COLUMNS} FROM shots WHERE address = ?", (address,)).fetchone()
@@ -170,3 +167,13 @@ class Ledger:
         """When the newest shot of any job was received: the machine's last sign of work."""
         (last,) = view.execute("SELECT MAX(received_at) FROM shots").fetchone()
         return None if last is None else float(last)
+
+    @staticmethod
+    def jobs_archived(view: Reader, since: float | None = None) -> set[str]:
+        """The jobs with a shot archived (at or after *since*, a Unix time, if given)."""
+        sql = "SELECT DISTINCT job_id FROM shots WHERE state = 'archived'"
+        args: tuple[float, ...] = ()
+        if since is not None:
+            sql += " AND archived_at >= ?"
+            args = (since,)
+        return {str(r[0]) for r in view.execute(sql, args) if r[0] is not None}
