@@ -121,7 +121,7 @@ class ResultDaemon(WatchingDaemon):
             files=self.files,
             placing=self.placing,
             room=self._room,
-            rescan=self._rescan,
+            rescan=self._look,
         )
         self.collector = Collector(
             self.jobs,
@@ -182,7 +182,7 @@ class ResultDaemon(WatchingDaemon):
         """Process everything waiting, then return (a store that is away ends the pass)."""
         self._warm_up()
         total = 0
-        self._next_rescan = float("-inf")
+        self._look_soon()
         while True:
             done = self.step()
             total += done
@@ -223,16 +223,9 @@ class ResultDaemon(WatchingDaemon):
                 WORKERS_READY_S,
             )
 
-    def _rescan(self) -> None:
-        """List the address folder when it is due, or when the watcher's hints are not to
-        be trusted."""
-        if self.clock() >= self._next_rescan or not self.addresses.merge_hints():
-            self.addresses.rescan()
-            self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
-
     def _pass(self, look: bool) -> bool:
         if look:
-            self._next_rescan = self.clock()  # list the folder ourselves now
+            self._look_soon()  # list the folder ourselves now
         done = self.step()
         shots = self.shots
         more = len(self.addresses) or shots.unread or (self._room() > 0 and shots.waiting)
@@ -241,7 +234,7 @@ class ResultDaemon(WatchingDaemon):
     def _sleep_s(self) -> float:
         if self.outage.waiting():
             return self.outage.retry_at - self.clock()  # the store is away: wait for the retry
-        sleep_s = max(0.0, self._next_rescan - self.clock())
+        sleep_s = self._until_look_s()
         if self.shots.flights:
             sleep_s = min(sleep_s, 1.0)  # the executors' time-outs; outcomes wake it
         return sleep_s

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from spooler.core.fsutil import fsync_dir
+from spooler.core.fsutil import exists_in, free_name, fsync_dir
 from spooler.core.jobs import Jobs
 from spooler.core.store.shots import Ledger
 
@@ -34,12 +34,8 @@ class AddressFiles:
         for path in paths:
             if not path.exists():
                 continue
-            target = processed / (path.name + suffix)
-            n = 1
-            while target.exists():
-                target = processed / f"{path.name}{suffix}.{n}"
-                n += 1
-            os.rename(path, target)
+            name = free_name(path.name + suffix, exists_in(processed), keep_suffix=False)
+            os.rename(path, processed / name)
             moved = True
         if moved:
             fsync_dir(processed)
@@ -47,11 +43,12 @@ class AddressFiles:
 
     def rename_claimed(self, address_path: Path) -> Path:
         """A claimed address file under a name the ledger has not seen."""
-        n = 1
-        while True:
-            candidate = address_path.with_name(f"{address_path.stem}.{n}{address_path.suffix}")
-            if not candidate.exists() and Ledger.get(self.jobs.read, candidate.name) is None:
-                os.rename(address_path, candidate)
-                fsync_dir(candidate.parent)
-                return candidate
-            n += 1
+        on_disk = exists_in(address_path.parent)
+
+        def taken(name: str) -> bool:
+            return on_disk(name) or Ledger.get(self.jobs.read, name) is not None
+
+        candidate = address_path.with_name(free_name(address_path.name, taken))
+        os.rename(address_path, candidate)
+        fsync_dir(candidate.parent)
+        return candidate

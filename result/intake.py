@@ -63,7 +63,7 @@ class Intake:
         files: AddressFiles,
         placing: Placing,
         room: Callable[[], int],
-        rescan: Callable[[], None],
+        rescan: Callable[[], object],
     ) -> None:
         """*room*: how many more shots the executor takes now; *rescan*: list the address
         folder if it is time to (its watcher's hints may be incomplete)."""

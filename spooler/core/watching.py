@@ -80,6 +80,27 @@ class WatchingDaemon:
         self._stop = threading.Event()
         self._next_rescan = float("-inf")
 
+    # -- the watched folder's listing: when due, when the watcher's hints cannot be trusted
+
+    def _look(self, *, now: bool = False) -> int | None:
+        """List the watched folder if *now*, if its listing is due (every
+        ``intake.rescan_interval_s``: events can be lost), or if the watcher's hints cannot
+        be trusted (:meth:`DumpFolder.merge_hints`); returns the files waiting, or None when
+        only the hints were taken."""
+        if now or self.clock() >= self._next_rescan or not self.watched.merge_hints():
+            waiting = self.watched.rescan()
+            self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
+            return waiting
+        return None
+
+    def _look_soon(self) -> None:
+        """The next :meth:`_look` lists the folder."""
+        self._next_rescan = float("-inf")
+
+    def _until_look_s(self) -> float:
+        """Seconds until the folder's listing is due."""
+        return max(0.0, self._next_rescan - self.clock())
+
     @staticmethod
     def _clear_stale_temps(folders: Folders) -> None:
         """Temporary files of writes a kill cut short (status files, results, rendered jobs,

@@ -118,9 +118,8 @@ class Spooler(WatchingDaemon):
                 tx.note(job.job_id, note)
             for_job(log, job.job_id).info("%s", note)
 
-    def _rescan(self) -> None:
-        waiting = self.dump.rescan()
-        self._next_rescan = self.clock() + self.settings.intake.rescan_interval_s
+    def _rescan(self, *, now: bool = True) -> None:
+        waiting = self._look(now=now)
         if waiting:
             log.info("%d job file(s) waiting in %s", waiting, self.dump.folder)
 
@@ -128,8 +127,7 @@ class Spooler(WatchingDaemon):
         """One pass: admit one batch from the dump folder, then try to engage a job."""
         self.start()
         self.lab_actions.step()
-        if rescan or self.clock() >= self._next_rescan or not self.dump.merge_hints():
-            self._rescan()
+        self._rescan(now=rescan)
         batch = self.dump.take(self.settings.intake.batch_max_jobs, max_bytes=PASS_MAX_BYTES)
         claimed = [path for path in map(self.dump.claim, batch) if path is not None]
         admitted = self.admission.admit(claimed)
@@ -169,7 +167,7 @@ class Spooler(WatchingDaemon):
         return bool(report.admitted or len(self.dump))
 
     def _sleep_s(self) -> float:
-        timeout = min(max(0.0, self._next_rescan - self.clock()), CONTROL_POLL_S)
+        timeout = min(self._until_look_s(), CONTROL_POLL_S)
         if self.jobs.read.queue(limit=1):
             timeout = min(timeout, max(self.dispatcher.retry_in_s, 0.05))
         return timeout
