@@ -22,18 +22,14 @@ from pathlib import Path
 
 from result import task as tasks
 from result.archive import StoreUnavailable
-from result.deaths import ShotDeaths
-from result.executing import Executors
 from result.executors import Finished
-from result.filing import AddressFiles
-from result.giving_up import GivingUp
-from result.inhand import Flight, InHand
+from result.inhand import Flight
 from result.intake import count_made
-from result.placing import Placed, Placing, Taken
+from result.parts import Step
+from result.placing import Placed, Taken
 from result.task import ShotOutcome
 from spooler.core.errors import describe_exception
 from spooler.core.fsutil import is_environment_error
-from spooler.core.jobs import Jobs
 from spooler.core.logs import for_job
 from spooler.core.states import JobState
 from spooler.core.store import Transaction
@@ -44,27 +40,8 @@ __all__ = ["Collector"]
 log = logging.getLogger(__name__)
 
 
-class Collector:
+class Collector(Step):
     """Finished tasks to archived shots (or shots waiting again, or given up)."""
-
-    def __init__(
-        self,
-        jobs: Jobs,
-        *,
-        shots: InHand,
-        executors: Executors,
-        deaths: ShotDeaths,
-        giving_up: GivingUp,
-        files: AddressFiles,
-        placing: Placing,
-    ) -> None:
-        self.jobs = jobs
-        self.shots = shots
-        self.executors = executors
-        self.deaths = deaths
-        self.giving_up = giving_up
-        self.files = files
-        self.placing = placing
 
     def collect(self) -> int:
         """Returns the number of shots finished (archived or given up)."""

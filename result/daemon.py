@@ -50,6 +50,7 @@ from result.inhand import InHand
 from result.intake import Intake
 from result.killlock import release_leaked
 from result.outage import Outage
+from result.parts import Parts
 from result.placing import Placing
 from spooler.core.backends import get_backend
 from spooler.core.items import DeathCounter, Quarantine
@@ -110,28 +111,11 @@ class ResultDaemon(WatchingDaemon):
         self.giving_up = GivingUp(
             self.jobs, self.quarantine, deaths, self.shots, self.placing, settings.folders
         )
-        self.intake = Intake(
-            settings,
-            self.jobs,
-            self.addresses,
-            shots=self.shots,
-            executors=self.executors,
-            deaths=deaths,
-            giving_up=self.giving_up,
-            files=self.files,
-            placing=self.placing,
-            room=self._room,
-            rescan=self._look,
+        parts = Parts(
+            self.jobs, self.shots, self.executors, deaths, self.giving_up, self.files, self.placing
         )
-        self.collector = Collector(
-            self.jobs,
-            shots=self.shots,
-            executors=self.executors,
-            deaths=deaths,
-            giving_up=self.giving_up,
-            files=self.files,
-            placing=self.placing,
-        )
+        self.intake = Intake(settings, parts, self.addresses, room=self._room, rescan=self._look)
+        self.collector = Collector(parts)
 
     # -- the executors ------------------------------------------------------------------
 

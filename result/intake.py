@@ -19,17 +19,13 @@ from pathlib import Path
 
 from result.addresses import Address, BadAddress, read_address
 from result.archive import StoreUnavailable
-from result.deaths import ShotDeaths, died
-from result.executing import Executors
-from result.filing import AddressFiles
-from result.giving_up import GivingUp
-from result.inhand import InHand
-from result.placing import Placing, stored_place
+from result.deaths import died
+from result.parts import Parts, Step
+from result.placing import stored_place
 from result.task import ShotTask
 from spooler.core.errors import describe_exception
 from spooler.core.fsutil import is_environment_error
 from spooler.core.intake import DumpFolder
-from spooler.core.jobs import Jobs
 from spooler.core.logs import for_job
 from spooler.core.settings import Settings
 from spooler.core.store import Transaction
@@ -47,36 +43,24 @@ def count_made(tx: Transaction, job_id: str, attempt: int) -> None:
         tx.set_counts(job_id, shots_made=Ledger.received_count(tx, job_id, attempt))
 
 
-class Intake:
+class Intake(Step):
     """Claimed address files into the ledger and their shots into the executors."""
 
     def __init__(
         self,
         settings: Settings,
-        jobs: Jobs,
+        parts: Parts,
         addresses: DumpFolder,
         *,
-        shots: InHand,
-        executors: Executors,
-        deaths: ShotDeaths,
-        giving_up: GivingUp,
-        files: AddressFiles,
-        placing: Placing,
         room: Callable[[], int],
         rescan: Callable[[], object],
     ) -> None:
         """*room*: how many more shots the executor takes now; *rescan*: list the address
         folder if it is time to (its watcher's hints may be incomplete)."""
+        super().__init__(parts)
         self.settings = settings
-        self.jobs = jobs
         self.addresses = addresses
         self.claimed = settings.folders.result_claimed
-        self.shots = shots
-        self.executors = executors
-        self.deaths = deaths
-        self.giving_up = giving_up
-        self.files = files
-        self.placing = placing
         self.room = room
         self.rescan = rescan
         self.routines = settings.result.routines
