@@ -199,6 +199,13 @@ class Chromium:
         self.call("Page.navigate", {"url": url})
         self._event("Page.loadEventFired", WAIT_S)
 
+    def follow(self, selector: str) -> None:
+        """Click the link *selector* and wait for the page it leads to to load (a check made
+        while the old page is still being left would be lost with it)."""
+        self._messages = [m for m in self._messages if m.get("method") != "Page.loadEventFired"]
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+        self._event("Page.loadEventFired", WAIT_S)
+
     def evaluate(self, expression: str) -> Any:
         result = self.call(
             "Runtime.evaluate",

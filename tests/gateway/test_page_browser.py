@@ -143,7 +143,7 @@ def test_the_page_follows_a_running_job_and_shows_its_result(
         jobs.close()
 
     # the job's own page, from its link
-    browser.evaluate("document.querySelector('tr[data-job=rabi] a').click()")
+    browser.follow("tr[data-job=rabi] a")
     browser.wait_for("document.getElementById('job-picture').naturalWidth > 0", "the picture")
     assert browser.evaluate("location.pathname") == "/jobs/rabi"
     assert browser.text("[data-fact=state]") == "DONE"
@@ -278,7 +278,7 @@ def test_a_long_queue_shows_its_first_jobs_how_many_and_the_next_ones(
         browser.evaluate(f"document.querySelector('{later}').previousElementSibling.dataset.job")
         == "q099"
     )
-    browser.evaluate(f"document.querySelector('{later} a').click()")
+    browser.follow(f"{later} a")
     browser.wait_for("document.querySelector('tr[data-job=q104]')", "the next page")
     assert browser.evaluate("location.search") == "?offset=100"
     assert browser.evaluate(rows) == 5
