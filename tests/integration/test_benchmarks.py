@@ -32,6 +32,7 @@ SMOKE_TESTED = {
     "bench_result.py",
     "bench_scaleout.py",
     "bench_web.py",
+    "bench_year.py",
 }
 NOT_BENCHMARKS = {"bench_routines.py"}  # the analysis routines bench_scaleout.py runs
 
@@ -205,3 +206,39 @@ def test_the_web_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
     assert _positive(*figures["ratios"].values())
     assert re.search(r"^post_job: 4 jobs by 2 users, 10 at a time: [\d.]+ jobs/s", out, re.M)
     assert re.search(r"^  get_job_status / trivial: p50 [\d.]+x, p99 [\d.]+x", out, re.M)
+
+
+@pytest.mark.lab
+@needs_suite
+def test_the_year_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
+    """Trees of 100 and 300 finished jobs (their ledger, status, result and address files,
+    a quarantine), real jobs finished by the result daemon among them; every operation
+    measured on both, its ratio to the smaller tree's; the reprocess plan and sample in
+    processes of their own."""
+    out, figures = run_smoke("bench_year.py", tmp_path)
+    assert figures["sizes"] == [100, 300]
+    for size in ("100", "300"):
+        tree = figures["trees"][size]
+        assert tree["jobs"] == int(size) and tree["ledger_shots"] >= 10 * int(size)
+    measured = figures["figures"]
+    for name in (
+        "admit a burst of 50 jobs, jobs/s",
+        "spooler start-up, s",
+        "result daemon start-up, s",
+        "labspool status, s",
+        "labspool status --json, s",
+        "get_job_status, s",
+        "page overview, operator, s",
+        "page job, tenjobs, s",
+        "estimates of the queue, s",
+        "fair-share key of a new job, s",
+        "finishing a 50-shot job, s",
+        "result daemon: one shot, shots/s",
+        "reprocess --all: plan's peak RSS, MB",
+        "reprocess --force, the sample, shots/s",
+    ):
+        figure = measured[name]
+        assert _positive(*figure["values"].values(), *figure["ratios"].values()), name
+        assert figure["ratios"]["100"] == 1.0
+    assert re.search(r"^operation +unit +100 +300 +x300$", out, re.M)
+    assert re.search(r"^labspool move, s +s +\S+ +\S+ +[\d.]+$", out, re.M)

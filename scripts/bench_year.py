@@ -1,0 +1,1067 @@
+#!/usr/bin/env python3
+"""Benchmark of a year of jobs: what labspool's everyday operations cost on a tree that has
+run for a year, as a ratio to the same operation on a tree of 1,000 jobs, in one run.
+
+Every other benchmark measures a fresh tree. This one builds trees of ``--sizes`` finished
+jobs (1,000, 10,000 and 100,000 by default) as a year leaves them, then measures each
+operation on every tree, one tree after the other, before the next operation (the machine
+is noisy: read the ratios, each against the smallest tree's figure of the same run).
+
+What a tree holds, and how it is made (``labspool init``, then):
+
+- a few real jobs per tree (``--sample-jobs``, 10 shots each of about 50 kB): runmanager
+  run files and the BLACS plugin's own address files (``scripts/bench_result.py``'s
+  ``make_shots``), taken in, analysed, archived and finished by the result daemon itself
+  (inline executor). Their archived shots are the sample ``reprocess`` runs on, and their
+  ledger row (lyse's DataFrame row, the memory entry) and result JSON the templates below;
+- the year's jobs, spread over 365 days: 90% DONE (1 to 3 experiments, 10 to 40 shots),
+  3% ERROR while running (shots stopped arriving after half of them), 3% refused at
+  admission, 4% CANCELLED while queued; eight users of unequal weight, 5% without a user,
+  and one user with exactly 10 jobs. Through the store's own named queries
+  (``Transaction.add_job``, ``transition``, ``set_counts``, the experiments' queries and
+  ``Ledger.claim`` / ``Ledger.archived`` for every shot), 500 jobs a transaction; the
+  shortcut: the transaction's time (``tx.now``) is set job by job, so that one transaction
+  writes jobs of different days (the ledger's own times are the build's, as
+  ``Ledger.claim`` takes ``time.time()``);
+- the files they leave: every status file rendered by the status file renderer
+  (``StatusFiles.publish``, 1,000 jobs at a time); shortcuts, written as plain files (not
+  atomically, no fsync), with the content labspool writes: each admitted job's folder
+  (``jobs/<id>/job.json`` and one rendered script per experiment, the renderer's text of
+  the first job), each refused job's file in ``rejected/``, a result JSON per DONE job
+  (the real job's, its ``job_id`` replaced), and every shot's address file in
+  ``processed/`` (what the plugin's ``shot_record`` says of it); the quarantine (one item
+  per 2,000 jobs, half of the spooler's, half of the result daemon's) through
+  ``Quarantine.put``. The synthetic shots themselves are absent (the ledger says where they
+  were archived): only the real jobs' shots are on the store. The notices for people
+  (ERROR, quarantine) are recorded sent, as the notifier leaves them.
+
+Measured on each tree (``--burst`` first, so that the others meet a queue of that many):
+
+- admitting a burst of new jobs (``Spooler.run_once``, ``lab.kind: none``, ``queue.policy:
+  fair``), jobs/s;
+- ``labspool status`` (all jobs, one job, ``--json``) and ``labspool move`` (a queued job to
+  the front, then the back);
+- the gateway (starlette's TestClient): ``get_job_status`` and ``get_job_result`` of a DONE
+  job, the live page's overview and a job's page, for an operator and for the user with 10
+  jobs;
+- the estimates of every waiting and running job (``estimate_jobs``) and one backend's model
+  (``duration_model``); the fair-share key of a new job (``fair_key``);
+- the result daemon: one shot taken, analysed (inline), placed, recorded and its address
+  filed (``ResultDaemon.run_once`` after the address file arrives); finishing a job of
+  ``--finish-shots`` shots from the ledger (``JobFinisher.check``: CSV, result JSON, DONE;
+  without the multi-shot routines, as ``bench_result.py``);
+- ``labspool-result reprocess --all``: its plan (the jobs with archived shots and their
+  rows, as ``Reprocessor.run`` reads them before analysing the first) in a process of its
+  own, its time and peak RSS; and ``labspool-result reprocess --force`` of the real jobs (a
+  bounded sample: ``--all`` would analyse every shot of the year), shots/s and peak RSS;
+- the start-up of each daemon (the lock, the stale temporary files' scan, unpublished
+  status files rendered, recovery, the watched folders' listing).
+
+With ``--profile``, every operation whose figure on the largest tree is more than 1.5
+times the smallest's is run once more there under cProfile; the functions it spent its
+time in are printed and kept in the JSON (``--out``). Runs in a throw-away labscript profile
+with a zlock server of its own (stopped by pid), under one temporary folder, removed at
+the end. ``--smoke`` runs it all on trees of 100 and 300 jobs (to check that it runs, not
+to measure).
+
+    python scripts/bench_year.py [--sizes 1000,10000,100000] [--burst 1000]
+                                 [--finish-shots 500] [--sample-jobs 4] [--profile]
+                                 [--out FILE]
+    python scripts/bench_year.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench_intake import typical_job
+from benchkit import finish, parse_sized
+
+from spooler.cli.main import main as labspool
+from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
+from spooler.core.settings import ExecutorSettings, Settings, load_settings
+from spooler.core.states import JobState
+from spooler.core.store import JobStore, Transaction
+from spooler.core.store.shots import Ledger, ShotRow
+
+FULL = {"sizes": "1000,10000,100000", "burst": 1000, "finish_shots": 500, "sample_jobs": 4}
+SMOKE = {"sizes": "100,300", "burst": 50, "finish_shots": 50, "sample_jobs": 2}
+
+BACKEND = "singlequdit"
+YEAR_S = 365 * 86400.0
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+WEIGHTS = (40, 20, 12, 8, 8, 6, 4, 2)
+TEN = "tenjobs"  # the user with exactly 10 jobs
+OPERATOR = "root"
+CHUNK = 500  # jobs a transaction while building
+SAMPLE_SHOTS = 10  # shots of each real job
+ONE_SHOT_REPS = 3
+HELD_SHOTS = 2 * (1 + ONE_SHOT_REPS)  # one shot at a time: a warm-up, then measured; profiled
+FINISH_REPS = 2
+FINISH_JOBS = FINISH_REPS + 1  # measured; profiled
+PLAN_JOBS = 10_000  # reprocess --all's plan reads the rows of at most this many jobs
+RATIO_PROFILED = 1.5
+API = f"/api/v2/{BACKEND}"
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- the year's tree ------------------------------------------------------------------------
+
+
+@dataclass
+class Templates:
+    """What the real jobs left, copied into the synthetic ones."""
+
+    frame: bytes
+    memory: str | None
+    routines: str | None
+    result: dict[str, Any]
+    scripts: dict[str, str]  # rendered experiment scripts, by experiment name
+    address: dict[str, Any]
+
+
+@dataclass
+class Tree:
+    size: int
+    root: Path
+    config: Path
+    settings: Settings  # lab none, executor inline, no multi-shot routines
+    tokens: dict[str, str]
+    user_job: str = ""  # a DONE job of TEN
+    real_jobs: list[str] = field(default_factory=list)
+    finish_jobs: list[str] = field(default_factory=list)
+    held: list[Path] = field(default_factory=list)  # address files of the one-shot figure
+    shots: int = 0  # ledger rows archived
+    build_s: float = 0.0
+    burst_round: int = 0
+
+
+def new_tree(root: Path) -> tuple[Path, Settings]:
+    """``labspool init``, with ``queue.policy: fair``; the settings as the benchmark runs the
+    daemons in this process (inline analysis, no multi-shot routines)."""
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        labspool(["init", str(root), "--backend", BACKEND])
+    config = Path(out.getvalue().strip())
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("policy: fifo", "policy: fair", 1), encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.lab.kind == "none" and settings.queue.policy == "fair"
+    result = replace(
+        settings.result, executor=ExecutorSettings(kind="inline"), multishot_routines=()
+    )
+    return config, replace(settings, result=result)
+
+
+def add_users(settings: Settings) -> dict[str, str]:
+    from spooler.gateway.users import Users
+
+    store = JobStore(settings.folders.database)
+    try:
+        users = Users(store, settings)
+        names = [*USERS, TEN, OPERATOR]
+        return {
+            name: users.add(name, operator=name == OPERATOR, requests_per_s=100_000.0)[1]
+            for name in names
+        }
+    finally:
+        store.close()
+
+
+def running_job(
+    store: JobStore,
+    job_id: str,
+    user: str | None,
+    experiments: dict[str, int],
+    *,
+    engaged: bool = True,
+) -> None:
+    """A job engaged on the lab (every experiment submitted and, if *engaged*, confirmed by
+    the lab), as the spooler leaves it."""
+    with store.transaction() as tx:
+        name = f"file_{job_id}-{user}.json" if user else f"{job_id}.json"
+        tx.add_job(
+            job_id=job_id, backend=BACKEND, source_name=name, claim_name=name, submitter=user
+        )
+        tx.set_counts(
+            job_id, experiments=len(experiments), shots_requested=sum(experiments.values())
+        )
+        for experiment, shots in experiments.items():
+            tx.add_experiment(job_id, 1, experiment, shots)
+        tx.transition(job_id, JobState.QUEUED)
+        tx.clear_claim(job_id)
+        tx.transition(job_id, JobState.RUNNING)
+        for experiment, shots in experiments.items():
+            tx.experiment_submitted(job_id, 1, experiment, shots)
+            if engaged:
+                tx.experiment_engaged(job_id, 1, experiment)
+        tx.set_counts(job_id, shots_expected=sum(experiments.values()))
+
+
+def real_jobs(tree: Tree, count: int) -> Templates:
+    """*count* jobs of real shots, finished by the result daemon; what they left."""
+    from bench_result import EXPERIMENT, make_shots
+
+    from result.daemon import ResultDaemon
+    from spooler.pipeline.render import Renderer
+    from spooler.pipeline.validation import JobValidator
+
+    store = JobStore(tree.settings.folders.database)
+    try:
+        for n in range(count):
+            job_id = f"real{n:02d}"
+            running_job(store, job_id, USERS[n % len(USERS)], {EXPERIMENT: SAMPLE_SHOTS})
+            make_shots(tree.settings, job_id, SAMPLE_SHOTS, 0.05)
+            tree.real_jobs.append(job_id)
+    finally:
+        store.close()
+    daemon = ResultDaemon(tree.settings)
+    try:
+        daemon.run_once()
+        states = {daemon.jobs.read.require(j).state for j in tree.real_jobs}
+        row = Ledger.of_job(daemon.jobs.read, tree.real_jobs[0], 1)[0]
+    finally:
+        daemon.close()
+    assert states == {JobState.DONE}, states
+    assert row.frame is not None
+    tree.shots += count * SAMPLE_SHOTS
+    processed = sorted(tree.settings.folders.processed.iterdir())
+    from spooler.core.backends import get_backend
+
+    backend = get_backend(BACKEND)
+    job = JobValidator(backend, tree.settings.limits).validate_bytes(
+        json.dumps(typical_job(random.Random(0))).encode()
+    )
+    renderer = Renderer(backend, tree.settings.apparatus.header, tree.settings.apparatus.object)
+    result = json.loads((tree.settings.folders.results / f"{tree.real_jobs[0]}.json").read_text())
+    return Templates(
+        frame=row.frame,
+        memory=row.memory,
+        routines=row.routines,
+        result=result,
+        scripts={e.name: renderer.render(e) for e in job.experiments},
+        address=json.loads(processed[0].read_text()),
+    )
+
+
+class Writer:
+    """Plain files, written as fast as Python can (the shortcut of the module's text)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        self.count += 1
+
+
+@dataclass
+class Year:
+    """One tree's year of jobs being written."""
+
+    tree: Tree
+    templates: Templates
+    rng: random.Random
+    start: float
+    files: Writer = field(default_factory=Writer)
+    job_text: bytes = b""
+    done: dict[str | None, str] = field(default_factory=dict)  # a DONE job of each user
+    quarantine: list[tuple[str, str]] = field(default_factory=list)  # (kind, job)
+
+    def fate(self, i: int) -> tuple[str | None, JobState, bool]:
+        """The user of the year's *i*-th job, how it ended and whether it was refused."""
+        rng, n = self.rng, self.tree.size
+        ten_every = max(n // 10, 1)
+        user: str | None
+        if i % ten_every == ten_every // 2 and i // ten_every < 10:  # 10 jobs, over the year
+            user = TEN
+        elif rng.random() < 0.05:
+            user = None
+        else:
+            user = rng.choices(USERS, WEIGHTS)[0]
+        roll = rng.random()
+        if roll < 0.03:
+            return user, JobState.ERROR, True
+        if roll < 0.06:
+            return user, JobState.ERROR, False
+        if roll < 0.10:
+            return user, JobState.CANCELLED, False
+        return user, JobState.DONE, False
+
+    def job(self, tx: Transaction, i: int) -> None:
+        job_id = f"y{i:06d}"
+        user, end, refused = self.fate(i)
+        folders = self.tree.settings.folders
+        tx.now = self.start + YEAR_S * i / self.tree.size
+        name = f"file_{job_id}-{user}.json" if user else f"{job_id}.json"
+        tx.add_job(
+            job_id=job_id, backend=BACKEND, source_name=name, claim_name=name, submitter=user
+        )
+        if refused:
+            tx.transition(
+                job_id,
+                JobState.ERROR,
+                note="Rejected: experiment_0: instruction 3: rlx needs 1 parameter",
+                error_message="experiment_0: instruction 3: rlx needs 1 parameter",
+            )
+            tx.clear_claim(job_id)
+            self.files.write(folders.rejected / f"{job_id}.json", self.job_text)
+            return
+        total, parts = self.rng.randint(10, 40), self.rng.randint(1, 3)
+        shots = {f"experiment_{k}": total // parts + (k < total % parts) for k in range(parts)}
+        tx.set_counts(job_id, experiments=len(shots), shots_requested=total)
+        for experiment, count in shots.items():
+            tx.add_experiment(job_id, 1, experiment, count)
+        tx.transition(job_id, JobState.QUEUED, note="Queued")
+        tx.clear_claim(job_id)
+        self.job_folder(job_id, shots)
+        if end is JobState.CANCELLED:
+            tx.now += 60.0
+            tx.transition(job_id, JobState.CANCELLED, note=f"Cancelled by {OPERATOR}")
+            return
+        tx.now += 30.0
+        tx.transition(job_id, JobState.RUNNING, note="Engaged on the lab")
+        for experiment, count in shots.items():
+            tx.experiment_submitted(job_id, 1, experiment, count)
+            tx.experiment_engaged(job_id, 1, experiment)
+        tx.set_counts(job_id, shots_expected=total)
+        made = total if end is JobState.DONE else total // 2
+        tx.now += 5.0
+        tx.set_counts(job_id, shots_made=1)
+        self.shots(tx, job_id, shots, made)
+        tx.now += 0.5 * made
+        tx.set_counts(job_id, shots_made=made, shots_done=made)
+        tx.now += 2.0
+        if end is JobState.DONE:
+            tx.transition(job_id, JobState.DONE, note=f"Done: {made} shot(s) analysed")
+            result = {**self.templates.result, "job_id": job_id}
+            self.files.write(folders.results / f"{job_id}.json", json.dumps(result).encode())
+            self.done[user] = job_id
+        else:
+            tx.transition(
+                job_id,
+                JobState.ERROR,
+                note="Shots stopped arriving",
+                error_message=f"no shot arrived for 600 s; missing: {total - made}",
+            )
+        every = self.tree.size // max(self.tree.size // 1000, 2)  # one a 1,000 jobs, 2 at least
+        if i % every == every // 2:
+            self.quarantine.append(("result", job_id))
+        elif i % every == 0:
+            self.quarantine.append(("spooler", job_id))
+
+    def job_folder(self, job_id: str, shots: dict[str, int]) -> None:
+        folder = self.tree.settings.folders.jobs / job_id
+        folder.mkdir()
+        self.files.write(folder / "job.json", self.job_text)
+        scripts = list(self.templates.scripts.values())
+        for k, experiment in enumerate(shots):
+            self.files.write(folder / f"{experiment}.py", scripts[k % len(scripts)].encode())
+
+    def shots(self, tx: Transaction, job_id: str, shots: dict[str, int], made: int) -> None:
+        folders, t = self.tree.settings.folders, self.templates
+        left = made
+        for experiment, count in shots.items():
+            sequence = f"20260101T000000_{experiment}"
+            for index in range(min(count, left)):
+                address = f"{job_id}__{experiment}__{index:05d}.json"
+                name = f"{sequence}_{index:02d}.h5"
+                local = folders.shot_folder(job_id, 1, experiment) / name
+                Ledger.claim(
+                    tx,
+                    address,
+                    job_id=job_id,
+                    attempt=1,
+                    experiment=experiment,
+                    shot_index=index,
+                    local_path=str(local),
+                )
+                Ledger.archived(
+                    tx,
+                    address,
+                    sds_path=str(folders.stored_shot(job_id, experiment, name)),
+                    size=52_000,
+                    sha256="0" * 64,
+                    frame=t.frame,
+                    memory=t.memory,
+                    error=None,
+                    routines=t.routines,
+                )
+                record = {
+                    **t.address,
+                    "shot": str(local),
+                    "job_id": job_id,
+                    "experiment": experiment,
+                    "shot_index": index,
+                }
+                self.files.write(
+                    folders.processed / address, (json.dumps(record, indent=1) + "\n").encode()
+                )
+                self.tree.shots += 1
+            left -= min(count, left)
+
+
+def build_year(tree: Tree, templates: Templates, seed: int) -> None:
+    """The year's jobs of :class:`Year` into *tree* (see the module's text)."""
+    from spooler.core.items import Quarantine
+    from spooler.core.statusfile import StatusFiles
+
+    year = Year(tree, templates, random.Random(seed), time.time() - YEAR_S)
+    year.job_text = json.dumps(typical_job(random.Random(seed))).encode()
+    folders = tree.settings.folders
+    store = JobStore(folders.database)
+    status = StatusFiles(folders.status)
+    try:
+        for first in range(0, tree.size, CHUNK):
+            ids = [f"y{i:06d}" for i in range(first, min(first + CHUNK, tree.size))]
+            with store.transaction() as tx:
+                for i in range(first, first + len(ids)):
+                    year.job(tx, i)
+            with status.locked(), store.snapshot() as reader:
+                status.publish(reader, ids)
+        for kind, job_id in year.quarantine:
+            quarantine = Quarantine(folders.quarantine, f"{kind} daemon", store=store)
+            if kind == "result":
+                address = folders.processed / f"{job_id}__experiment_0__00000.json"
+                shutil.copyfile(address, folders.result_claimed / address.name)
+                quarantine.put(
+                    folders.result_claimed / address.name,
+                    "the shot is not an HDF5 file (damaged)",
+                    job_id=job_id,
+                )
+            else:
+                claimed = folders.claimed / f"{job_id}-again.json"
+                claimed.write_bytes(b"{" * 10_000)
+                quarantine.put(claimed, "the spooler died 3 times on this job file")
+        with store.transaction() as tx:  # the notices were sent, as the notifier leaves them
+            while due := tx.notifications_due(time.time() + 1e6, 10_000):
+                tx.notification_sent(n.id for n in due)
+    finally:
+        store.close()
+    tree.user_job = year.done[TEN]
+
+
+def measured_jobs(tree: Tree, templates: Templates, finish_shots: int) -> None:
+    """The jobs the result daemon's figures need: one that runs long (its shots held back,
+    fed one at a time), and :data:`FINISH_JOBS` of *finish_shots* archived shots each,
+    complete but not yet confirmed engaged (so that no pass of the daemon finishes them
+    before they are measured)."""
+    from bench_result import EXPERIMENT, make_shots
+
+    folders = tree.settings.folders
+    store = JobStore(folders.database)
+    try:
+        running_job(store, "live", "alice", {EXPERIMENT: 1_000_000})
+        for n in range(FINISH_JOBS):
+            job_id = f"finish{n}"
+            running_job(store, job_id, "bob", {EXPERIMENT: finish_shots}, engaged=False)
+            with store.transaction() as tx:
+                for index in range(finish_shots):
+                    address = f"{job_id}__{EXPERIMENT}__{index:05d}.json"
+                    name = f"seq_{index:04d}.h5"
+                    Ledger.claim(
+                        tx,
+                        address,
+                        job_id=job_id,
+                        attempt=1,
+                        experiment=EXPERIMENT,
+                        shot_index=index,
+                        local_path=str(folders.shot_folder(job_id, 1, EXPERIMENT) / name),
+                    )
+                    Ledger.archived(
+                        tx,
+                        address,
+                        sds_path=str(folders.stored_shot(job_id, EXPERIMENT, name)),
+                        size=52_000,
+                        sha256="0" * 64,
+                        frame=templates.frame,
+                        memory=templates.memory,
+                        error=None,
+                        routines=templates.routines,
+                    )
+                tx.set_counts(job_id, shots_made=finish_shots, shots_done=finish_shots)
+            tree.finish_jobs.append(job_id)
+    finally:
+        store.close()
+    make_shots(tree.settings, "live", HELD_SHOTS, 0.05)
+    held = folders.state / "bench-held"
+    held.mkdir()
+    for path in sorted(folders.addresses.iterdir()):
+        os.rename(path, held / path.name)
+        tree.held.append(held / path.name)
+
+
+def build(root: Path, size: int, args: argparse.Namespace) -> Tree:
+    start = time.perf_counter()
+    config, settings = new_tree(root / f"year-{size}")
+    tree = Tree(size, root / f"year-{size}", config, settings, add_users(settings))
+    templates = real_jobs(tree, args.sample_jobs)
+    build_year(tree, templates, args.seed)
+    measured_jobs(tree, templates, args.finish_shots)
+    tree.build_s = time.perf_counter() - start
+    print(
+        f"built a year of {size} jobs ({tree.shots} shots in the ledger) in {tree.build_s:.0f} s",
+        flush=True,
+    )
+    return tree
+
+
+# -- the operations -------------------------------------------------------------------------
+
+Run = Callable[[], object]
+
+
+class Timed(float):
+    """What a call returns when it timed what matters itself (its set-up left out)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    unit: str  # "s", or a rate ("jobs/s", "shots/s"): then higher is better
+    prepare: Callable[[Tree], contextlib.AbstractContextManager[Run]]
+    reps: int = 5
+    budget_s: float = 3.0  # stop repeating once this much time was spent
+    per_call: int = 1  # for a rate: items a call does
+
+
+def quiet(argv: list[str]) -> Run:
+    def run() -> object:
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = labspool(argv)
+        assert code == 0, argv
+        return code
+
+    return run
+
+
+@contextlib.contextmanager
+def cli(tree: Tree, *argv: str) -> Iterator[Run]:
+    yield quiet(["--config", str(tree.config), *argv])
+
+
+@contextlib.contextmanager
+def burst(tree: Tree, count: int) -> Iterator[Run]:
+    """*count* new jobs of the users in the dump folder; the spooler started before."""
+    from spooler.pipeline.daemon import Spooler
+
+    tree.burst_round += 1
+    folders = tree.settings.folders
+    rng = random.Random(tree.burst_round)
+    for n in range(count):
+        user = rng.choices(USERS, WEIGHTS)[0]
+        name = f"file_b{tree.burst_round}x{n:05d}-{user}.json"
+        staged = folders.staging / name
+        staged.write_bytes(json.dumps(typical_job(rng)).encode())
+        os.rename(staged, folders.dump / name)
+    spooler = Spooler(tree.settings)
+    try:
+        spooler.start()
+
+        def run() -> object:
+            report = spooler.run_once()
+            assert report.admitted == count, report.admitted
+            return report
+
+        yield run
+    finally:
+        spooler.close()
+
+
+@contextlib.contextmanager
+def spooler_start(tree: Tree) -> Iterator[Run]:
+    from spooler.pipeline.daemon import Spooler
+
+    def run() -> object:
+        spooler = Spooler(tree.settings)
+        try:
+            spooler.start()
+        finally:
+            spooler.close()
+        return spooler
+
+    yield run
+
+
+@contextlib.contextmanager
+def result_start(tree: Tree) -> Iterator[Run]:
+    from result.daemon import ResultDaemon
+
+    def run() -> object:
+        daemon = ResultDaemon(tree.settings)
+        try:
+            daemon._look(now=True)
+        finally:
+            daemon.close()
+        return daemon
+
+    yield run
+
+
+@contextlib.contextmanager
+def gateway(tree: Tree, call: Callable[[Any, Tree], Any]) -> Iterator[Run]:
+    from starlette.testclient import TestClient
+
+    from spooler.gateway.app import make_app
+
+    with TestClient(make_app(tree.settings)) as client:
+
+        def run() -> object:
+            answer = call(client, tree)
+            assert answer.status_code == 200, (answer.status_code, answer.text[:300])
+            return answer
+
+        run()  # the first request opens what the gateway keeps open
+        yield run
+
+
+def api(endpoint: str, user: str) -> Callable[[Any, Tree], Any]:
+    def call(client: Any, tree: Tree) -> Any:
+        params = {"job_id": tree.user_job, "username": user, "token": tree.tokens[user]}
+        return client.get(f"{API}/{endpoint}", params=params)
+
+    return call
+
+
+def page(path: str, user: str) -> Callable[[Any, Tree], Any]:
+    def call(client: Any, tree: Tree) -> Any:
+        where = path.replace("JOB", tree.user_job)
+        headers = {"authorization": f"Bearer {user}:{tree.tokens[user]}"}
+        return client.get(where, headers=headers)
+
+    return call
+
+
+@contextlib.contextmanager
+def reading(tree: Tree, what: Callable[[Any], object]) -> Iterator[Run]:
+    store = JobStore(tree.settings.folders.database)
+    try:
+
+        def run() -> object:
+            with store.snapshot() as reader:
+                return what(reader)
+
+        yield run
+    finally:
+        store.close()
+
+
+def estimates_all(reader: Any) -> object:
+    from spooler.core.estimates import estimate_jobs
+
+    return estimate_jobs(reader, time.time())
+
+
+def duration_model(reader: Any) -> object:
+    from spooler.core.estimates import duration_model
+
+    model = duration_model(reader, BACKEND)
+    assert model is not None
+    return model
+
+
+def fair_key(reader: Any) -> object:
+    from spooler.pipeline.fairshare import fair_key
+
+    return fair_key(reader, "bob", "not-yet-queued")
+
+
+@contextlib.contextmanager
+def move(tree: Tree) -> Iterator[Run]:
+    store = JobStore(tree.settings.folders.database)
+    try:
+        queue = store.read.queue()
+    finally:
+        store.close()
+    job_id = queue[len(queue) // 2].job_id
+    where = iter(["--front", "--back"] * 100)
+
+    def run() -> object:
+        return quiet(["--config", str(tree.config), "move", job_id, next(where)])()
+
+    yield run
+
+
+@contextlib.contextmanager
+def one_shot(tree: Tree) -> Iterator[Run]:
+    """The result daemon, started; each call gives it the next held address file and makes
+    one pass over it (taken in, analysed inline, placed, recorded, filed)."""
+    from result.daemon import ResultDaemon
+
+    daemon = ResultDaemon(tree.settings)
+    addresses = tree.settings.folders.addresses
+    try:
+
+        def run() -> object:
+            held = tree.held.pop(0)
+            os.rename(held, addresses / held.name)
+            done = daemon.run_once()
+            assert done == 1, done
+            return done
+
+        run()  # the warm-up: the first shot imports lyse
+        yield run
+    finally:
+        daemon.close()
+
+
+@contextlib.contextmanager
+def finishing(tree: Tree) -> Iterator[Run]:
+    from result.finishing import JobFinisher
+    from spooler.core.backends import get_backend
+    from spooler.core.jobs import Jobs
+
+    jobs = Jobs(tree.settings.folders)
+    finisher = JobFinisher(tree.settings, jobs, get_backend(BACKEND))
+    try:
+
+        def run() -> Timed:
+            job_id = tree.finish_jobs.pop(0)
+            with jobs.change() as tx:  # the lab confirms the job: untimed
+                for experiment in tx.experiments(job_id, 1):
+                    tx.experiment_engaged(job_id, 1, experiment.name)
+            start = time.perf_counter()
+            finisher.check(jobs.read.require(job_id))
+            seconds = Timed(time.perf_counter() - start)
+            assert jobs.read.require(job_id).state is JobState.DONE
+            return seconds
+
+        yield run
+    finally:
+        jobs.close()
+
+
+def reprocess_plan(config: Path, bound: int) -> dict[str, Any]:
+    """What ``Reprocessor.run`` holds before it analyses the first shot, for ``--all``: the
+    jobs (``Reprocessor.job_ids(every=True)``), then every archived row of each (its
+    ``Ledger.of_job`` loop), read with the same named queries, nothing written; the rows of
+    at most *bound* jobs (all of them would hold the whole ledger in memory: the peak RSS
+    for all is extrapolated from these)."""
+    from spooler.core.states import FINISHED
+
+    settings = load_settings(config)
+    store = JobStore(settings.folders.database)
+    try:
+        start = time.perf_counter()
+        read = store.read
+        found = Ledger.jobs_archived(read)
+        job_ids = [j.job_id for j in read.jobs() if j.job_id in found]
+        selected_s = time.perf_counter() - start
+        before_mb = _rss_mb(resource.RUSAGE_SELF)
+        todo: list[ShotRow] = []
+        planned = job_ids[:bound]
+        for job_id in planned:
+            job = read.require(job_id)
+            if job.state not in FINISHED:
+                continue
+            todo += [
+                row
+                for row in Ledger.of_job(read, job_id, job.attempt)
+                if row.state == "archived" and row.sds_path
+            ]
+        rows_s = time.perf_counter() - start - selected_s
+        after_mb = _rss_mb(resource.RUSAGE_SELF)
+    finally:
+        store.close()
+    share = len(job_ids) / max(len(planned), 1)
+    return {
+        "jobs": len(job_ids),
+        "jobs_planned": len(planned),
+        "rows_planned": len(todo),
+        "select_s": selected_s,
+        "plan_s_all": selected_s + rows_s * share,
+        "rows_all": round(len(todo) * share),
+        "rss_mb_all": before_mb + (after_mb - before_mb) * share,
+    }
+
+
+def _rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def child(argv: list[str]) -> tuple[float, float, str]:
+    """Run *argv*; its wall time, its own peak RSS (MB) and its standard output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall_s = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read().decode(), err.read().decode()
+    assert process.returncode == 0, (argv, text[-2000:], errors[-2000:])
+    return wall_s, usage.ru_maxrss / 1024, text
+
+
+@dataclass
+class Extra:
+    """Figures of the trees measured in processes of their own: name -> (unit, by size)."""
+
+    figures: dict[str, tuple[str, dict[int, float]]] = field(default_factory=dict)
+
+    def put(self, name: str, unit: str, size: int, value: float) -> None:
+        self.figures.setdefault(name, (unit, {}))[1][size] = value
+
+
+def reprocess(trees: list[Tree], extra: Extra) -> None:
+    """``reprocess --all``'s plan in a process of its own; ``reprocess --force`` of the real
+    jobs (the sample) as the operator runs it."""
+    for tree in trees:
+        _, _, out = child(
+            [sys.executable, __file__, "--reprocess-plan", str(tree.config), str(PLAN_JOBS)]
+        )
+        plan = json.loads(out)
+        extra.put("reprocess --all: select the jobs", "s", tree.size, plan["select_s"])
+        extra.put("reprocess --all: plan (select, read rows)", "s", tree.size, plan["plan_s_all"])
+        extra.put("reprocess --all: plan's peak RSS", "MB", tree.size, plan["rss_mb_all"])
+        extra.put("reprocess --all: shots to analyse", "shots", tree.size, plan["rows_all"])
+    for tree in trees:
+        argv = [sys.executable, "-m", "result.cli", "--config", str(tree.config)]
+        wall_s, rss, out = child([*argv, "reprocess", "--force", *tree.real_jobs])
+        shots = len(tree.real_jobs) * SAMPLE_SHOTS
+        assert f"reprocessed {shots} shot(s)" in out, out
+        extra.put("reprocess --force, the sample", "shots/s", tree.size, shots / wall_s)
+        extra.put("reprocess --force, the sample: peak RSS", "MB", tree.size, rss)
+
+
+def operations(args: argparse.Namespace) -> list[Operation]:
+    def gate(name: str, call: Callable[[Any, Tree], Any]) -> Operation:
+        return Operation(name, "s", lambda t: gateway(t, call), reps=20, budget_s=2.0)
+
+    def read(name: str, what: Callable[[Any], object]) -> Operation:
+        return Operation(name, "s", lambda t: reading(t, what), reps=20, budget_s=2.0)
+
+    return [
+        Operation(
+            f"admit a burst of {args.burst} jobs",
+            "jobs/s",
+            lambda t: burst(t, args.burst),
+            reps=1,
+            per_call=args.burst,
+        ),
+        Operation("spooler start-up", "s", spooler_start, reps=3, budget_s=5.0),
+        Operation("result daemon start-up", "s", result_start, reps=3, budget_s=5.0),
+        Operation("labspool status", "s", lambda t: cli(t, "status"), reps=3, budget_s=5.0),
+        Operation(
+            "labspool status JOB",
+            "s",
+            lambda t: cli(t, "status", t.user_job),
+            reps=10,
+            budget_s=2.0,
+        ),
+        Operation(
+            "labspool status --json",
+            "s",
+            lambda t: cli(t, "status", "--json"),
+            reps=3,
+            budget_s=5.0,
+        ),
+        Operation("labspool move", "s", move, reps=6, budget_s=5.0),
+        gate("get_job_status", api("get_job_status", TEN)),
+        gate("get_job_result", api("get_job_result", TEN)),
+        gate("page overview, operator", page("/ui/overview", OPERATOR)),
+        gate(f"page overview, {TEN}", page("/ui/overview", TEN)),
+        gate("page job, operator", page("/ui/jobs/JOB", OPERATOR)),
+        gate(f"page job, {TEN}", page("/ui/jobs/JOB", TEN)),
+        read("estimates of the queue", estimates_all),
+        read("duration model", duration_model),
+        read("fair-share key of a new job", fair_key),
+        # (finishing first: no pass of the daemon may meet its jobs complete before)
+        Operation(
+            f"finishing a {args.finish_shots}-shot job",
+            "s",
+            finishing,
+            reps=FINISH_REPS,
+            budget_s=60.0,
+        ),
+        Operation(
+            "result daemon: one shot", "shots/s", one_shot, reps=ONE_SHOT_REPS, budget_s=60.0
+        ),
+    ]
+
+
+def measure(op: Operation, tree: Tree) -> float:
+    samples: list[float] = []
+    with op.prepare(tree) as run:
+        spent = time.perf_counter()
+        while len(samples) < op.reps:
+            start = time.perf_counter()
+            timed = run()
+            wall = time.perf_counter() - start
+            samples.append(timed if isinstance(timed, Timed) else wall)
+            if time.perf_counter() - spent > op.budget_s:
+                break
+    seconds = statistics.median(samples)
+    return seconds if op.unit == "s" else op.per_call / seconds
+
+
+def slowdown(unit: str, small: float, large: float) -> float:
+    """How many times worse *large* is than *small* (rates: fewer a second; anything else,
+    times and sizes: more)."""
+    return small / large if unit.endswith("/s") else large / small
+
+
+def profiled(op: Operation, tree: Tree, top: int = 25) -> list[str]:
+    """The functions the operation spends its time in on *tree*, by their own time, then
+    by the time spent in them and what they called."""
+    profiler = cProfile.Profile()
+    with op.prepare(tree) as run:
+        profiler.enable()
+        run()
+        profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return [line.rstrip() for line in text.getvalue().splitlines() if line.strip()]
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def table(figures: dict[str, dict[str, Any]], sizes: list[int]) -> str:
+    head = ["operation", "unit", *(f"{s:,}" for s in sizes), *(f"x{s:,}" for s in sizes[1:])]
+    rows = [head]
+    for name, figure in figures.items():
+        values = [figure["values"][str(s)] for s in sizes]
+        rows.append(
+            [
+                name,
+                figure["unit"],
+                *(_number(v) for v in values),
+                *(f"{figure['ratios'][str(s)]:.2f}" for s in sizes[1:]),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value * 1e3:.2f}m" if value < 0.1 else f"{value:.3f}"
+
+
+def figure(unit: str, values: dict[int, float], sizes: list[int]) -> dict[str, Any]:
+    small = values[sizes[0]]
+    return {
+        "unit": unit,
+        "values": {str(s): values[s] for s in sizes},
+        "ratios": {str(s): slowdown(unit, small, values[s]) for s in sizes},
+    }
+
+
+def warm_up(root: Path, args: argparse.Namespace) -> None:
+    """A burst admitted on a fresh tree, untimed: the first admission in a process pays for
+    imports and caches that the smallest tree's, measured first, must not."""
+    config, settings = new_tree(root / "warm-up")
+    with burst(Tree(0, root / "warm-up", config, settings, {}), args.burst) as run:
+        run()
+
+
+def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    trees = [build(root, size, args) for size in sizes]
+    warm_up(root, args)
+    figures: dict[str, dict[str, Any]] = {}
+    ops = operations(args)
+    for op in ops:
+        values = {tree.size: measure(op, tree) for tree in trees}
+        figures[f"{op.name}, {op.unit}"] = figure(op.unit, values, sizes)
+        print(f"measured {op.name}", flush=True)
+    extra = Extra()
+    reprocess(trees, extra)
+    for name, (unit, values) in extra.figures.items():
+        figures[f"{name}, {unit}"] = figure(unit, values, sizes)
+    profiles: dict[str, list[str]] = {}
+    if args.profile:
+        largest = trees[-1]
+        for op in ops:
+            ratio = figures[f"{op.name}, {op.unit}"]["ratios"][str(largest.size)]
+            if ratio > RATIO_PROFILED:
+                profiles[op.name] = profiled(op, largest)
+    return {
+        "sizes": sizes,
+        "trees": {
+            str(t.size): {"jobs": t.size, "ledger_shots": t.shots, "build_s": t.build_s}
+            for t in trees
+        },
+        "figures": figures,
+        "profiles": profiles,
+        "notes": {
+            "ratios": "how many times worse than on the smallest tree (time: longer; rate: "
+            "fewer a second)",
+            "reprocess": "--all is not run: its plan is measured in a process of its own (the "
+            f"rows of at most {PLAN_JOBS} jobs read, the time and peak RSS of all of them "
+            "extrapolated), the analysis on the real jobs' shots (the sample); at the "
+            "sample's rate --all would take the shots to analyse divided by the shots/s",
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", help=f"jobs of each tree, default {FULL['sizes']}")
+    parser.add_argument("--burst", type=int, help=f"default {FULL['burst']}")
+    parser.add_argument("--finish-shots", type=int, help=f"default {FULL['finish_shots']}")
+    parser.add_argument("--sample-jobs", type=int, help=f"default {FULL['sample_jobs']}")
+    parser.add_argument("--profile", action="store_true", help="profile what grows (> 1.5x)")
+    parser.add_argument("--out", "--json", dest="out", type=Path, help="the figures as JSON")
+    parser.add_argument("--seed", type=int, default=1)
+    if sys.argv[1:2] == ["--reprocess-plan"]:  # the child of reprocess(): its figures, as JSON
+        print(json.dumps(reprocess_plan(Path(sys.argv[2]), int(sys.argv[3]))))
+        return 0
+    args = parse_sized(parser, FULL, SMOKE)
+    with tempfile.TemporaryDirectory(prefix="labspool-bench-year-") as tmp:
+        root = Path(tmp)
+        profile, ports = root / "profile", Ports.free()
+        write_profile(profile, ports)
+        zlock = start_zlock(profile, ports.zlock)
+        try:
+            activate(profile)
+            import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
+
+            results = run_all(root, args)
+        finally:
+            stop_process(zlock)
+    sizes = results["sizes"]
+    print(table(results["figures"], sizes))
+    for name, lines in results["profiles"].items():
+        print(f"\n-- where {name} spends its time on {sizes[-1]:,} jobs --")
+        print("\n".join(lines[:60]))
+    return finish(args, results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
