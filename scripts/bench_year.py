@@ -151,6 +151,7 @@ class Tree:
     held: list[Path] = field(default_factory=list)  # address files of the one-shot figure
     shots: int = 0  # ledger rows archived
     build_s: float = 0.0
+    database_mb: float = 0.0
     burst_round: int = 0
 
 
@@ -520,8 +521,13 @@ def build(root: Path, size: int, args: argparse.Namespace) -> Tree:
     build_year(tree, templates, args.seed)
     measured_jobs(tree, templates, args.finish_shots)
     tree.build_s = time.perf_counter() - start
+    database = settings.folders.database
+    tree.database_mb = (
+        sum(p.stat().st_size for p in database.parent.glob(f"{database.name}*")) / 2**20
+    )
     print(
-        f"built a year of {size} jobs ({tree.shots} shots in the ledger) in {tree.build_s:.0f} s",
+        f"built a year of {size} jobs ({tree.shots} shots in the ledger, a database of "
+        f"{tree.database_mb:.0f} MB) in {tree.build_s:.0f} s",
         flush=True,
     )
     return tree
@@ -1012,7 +1018,12 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "sizes": sizes,
         "trees": {
-            str(t.size): {"jobs": t.size, "ledger_shots": t.shots, "build_s": t.build_s}
+            str(t.size): {
+                "jobs": t.size,
+                "ledger_shots": t.shots,
+                "database_mb": t.database_mb,
+                "build_s": t.build_s,
+            }
             for t in trees
         },
         "figures": figures,
