@@ -14,7 +14,7 @@ What a tree holds, and how it is made (``labspool init``, then):
   ``make_shots``), taken in, analysed, archived and finished by the result daemon itself
   (inline executor). Their archived shots are the sample ``reprocess`` runs on, and their
   ledger row (lyse's DataFrame row, the memory entry) and result JSON the templates below;
-- the year's jobs, spread over 365 days: 90% DONE (1 to 3 experiments, 10 to 40 shots),
+- the year's jobs, spread over 365 days: 90% DONE (10 to 40 shots over 1 to 3 experiments),
   3% ERROR while running (shots stopped arriving after half of them), 3% refused at
   admission, 4% CANCELLED while queued; eight users of unequal weight, 5% without a user,
   and one user with exactly 10 jobs. Through the store's own named queries
@@ -24,13 +24,13 @@ What a tree holds, and how it is made (``labspool init``, then):
   writes jobs of different days (the ledger's own times are the build's, as
   ``Ledger.claim`` takes ``time.time()``);
 - the files they leave: every status file rendered by the status file renderer
-  (``StatusFiles.publish``, 1,000 jobs at a time); shortcuts, written as plain files (not
+  (``StatusFiles.publish``, 500 jobs at a time); shortcuts, written as plain files (not
   atomically, no fsync), with the content labspool writes: each admitted job's folder
   (``jobs/<id>/job.json`` and one rendered script per experiment, the renderer's text of
   the first job), each refused job's file in ``rejected/``, a result JSON per DONE job
   (the real job's, its ``job_id`` replaced), and every shot's address file in
-  ``processed/`` (what the plugin's ``shot_record`` says of it); the quarantine (one item
-  per 2,000 jobs, half of the spooler's, half of the result daemon's) through
+  ``processed/`` (what the plugin's ``shot_record`` says of it); the quarantine (an item
+  per 1,000 jobs, two at least, half of the spooler's, half of the result daemon's) through
   ``Quarantine.put``. The synthetic shots themselves are absent (the ledger says where they
   were archived): only the real jobs' shots are on the store. The notices for people
   (ERROR, quarantine) are recorded sent, as the notifier leaves them.
@@ -52,7 +52,8 @@ Measured on each tree (``--burst`` first, so that the others meet a queue of tha
   without the multi-shot routines, as ``bench_result.py``);
 - ``labspool-result reprocess --all``: its plan (the jobs with archived shots and their
   rows, as ``Reprocessor.run`` reads them before analysing the first) in a process of its
-  own, its time and peak RSS; and ``labspool-result reprocess --force`` of the real jobs (a
+  own, the rows of at most 10,000 jobs read (the time and peak RSS of all of them
+  extrapolated); and ``labspool-result reprocess --force`` of the real jobs (a
   bounded sample: ``--all`` would analyse every shot of the year), shots/s and peak RSS;
 - the start-up of each daemon (the lock, the stale temporary files' scan, unpublished
   status files rendered, recovery, the watched folders' listing).
