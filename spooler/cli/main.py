@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from spooler import __version__
-from spooler.cli import daemon, gateway, jobs, lab, notify, queue
+from spooler.cli import daemon, gateway, jobs, lab, notify, prune, queue
 from spooler.core.errors import ConfigError, LabspoolError
 from spooler.core.settings import ENV_VAR
 
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_commands(sub)
     gateway.add_commands(sub)  # web, user
     notify.add_commands(sub)
+    prune.add_commands(sub)  # prune
     return parser
 
 

@@ -2,7 +2,7 @@
 
 Each class holds one section of the YAML configuration (``limits``, ``intake``, ``checks``,
 ``apparatus``, ``lab`` with its ``runmanager`` and ``globals``, ``result`` with its
-``executor``, ``queue``, ``notify``, ``metrics``, ``gateway``), as checked by
+``executor``, ``queue``, ``notify``, ``metrics``, ``gateway``, ``retention``), as checked by
 ``schemas/config.schema.json``; :mod:`spooler.core.settings` reads the file into them.
 """
 
@@ -26,6 +26,7 @@ __all__ = [
     "NotifySettings",
     "QueueSettings",
     "ResultSettings",
+    "RetentionSettings",
     "RunmanagerSettings",
 ]
 
@@ -230,3 +231,23 @@ class GatewaySettings:
         """``listen`` as (host, port); an IPv6 address without its brackets."""
         host, _, port = self.listen.rpartition(":")
         return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionSettings:
+    """How long ``labspool prune`` keeps the files of jobs that have ended (DONE, ERROR,
+    CANCELLED), counted from when each ended, in days; None: for ever
+    (:mod:`spooler.core.retention`). The job store keeps every job, its history and its
+    shots' ledger rows whatever these say, and result files are never pruned."""
+
+    # processed/: an address file per shot; the ledger holds all they said
+    processed_addresses_days: float | None = 30.0
+    # status/<job_id>.json: `labspool status` and the gateway answer from the store without it
+    finished_status_files_days: float | None = None
+    # jobs/<job_id>/ of DONE jobs (the accepted job.json and its rendered experiment files);
+    # those of ERROR and CANCELLED jobs are kept: `labspool requeue` runs them from it
+    rendered_jobs_days: float | None = None
+    # rejected/: the job files refused (their jobs' error_message stays in the store)
+    rejected_job_files_days: float | None = 90.0
+    # quarantine/: given-up items with their reason files (of ended jobs, or of no job)
+    quarantine_days: float | None = None

@@ -33,6 +33,7 @@ from spooler.core.configsections import (
     NotifySettings,
     QueueSettings,
     ResultSettings,
+    RetentionSettings,
     RunmanagerSettings,
 )
 from spooler.core.errors import ConfigError
@@ -56,6 +57,7 @@ __all__ = [
     "NotifySettings",
     "QueueSettings",
     "ResultSettings",
+    "RetentionSettings",
     "RunmanagerSettings",
     "Settings",
     "find_config",
@@ -80,6 +82,7 @@ class Settings:
     checks: CheckSettings = field(default_factory=CheckSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     log_level: str = "INFO"
 
 
@@ -210,5 +213,6 @@ def _build(path: Path, raw: dict[str, Any]) -> Settings:
         checks=CheckSettings(**raw.get("checks", {})),
         notify=_notify_settings(raw.get("notify", {})),
         metrics=MetricsSettings(**raw.get("metrics", {})),
+        retention=RetentionSettings(**raw.get("retention", {})),
         log_level=raw.get("logging", {}).get("level", "INFO"),
     )
