@@ -69,7 +69,7 @@ def render(report: PruneReport) -> str:
     elif store is not None:
         done = "statistics refreshed, " + ("vacuumed, " if store.vacuumed else "")
         done += "write-ahead log checkpointed" + (
-            " in part (a reader was busy)" if store.checkpoint.busy else ""
+            "" if store.log_truncated else " in part (a reader was busy)"
         )
         lines.append(
             f"{'store':<{width}}  {done}: {_size(store.bytes_before)} -> {_size(store.bytes_after)}"
@@ -87,11 +87,8 @@ def as_json(report: PruneReport) -> dict[str, Any]:
         if store is None
         else {
             "vacuumed": store.vacuumed,
-            "checkpoint": {
-                "busy": store.checkpoint.busy,
-                "log_pages": store.checkpoint.log_pages,
-                "copied_pages": store.checkpoint.copied_pages,
-            },
+            "log_truncated": store.log_truncated,
+            "log_bytes_before": store.log_bytes_before,
             "bytes_before": store.bytes_before,
             "bytes_after": store.bytes_after,
         },

@@ -58,7 +58,6 @@ from spooler.core.statusfile import StatusFiles
 from spooler.core.store import JobStore
 from spooler.core.store import upkeep as store_upkeep
 from spooler.core.store.housekeeping import EndedJob, Housekeeping
-from spooler.core.store.upkeep import Checkpoint
 
 __all__ = ["DAEMON_LOCKS", "DAY_S", "PruneReport", "Pruner", "StoreUpkeep", "Swept"]
 
@@ -94,11 +93,12 @@ class Swept:
 
 @dataclass(frozen=True)
 class StoreUpkeep:
-    """What the job store's upkeep did; its file's size (with the WAL) before and after."""
+    """What the job store's upkeep did, and the sizes of its files."""
 
     vacuumed: bool
-    checkpoint: Checkpoint
-    bytes_before: int
+    log_truncated: bool  # False: a reader kept the checkpoint from finishing (harmless)
+    log_bytes_before: int  # the write-ahead log's
+    bytes_before: int  # the database's and its write-ahead log's
     bytes_after: int
 
 
@@ -295,17 +295,20 @@ class Pruner:
     # -- the store --------------------------------------------------------------------------
 
     def _ended(self, cutoff: float) -> dict[str, EndedJob]:
-        """Jobs ended by *cutoff*, read after the folder was listed."""
+        """The jobs ended by *cutoff*, as the store says now."""
         with self.store.snapshot() as view:
             return Housekeeping.ended_before(view, cutoff)
 
     def _upkeep(self, vacuum: bool) -> StoreUpkeep:
-        before = _store_bytes(self.folders.database)
+        database = self.folders.database
+        log = _size_of(database.with_name(database.name + "-wal"))
+        before = _size_of(database) + log
         store_upkeep.refresh_statistics(self.store)
         if vacuum:
             store_upkeep.vacuum(self.store)
-        checkpoint = store_upkeep.checkpoint(self.store)
-        return StoreUpkeep(vacuum, checkpoint, before, _store_bytes(self.folders.database))
+        truncated = store_upkeep.checkpoint(self.store)
+        after = _size_of(database) + _size_of(database.with_name(database.name + "-wal"))
+        return StoreUpkeep(vacuum, truncated, log, before, after)
 
     # -- removing ---------------------------------------------------------------------------
 
@@ -399,10 +402,8 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
-def _store_bytes(database: Path) -> int:
-    """The database file and its write-ahead log."""
-    total = 0
-    for path in (database, database.with_name(database.name + "-wal")):
-        with contextlib.suppress(OSError):
-            total += path.stat().st_size
-    return total
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

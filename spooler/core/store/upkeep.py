@@ -7,7 +7,7 @@
 - :func:`checkpoint`: ``PRAGMA wal_checkpoint(TRUNCATE)``: every page of the write-ahead log
   copied into the database and the log cut to zero bytes. It waits (up to the store's busy
   time-out) for readers of older pages to finish; when one does not, it copies what it may
-  and says so (``busy``), which is harmless.
+  and says so, which is harmless (the log is cut at a later checkpoint).
 - :func:`vacuum`: ``VACUUM``: the whole database written again without its free pages (a
   store never shrinks by itself: SQLite reuses freed pages but keeps the file's size). It
   holds the write lock for the whole rewrite (seconds to minutes for a store of gigabytes),
@@ -17,20 +17,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from spooler.core.store import JobStore
 
-__all__ = ["ANALYSIS_LIMIT", "Checkpoint", "checkpoint", "refresh_statistics", "vacuum"]
+__all__ = ["ANALYSIS_LIMIT", "checkpoint", "refresh_statistics", "vacuum"]
 
 ANALYSIS_LIMIT = 1000  # rows of each index ANALYZE looks at, at most
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    busy: bool  # a reader or writer kept it from finishing (what it could was copied)
-    log_pages: int  # pages in the log when it ran (-1: not in WAL mode)
-    copied_pages: int  # of those, copied into the database
 
 
 def refresh_statistics(store: JobStore) -> None:
@@ -41,10 +32,11 @@ def refresh_statistics(store: JobStore) -> None:
     read.execute("PRAGMA optimize")
 
 
-def checkpoint(store: JobStore) -> Checkpoint:
-    """The write-ahead log copied into the database and truncated (outside a transaction)."""
-    busy, log_pages, copied = store.read.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    return Checkpoint(bool(busy), int(log_pages), int(copied))
+def checkpoint(store: JobStore) -> bool:
+    """The write-ahead log copied into the database and truncated (outside a transaction):
+    True; False when a reader or writer kept it from finishing (what it could was copied)."""
+    busy, _log, _copied = store.read.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return not busy
 
 
 def vacuum(store: JobStore) -> None:
