@@ -260,7 +260,8 @@ class Pruner:
 
     def _quarantine(self, swept: Swept, cutoff: float) -> None:
         """Items quarantined by *cutoff*, of jobs ended by then or of no job, each with its
-        companions and, last, its reason file."""
+        companions and, last, its reason file. A reason file that cannot be read, or whose
+        item is a folder, is left to a person."""
         folder = self.folders.quarantine
         reasons = [
             e.name
@@ -283,13 +284,12 @@ class Pruner:
                 continue  # its job has not ended, or not long enough
             parts = [folder / n for n in _item_names(name.removesuffix(REASON_SUFFIX), document)]
             if any(p.is_dir() and not p.is_symlink() for p in parts):
-                swept.errors.append(f"{reason}: its item is a folder, left to a person")
-                continue
-            sizes = [self._unlink(p, swept) for p in (*parts, reason)]
-            if any(size is None for size in sizes):
+                continue  # not an item a daemon quarantines: left to a person
+            freed = self._unlink_all([*parts, reason], swept)  # the reason file last
+            if freed is None:
                 break  # a folder that refuses removals: said once
             swept.removed += 1
-            swept.bytes += sum(max(0, size or 0) for size in sizes)
+            swept.bytes += freed
         self._sync(folder, swept)
 
     # -- the store --------------------------------------------------------------------------
@@ -325,6 +325,17 @@ class Pruner:
             swept.errors.append(f"{path}: {exc.strerror or exc}")
             return None
         return size
+
+    def _unlink_all(self, paths: list[Path], swept: Swept) -> int | None:
+        """*paths* removed in order, up to the first that cannot be: the bytes freed, or
+        None (and the paths after it are left)."""
+        freed = 0
+        for path in paths:
+            size = self._unlink(path, swept)
+            if size is None:
+                return None
+            freed += max(0, size)
+        return freed
 
     @staticmethod
     def _count(swept: Swept, size: int | None) -> None:

@@ -146,3 +146,23 @@ def _ledger(settings: Settings) -> dict[str, list[ShotRow]]:
         return {j: Ledger.of_job(jobs.read, j, 1) + Ledger.of_job(jobs.read, j, 2) for j in STATES}
     finally:
         jobs.close()
+
+
+def test_a_file_that_cannot_be_removed_is_said_on_stderr_with_exit_code_1(
+    run_cli: Run, tree: Settings, pruned_now: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = every_kind(tree)
+    build(settings)
+    refused = settings.folders.status / "old_done.json"
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == refused:
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    code, out, err = run_cli("--config", str(settings.path), "prune")
+    assert code == 1
+    assert err == f"labspool prune: {refused}: Permission denied\n"
+    assert "removed 3 files" in out and "; 1 could not be removed" in out

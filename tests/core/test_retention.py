@@ -282,3 +282,26 @@ def test_a_retention_as_given(tree: Settings) -> None:
     assert settings.retention.processed_addresses_days == 0
     assert settings.retention.finished_status_files_days == 7.5
     assert settings.retention.quarantine_days is None
+
+
+def test_an_item_that_cannot_be_removed_keeps_its_reason_file_and_is_said(
+    tree: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = every_kind(tree)
+    build(settings)
+    folder = settings.folders.quarantine
+    refused = folder / "old_done__experiment_0__00003.json--shot.h5"
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path == refused:
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    report = Pruner(settings, now=NOW).run()
+    assert report.errors == [f"{refused}: Permission denied"]
+    assert refused.exists()
+    assert (folder / "old_done__experiment_0__00003.json.reason.json").exists(), "kept: last"
+    assert not (folder / "old_done__experiment_0__00003.json").exists()
+    assert not (settings.folders.status / "old_done.json").exists(), "the other kinds go on"
