@@ -57,7 +57,8 @@ def render(report: PruneReport) -> str:
             what = f"kept for ever (retention.{swept.kind}_days: null)"
         else:
             what = (
-                f"{verb} {swept.removed} {swept.unit} ({_size(swept.bytes)}) of jobs ended "
+                f"{verb} {swept.removed} {swept.unit}{'' if swept.removed == 1 else 's'} "
+                f"({_size(swept.bytes)}) of jobs ended "
                 f"{_days(swept.days)} ago or more"
             )
             if swept.errors:

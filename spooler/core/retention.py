@@ -84,7 +84,7 @@ class Swept:
 
     kind: str  # the setting's name without "_days"
     days: float | None  # None: kept for ever
-    unit: str  # what `removed` counts: files, folders, items
+    unit: str  # what `removed` counts: file, folder, item
     before: float | None = None  # jobs ended at or before this Unix time
     removed: int = 0
     bytes: int = 0
@@ -165,11 +165,11 @@ class Pruner:
     def _kinds(self) -> list[tuple[str, float | None, str, Callable[[Swept, float], None]]]:
         r = self.settings.retention
         return [
-            ("processed_addresses", r.processed_addresses_days, "files", self._processed),
-            ("finished_status_files", r.finished_status_files_days, "files", self._status),
-            ("rendered_jobs", r.rendered_jobs_days, "folders", self._rendered_jobs),
-            ("rejected_job_files", r.rejected_job_files_days, "files", self._rejected),
-            ("quarantine", r.quarantine_days, "items", self._quarantine),
+            ("processed_addresses", r.processed_addresses_days, "file", self._processed),
+            ("finished_status_files", r.finished_status_files_days, "file", self._status),
+            ("rendered_jobs", r.rendered_jobs_days, "folder", self._rendered_jobs),
+            ("rejected_job_files", r.rejected_job_files_days, "file", self._rejected),
+            ("quarantine", r.quarantine_days, "item", self._quarantine),
         ]
 
     # -- the kinds ----------------------------------------------------------------------------

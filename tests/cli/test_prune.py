@@ -49,7 +49,7 @@ def test_prune_says_what_it_removed_and_every_job_still_answers(
     lines = dict(line.split(None, 1) for line in out.splitlines())
     assert lines["processed_addresses"].startswith("removed 5 files (")
     assert lines["finished_status_files"].startswith("removed 4 files (")
-    assert lines["rendered_jobs"].startswith("removed 1 folders (")
+    assert lines["rendered_jobs"].startswith("removed 1 folder (")
     assert lines["rejected_job_files"].startswith("removed 2 files (")
     assert lines["quarantine"].startswith("removed 3 items (")
     assert "of jobs ended 30 days ago or more" in lines["quarantine"]
