@@ -11,8 +11,10 @@
 - :func:`vacuum`: ``VACUUM``: the whole database written again without its free pages (a
   store never shrinks by itself: SQLite reuses freed pages but keeps the file's size). It
   holds the write lock for the whole rewrite (seconds to minutes for a store of gigabytes),
-  so every other writer waits for it, and it needs as much free space again as the file
-  has, in the WAL, until the checkpoint after it. Only on request, daemons stopped.
+  so every other writer waits for it (and gives up after its busy time-out of 30 s), and it
+  needs free space for two more copies of the file at worst: one in SQLite's temporary
+  folder and one in the write-ahead log, until the checkpoint after it. Only on request,
+  with the daemons stopped.
 """
 
 from __future__ import annotations
