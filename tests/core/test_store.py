@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -150,5 +150,58 @@ def test_an_older_store_gains_the_new_columns_and_keeps_its_jobs(tmp_path: Path)
             tx.transition("kept", JobState.RUNNING)
             tx.set_counts("kept", shots_made=2)
         assert store.read.require("kept").last_shot_at == 10.0
+    finally:
+        store.close()
+
+
+def plans(store: JobStore, run: Callable[[], object]) -> list[str]:
+    """The query plans of the statements *run* makes the store execute."""
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        run()
+    finally:
+        store._db.set_trace_callback(None)
+    found: list[str] = []
+    for sql in statements:
+        if sql.lstrip().upper().startswith("SELECT"):
+            rows = store._db.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+            found.extend(str(row[3]) for row in rows)
+    return found
+
+
+@pytest.mark.parametrize("statistics", [False, True])
+def test_what_every_step_asks_is_looked_up_in_an_index_not_scanned(
+    tmp_path: Path, statistics: bool
+) -> None:
+    """The running jobs (both daemons, every step) and an attempt's archived shots (the result
+    daemon, every batch): the cost of neither may grow with the finished jobs or the ledger,
+    with or without the statistics ``labspool prune`` gathers."""
+    from spooler.core.store.shots import Ledger
+
+    store = JobStore(tmp_path / "db.sqlite3")
+    try:
+        with store.transaction() as tx:
+            for n in range(300):
+                job = f"j{n}"
+                tx.add_job(
+                    job_id=job, backend="singlequdit", source_name=f"{job}.json", claim_name="x"
+                )
+                tx.transition(job, JobState.QUEUED)
+                tx.transition(job, JobState.RUNNING)
+                if n < 297:
+                    tx.transition(job, JobState.DONE)
+                for shot in range(20):
+                    Ledger.claim(
+                        tx, f"{job}-{shot}", job_id=job, attempt=1, experiment="e",
+                        shot_index=shot, local_path="/x.h5",
+                    )  # fmt: skip
+        if statistics:
+            store._db.execute("ANALYZE")
+        for plan in plans(store, lambda: store.read.running()) + plans(
+            store, lambda: Ledger.archived_count(store.read, "j5", 1)
+        ):
+            assert not plan.startswith("SCAN"), plan  # (sorting what was found is fine)
+            assert "shots_by_state" not in plan, plan
     finally:
         store.close()

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     shots_made     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
+-- the jobs in a state in the order they came (Reader.jobs: RUNNING at every step), not a
+-- scan of every job once the statistics (labspool prune) show few in that state
+CREATE INDEX IF NOT EXISTS jobs_by_state_seq ON jobs (state, seq);
 -- the latest finished jobs of a backend (the estimates' model) without a scan
 CREATE INDEX IF NOT EXISTS jobs_by_backend ON jobs (backend, state, updated_at);
 -- a user's own jobs in a state (queued ones in queue order), and the jobs of each state per
@@ -164,6 +167,9 @@ CREATE TABLE IF NOT EXISTS shots (
 );
 CREATE INDEX IF NOT EXISTS shots_by_job ON shots (job_id, attempt, experiment, shot_index);
 CREATE INDEX IF NOT EXISTS shots_by_state ON shots (state);
+-- an attempt's shots in a state counted (Ledger.archived_count, at every batch) from the
+-- index alone; without it the count walked every archived shot of every job
+CREATE INDEX IF NOT EXISTS shots_by_attempt_state ON shots (job_id, attempt, state);
 -- the machine's last shot (the shots' time-out) without a scan
 CREATE INDEX IF NOT EXISTS shots_by_received ON shots (received_at);
 -- who is archived where (a new shot must not replace another's archived copy)
