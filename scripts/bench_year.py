@@ -81,8 +81,9 @@ import json
 import os
 import pstats
 import random
-import resource
+import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench_intake import typical_job
 from benchkit import finish, parse_sized
@@ -117,7 +119,7 @@ SAMPLE_SHOTS = 10  # shots of each real job
 ONE_SHOT_REPS = 3
 HELD_SHOTS = 2 * (1 + ONE_SHOT_REPS)  # one shot at a time: a warm-up, then measured; profiled
 FINISH_REPS = 2
-FINISH_JOBS = FINISH_REPS + 1  # measured; profiled
+FINISH_JOBS = 2 * (1 + FINISH_REPS)  # a warm-up, then measured; profiled
 PLAN_JOBS = 10_000  # reprocess --all's plan reads the rows of at most this many jobs
 RATIO_PROFILED = 1.5
 API = f"/api/v2/{BACKEND}"
@@ -551,6 +553,9 @@ class Operation:
     reps: int = 5
     budget_s: float = 3.0  # stop repeating once this much time was spent
     per_call: int = 1  # for a rate: items a call does
+    rounds: int = 1  # each tree measured this many times, one tree after the other: the best
+    # what the profile runs instead of prepare (a handler the gateway runs in another thread)
+    direct: Callable[[Tree], contextlib.AbstractContextManager[Run]] | None = None
 
 
 def quiet(argv: list[str]) -> Run:
@@ -641,6 +646,47 @@ def gateway(tree: Tree, call: Callable[[Any, Tree], Any]) -> Iterator[Run]:
 
         run()  # the first request opens what the gateway keeps open
         yield run
+
+
+@contextlib.contextmanager
+def page_handler(tree: Tree, path: str, user: str) -> Iterator[Run]:
+    """The live page's handler of *path* called in this thread (as tests/gateway/
+    test_page_scale.py does), for the profile: the TestClient runs it in another."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from spooler.gateway.page import LivePage
+    from spooler.gateway.users import User
+
+    store = JobStore(tree.settings.folders.database)
+    loop = asyncio.new_event_loop()
+
+    def caller(source: Any) -> User:
+        name = str(source["username"])
+        return User(name, name == OPERATOR, 10**6, 1 << 30, 1e9)
+
+    live = LivePage(tree.settings, store, caller)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path.replace("JOB", tree.user_job),
+        "headers": [(b"authorization", f"Bearer {user}:token".encode())],
+        "query_string": b"",
+        "path_params": {"job_id": tree.user_job},
+    }
+    handler = live.job if "JOB" in path else live.overview
+    try:
+
+        def run() -> object:
+            answer = loop.run_until_complete(handler(Request(scope)))
+            assert answer.status_code == 200, answer.status_code
+            return answer
+
+        yield run
+    finally:
+        loop.close()
+        store.close()
 
 
 def api(endpoint: str, user: str) -> Callable[[Any, Tree], Any]:
@@ -754,28 +800,34 @@ def finishing(tree: Tree) -> Iterator[Run]:
             assert jobs.read.require(job_id).state is JobState.DONE
             return seconds
 
+        run()  # the warm-up: the first finishing imports and caches what the others reuse
         yield run
     finally:
         jobs.close()
 
 
-def reprocess_plan(config: Path, bound: int) -> dict[str, Any]:
+def reprocess_plan(config: Path, bound: int, profile: bool) -> dict[str, Any]:
     """What ``Reprocessor.run`` holds before it analyses the first shot, for ``--all``: the
     jobs (``Reprocessor.job_ids(every=True)``), then every archived row of each (its
     ``Ledger.of_job`` loop), read with the same named queries, nothing written; the rows of
     at most *bound* jobs (all of them would hold the whole ledger in memory: the peak RSS
-    for all is extrapolated from these)."""
+    for all is extrapolated from these). With *profile*, where its time goes."""
     from spooler.core.states import FINISHED
 
     settings = load_settings(config)
-    store = JobStore(settings.folders.database)
+    profiler = cProfile.Profile()
+    with statements() as seen:
+        store = JobStore(settings.folders.database)
+    seen.clear()
     try:
+        if profile:
+            profiler.enable()
         start = time.perf_counter()
         read = store.read
         found = Ledger.jobs_archived(read)
         job_ids = [j.job_id for j in read.jobs() if j.job_id in found]
         selected_s = time.perf_counter() - start
-        before_mb = _rss_mb(resource.RUSAGE_SELF)
+        before_mb = peak_rss_mb()
         todo: list[ShotRow] = []
         planned = job_ids[:bound]
         for job_id in planned:
@@ -788,11 +840,14 @@ def reprocess_plan(config: Path, bound: int) -> dict[str, Any]:
                 if row.state == "archived" and row.sds_path
             ]
         rows_s = time.perf_counter() - start - selected_s
-        after_mb = _rss_mb(resource.RUSAGE_SELF)
+        profiler.disable()
+        after_mb = peak_rss_mb()
     finally:
         store.close()
     share = len(job_ids) / max(len(planned), 1)
+    where = stats_lines(profiler, 20) if profile else []
     return {
+        "profile": statements_report(seen, settings.folders.database) + where if profile else [],
         "jobs": len(job_ids),
         "jobs_planned": len(planned),
         "rows_planned": len(todo),
@@ -803,23 +858,32 @@ def reprocess_plan(config: Path, bound: int) -> dict[str, Any]:
     }
 
 
-def _rss_mb(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: of this program, unlike ``getrusage``,
+    which counts the memory of the process that started it before its ``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(argv: list[str]) -> tuple[float, float, str]:
-    """Run *argv*; its wall time, its own peak RSS (MB) and its standard output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall_s = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text, errors = out.read().decode(), err.read().decode()
-    assert process.returncode == 0, (argv, text[-2000:], errors[-2000:])
-    return wall_s, usage.ru_maxrss / 1024, text
+def reprocess_child(config: str, job_ids: list[str]) -> int:
+    """``labspool-result reprocess --force`` of *job_ids* in this process, then its peak RSS
+    on the last line."""
+    from result.cli import main as labspool_result
+
+    code = labspool_result(["--config", config, "reprocess", "--force", *job_ids])
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+    return code
+
+
+def child(argv: list[str]) -> tuple[float, str]:
+    """Run *argv*; its wall time and standard output."""
+    start = time.perf_counter()
+    run = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False)
+    wall_s = time.perf_counter() - start
+    assert run.returncode == 0, (argv, run.stdout[-2000:], run.stderr[-2000:])
+    return wall_s, run.stdout
 
 
 @dataclass
@@ -832,30 +896,38 @@ class Extra:
         self.figures.setdefault(name, (unit, {}))[1][size] = value
 
 
-def reprocess(trees: list[Tree], extra: Extra) -> None:
+def reprocess(trees: list[Tree], extra: Extra, profile: bool) -> list[str]:
     """``reprocess --all``'s plan in a process of its own; ``reprocess --force`` of the real
-    jobs (the sample) as the operator runs it."""
+    jobs (the sample) as the operator runs it (the peak RSS: of its own process, not of its
+    workers). Returns where the plan's time goes on the largest tree, with *profile*."""
+    where: list[str] = []
     for tree in trees:
-        _, _, out = child(
-            [sys.executable, __file__, "--reprocess-plan", str(tree.config), str(PLAN_JOBS)]
-        )
+        profiling = profile and tree is trees[-1]
+        argv = [sys.executable, __file__, "--reprocess-plan", str(tree.config), str(PLAN_JOBS)]
+        _, out = child([*argv, "profile"] if profiling else argv)
         plan = json.loads(out)
+        where = plan["profile"] or where
         extra.put("reprocess --all: select the jobs", "s", tree.size, plan["select_s"])
         extra.put("reprocess --all: plan (select, read rows)", "s", tree.size, plan["plan_s_all"])
         extra.put("reprocess --all: plan's peak RSS", "MB", tree.size, plan["rss_mb_all"])
         extra.put("reprocess --all: shots to analyse", "shots", tree.size, plan["rows_all"])
     for tree in trees:
-        argv = [sys.executable, "-m", "result.cli", "--config", str(tree.config)]
-        wall_s, rss, out = child([*argv, "reprocess", "--force", *tree.real_jobs])
+        argv = [sys.executable, __file__, "--reprocess-child", str(tree.config)]
+        wall_s, out = child([*argv, *tree.real_jobs])
         shots = len(tree.real_jobs) * SAMPLE_SHOTS
         assert f"reprocessed {shots} shot(s)" in out, out
+        rss = json.loads(out.splitlines()[-1])["peak_rss_mb"]
         extra.put("reprocess --force, the sample", "shots/s", tree.size, shots / wall_s)
         extra.put("reprocess --force, the sample: peak RSS", "MB", tree.size, rss)
+    return where
 
 
 def operations(args: argparse.Namespace) -> list[Operation]:
     def gate(name: str, call: Callable[[Any, Tree], Any]) -> Operation:
         return Operation(name, "s", lambda t: gateway(t, call), reps=20, budget_s=2.0)
+
+    def live(name: str, path: str, user: str) -> Operation:
+        return replace(gate(name, page(path, user)), direct=lambda t: page_handler(t, path, user))
 
     def read(name: str, what: Callable[[Any], object]) -> Operation:
         return Operation(name, "s", lambda t: reading(t, what), reps=20, budget_s=2.0)
@@ -867,6 +939,7 @@ def operations(args: argparse.Namespace) -> list[Operation]:
             lambda t: burst(t, args.burst),
             reps=1,
             per_call=args.burst,
+            rounds=2,
         ),
         Operation("spooler start-up", "s", spooler_start, reps=3, budget_s=5.0),
         Operation("result daemon start-up", "s", result_start, reps=3, budget_s=5.0),
@@ -888,10 +961,10 @@ def operations(args: argparse.Namespace) -> list[Operation]:
         Operation("labspool move", "s", move, reps=6, budget_s=5.0),
         gate("get_job_status", api("get_job_status", TEN)),
         gate("get_job_result", api("get_job_result", TEN)),
-        gate("page overview, operator", page("/ui/overview", OPERATOR)),
-        gate(f"page overview, {TEN}", page("/ui/overview", TEN)),
-        gate("page job, operator", page("/ui/jobs/JOB", OPERATOR)),
-        gate(f"page job, {TEN}", page("/ui/jobs/JOB", TEN)),
+        live("page overview, operator", "/ui/overview", OPERATOR),
+        live(f"page overview, {TEN}", "/ui/overview", TEN),
+        live("page job, operator", "/ui/jobs/JOB", OPERATOR),
+        live(f"page job, {TEN}", "/ui/jobs/JOB", TEN),
         read("estimates of the queue", estimates_all),
         read("duration model", duration_model),
         read("fair-share key of a new job", fair_key),
@@ -931,18 +1004,78 @@ def slowdown(unit: str, small: float, large: float) -> float:
 
 
 def profiled(op: Operation, tree: Tree, top: int = 25) -> list[str]:
-    """The functions the operation spends its time in on *tree*, by their own time, then
-    by the time spent in them and what they called."""
+    """Where the operation spends its time on *tree*: the statements of the job store it
+    ran (:func:`statements_report`), then its functions by their own time, then by the time
+    spent in them and what they called."""
     profiler = cProfile.Profile()
-    with op.prepare(tree) as run:
+    with statements() as seen, (op.direct or op.prepare)(tree) as run:
+        seen.clear()  # those of the set-up
         profiler.enable()
         run()
         profiler.disable()
+        ran = list(seen)
+    lines = statements_report(ran, tree.settings.folders.database)
+    return lines + stats_lines(profiler, top)
+
+
+def stats_lines(profiler: cProfile.Profile, top: int) -> list[str]:
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
     return [line.rstrip() for line in text.getvalue().splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every statement that the connections opened in the block run (their parameters
+    bound), in any thread."""
+    seen: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db: sqlite3.Connection = connect(*args, **kwargs)
+        db.set_trace_callback(seen.append)
+        return db
+
+    with mock.patch.object(sqlite3, "connect", traced):
+        yield seen
+
+
+_COLUMNS = re.compile(r"SELECT [^()]{60,}? FROM")  # a long list of columns, not shown
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\b-?\d+(?:\.\d+)?(?:e[+-]?\d+)?\b")
+
+
+def statements_report(ran: list[str], database: Path, top: int = 6, sample: int = 20) -> list[str]:
+    """The queries that cost most of those *ran*: each shape (its literals made ``?``)
+    counted, up to *sample* of its statements run again on a read-only connection and
+    timed, the total estimated; the *top* of them with SQLite's plan of one."""
+    shapes: dict[str, list[str]] = {}
+    for sql in ran:
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            shapes.setdefault(_LITERAL.sub("?", sql), []).append(sql)
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        costs = []
+        for shape, instances in shapes.items():
+            start = time.perf_counter()
+            try:
+                for sql in instances[:sample]:
+                    db.execute(sql).fetchall()
+            except sqlite3.Error:  # of a table the store made since (not timed)
+                continue
+            each = (time.perf_counter() - start) / min(len(instances), sample)
+            costs.append((each * len(instances), len(instances), shape, instances[0]))
+        costs.sort(reverse=True)
+        lines = [f"statements: {len(ran)} ({len(shapes)} shapes of query); the costliest:"]
+        for total, count, shape, first in costs[:top]:
+            plan = " / ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {first}"))
+            shown = _COLUMNS.sub(r"SELECT ... FROM", shape)
+            lines.append(f"  {total * 1e3:9.1f} ms  {count:7d}x  {shown[:400]}")
+            lines.append(f"               plan: {plan[:400]}")
+    finally:
+        db.close()
+    return lines
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -1002,14 +1135,19 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, dict[str, Any]] = {}
     ops = operations(args)
     for op in ops:
-        values = {tree.size: measure(op, tree) for tree in trees}
+        rounds = [{tree.size: measure(op, tree) for tree in trees} for _ in range(op.rounds)]
+        best = max if op.unit.endswith("/s") else min
+        values = {size: best(r[size] for r in rounds) for size in sizes}
         figures[f"{op.name}, {op.unit}"] = figure(op.unit, values, sizes)
         print(f"measured {op.name}", flush=True)
     extra = Extra()
-    reprocess(trees, extra)
+    plan_profile = reprocess(trees, extra, args.profile)
     for name, (unit, values) in extra.figures.items():
         figures[f"{name}, {unit}"] = figure(unit, values, sizes)
     profiles: dict[str, list[str]] = {}
+    plan = figures["reprocess --all: plan (select, read rows), s"]["ratios"][str(sizes[-1])]
+    if plan > RATIO_PROFILED and plan_profile:
+        profiles["reprocess --all: plan"] = plan_profile
     if args.profile:
         largest = trees[-1]
         for op in ops:
@@ -1051,9 +1189,12 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="profile what grows (> 1.5x)")
     parser.add_argument("--out", "--json", dest="out", type=Path, help="the figures as JSON")
     parser.add_argument("--seed", type=int, default=1)
-    if sys.argv[1:2] == ["--reprocess-plan"]:  # the child of reprocess(): its figures, as JSON
-        print(json.dumps(reprocess_plan(Path(sys.argv[2]), int(sys.argv[3]))))
+    if sys.argv[1:2] == ["--reprocess-plan"]:  # the children of reprocess()
+        plan = reprocess_plan(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4:] == ["profile"])
+        print(json.dumps(plan))
         return 0
+    if sys.argv[1:2] == ["--reprocess-child"]:
+        return reprocess_child(sys.argv[2], sys.argv[3:])
     args = parse_sized(parser, FULL, SMOKE)
     with tempfile.TemporaryDirectory(prefix="labspool-bench-year-") as tmp:
         root = Path(tmp)
