@@ -203,5 +203,11 @@ def test_what_every_step_asks_is_looked_up_in_an_index_not_scanned(
         ):
             assert not plan.startswith("SCAN"), plan  # (sorting what was found is fine)
             assert "shots_by_state" not in plan, plan
+        # the live page's last ended jobs: read in order from an index, never all sorted
+        ended = (JobState.DONE, JobState.ERROR, JobState.CANCELLED)
+        for plan in plans(store, lambda: store.read.last_ended(ended, None, 30)):
+            assert not plan.startswith("SCAN") and "TEMP B-TREE" not in plan, plan
+        last = store.read.last_ended(ended, None, 5)
+        assert [r.job_id for r in last] == ["j296", "j295", "j294", "j293", "j292"]
     finally:
         store.close()

@@ -141,14 +141,20 @@ class Reader:
         self, states: Iterable[JobState], submitter: str | None, limit: int
     ) -> list[JobRecord]:
         """The *limit* jobs in *states* (of *submitter*; everybody's: None) that changed
-        last, newest first."""
-        wanted = [s.value for s in states]
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({', '.join('?' for _ in wanted)})"
-        if submitter is not None:
-            sql += " AND submitter = ?"
-            wanted.append(submitter)
-        sql += " ORDER BY updated_at DESC, seq DESC LIMIT ?"
-        return [JobRecord.from_row(r) for r in self._db.execute(sql, (*wanted, limit))]
+        last, newest first: the last *limit* of each state from its index, merged (one
+        query over all the states would sort every finished job)."""
+        found: list[JobRecord] = []
+        for state in dict.fromkeys(states):
+            sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?"
+            args: list[object] = [state.value]
+            if submitter is not None:
+                sql += " AND submitter = ?"
+                args.append(submitter)
+            sql += " ORDER BY updated_at DESC, seq DESC LIMIT ?"
+            rows = self._db.execute(sql, (*args, limit))
+            found.extend(JobRecord.from_row(r) for r in rows)
+        found.sort(key=lambda r: (r.updated_at, r.seq), reverse=True)
+        return found[:limit]
 
     def jobs_page(
         self, state: JobState, offset: int, limit: int, submitter: str | None = None

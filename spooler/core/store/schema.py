@@ -47,6 +47,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, queue_key, seq);
 -- the jobs in a state in the order they came (Reader.jobs: RUNNING at every step), not a
 -- scan of every job once the statistics (labspool prune) show few in that state
 CREATE INDEX IF NOT EXISTS jobs_by_state_seq ON jobs (state, seq);
+-- the jobs of a state that changed last (the live page's last ended and last errors)
+CREATE INDEX IF NOT EXISTS jobs_by_state_updated ON jobs (state, updated_at, seq);
 -- the latest finished jobs of a backend (the estimates' model) without a scan
 CREATE INDEX IF NOT EXISTS jobs_by_backend ON jobs (backend, state, updated_at);
 -- a user's own jobs in a state (queued ones in queue order), and the jobs of each state per
