@@ -207,6 +207,8 @@ def test_what_every_step_asks_is_looked_up_in_an_index_not_scanned(
         ended = (JobState.DONE, JobState.ERROR, JobState.CANCELLED)
         for plan in plans(store, lambda: store.read.last_ended(ended, None, 30)):
             assert not plan.startswith("SCAN") and "TEMP B-TREE" not in plan, plan
+        for plan in plans(store, lambda: store.read.last_ended(ended, "alice", 30)):
+            assert "jobs_by_state_submitter" in plan or "TEMP B-TREE" in plan, plan
         last = store.read.last_ended(ended, None, 5)
         assert [r.job_id for r in last] == ["j296", "j295", "j294", "j293", "j292"]
     finally:

@@ -147,8 +147,9 @@ class Reader:
         for state in dict.fromkeys(states):
             sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ?"
             args: list[object] = [state.value]
-            if submitter is not None:
-                sql += " AND submitter = ?"
+            if submitter is not None:  # the user's own, then sorted: never every job's
+                sql = f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_by_state_submitter "
+                sql += "WHERE state = ? AND submitter = ?"
                 args.append(submitter)
             sql += " ORDER BY updated_at DESC, seq DESC LIMIT ?"
             rows = self._db.execute(sql, (*args, limit))
