@@ -33,9 +33,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchkit import finish, parse_sized
+from benchkit import finish, labscript_sandbox, parse_sized
 
-from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
 from spooler.core.scaffold import write_tree
 from spooler.core.settings import ExecutorSettings, Settings, load_settings
 
@@ -224,12 +223,7 @@ def main() -> int:
     args = parse_sized(parser, FULL, SMOKE)
     with tempfile.TemporaryDirectory(prefix="labspool-bench-result-") as tmp:
         root = Path(tmp)
-        profile, ports = root / "profile", Ports.free()
-        write_profile(profile, ports)
-        zlock = start_zlock(profile, ports.zlock)
-        try:
-            activate(profile)
-            import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
+        with labscript_sandbox(root):
             import lyse.dataframe_utilities  # noqa: F401  (the daemon imports it as it starts)
 
             results = {
@@ -241,8 +235,6 @@ def main() -> int:
                 ),
                 "finishing": finishing(root, args.big_job),
             }
-        finally:
-            stop_process(zlock)
     f = results["finishing"]
     for t in (results["throughput"], results["throughput_inline"]):
         print(

@@ -47,9 +47,8 @@ from typing import Any
 
 import bench_routines
 from bench_result import make_shots, running_job
-from benchkit import finish, parse_sized
+from benchkit import finish, labscript_sandbox, parse_sized
 
-from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
 from spooler.core.scaffold import write_tree
 from spooler.core.settings import ExecutorSettings, Settings, load_settings
 
@@ -274,19 +273,13 @@ def main() -> int:
         saved_env = {name: os.environ.get(name) for name in ("TMPDIR", "PYTHONPATH")}
         os.environ["TMPDIR"] = str(root / "tmp")
         os.environ[bench_routines.ENV_VAR] = str(args.burn_iterations)
-        profile, ports = root / "profile", Ports.free()
-        write_profile(profile, ports)
-        zlock = start_zlock(profile, ports.zlock)
         try:
-            activate(profile)
             # the workers (spawned, or spawned by Dask's nannies) import bench_routines
             paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             os.environ["PYTHONPATH"] = os.pathsep.join([*paths, str(SCRIPTS)])
-            import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
-
-            results = benchmark(root, args.shots, args.workers, args.burn_iterations)
+            with labscript_sandbox(root):
+                results = benchmark(root, args.shots, args.workers, args.burn_iterations)
         finally:
-            stop_process(zlock)
             tempfile.tempdir = saved_tempdir
             os.environ.pop(bench_routines.ENV_VAR, None)
             for name, value in saved_env.items():

@@ -97,11 +97,10 @@ from typing import Any
 from unittest import mock
 
 from bench_intake import typical_job
-from benchkit import finish, parse_sized
+from benchkit import finish, labscript_sandbox, parse_sized
 
 from spooler.cli.main import main as labspool
-from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
-from spooler.core.settings import ExecutorSettings, Settings, load_settings
+from spooler.core.settings import ExecutorSettings, Folders, Settings, load_settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore, Transaction
 from spooler.core.store.shots import Ledger, ShotRow
@@ -140,6 +139,35 @@ class Templates:
     result: dict[str, Any]
     scripts: dict[str, str]  # rendered experiment scripts, by experiment name
     address: dict[str, Any]
+
+    def archived_shot(
+        self, tx: Transaction, folders: Folders, job_id: str, experiment: str, index: int, name: str
+    ) -> Path:
+        """A shot's ledger row as the result daemon leaves it archived, with the real jobs'
+        analysis; returns the shot's local path (gone: archived)."""
+        address = f"{job_id}__{experiment}__{index:05d}.json"
+        local = folders.shot_folder(job_id, 1, experiment) / name
+        Ledger.claim(
+            tx,
+            address,
+            job_id=job_id,
+            attempt=1,
+            experiment=experiment,
+            shot_index=index,
+            local_path=str(local),
+        )
+        Ledger.archived(
+            tx,
+            address,
+            sds_path=str(folders.stored_shot(job_id, experiment, name)),
+            size=52_000,
+            sha256="0" * 64,
+            frame=self.frame,
+            memory=self.memory,
+            error=None,
+            routines=self.routines,
+        )
+        return local
 
 
 @dataclass
@@ -392,27 +420,7 @@ class Year:
             for index in range(min(count, left)):
                 address = f"{job_id}__{experiment}__{index:05d}.json"
                 name = f"{sequence}_{index:02d}.h5"
-                local = folders.shot_folder(job_id, 1, experiment) / name
-                Ledger.claim(
-                    tx,
-                    address,
-                    job_id=job_id,
-                    attempt=1,
-                    experiment=experiment,
-                    shot_index=index,
-                    local_path=str(local),
-                )
-                Ledger.archived(
-                    tx,
-                    address,
-                    sds_path=str(folders.stored_shot(job_id, experiment, name)),
-                    size=52_000,
-                    sha256="0" * 64,
-                    frame=t.frame,
-                    memory=t.memory,
-                    error=None,
-                    routines=t.routines,
-                )
+                local = t.archived_shot(tx, folders, job_id, experiment, index, name)
                 record = {
                     **t.address,
                     "shot": str(local),
@@ -483,28 +491,8 @@ def measured_jobs(tree: Tree, templates: Templates, finish_shots: int) -> None:
             running_job(store, job_id, "bob", {EXPERIMENT: finish_shots}, engaged=False)
             with store.transaction() as tx:
                 for index in range(finish_shots):
-                    address = f"{job_id}__{EXPERIMENT}__{index:05d}.json"
                     name = f"seq_{index:04d}.h5"
-                    Ledger.claim(
-                        tx,
-                        address,
-                        job_id=job_id,
-                        attempt=1,
-                        experiment=EXPERIMENT,
-                        shot_index=index,
-                        local_path=str(folders.shot_folder(job_id, 1, EXPERIMENT) / name),
-                    )
-                    Ledger.archived(
-                        tx,
-                        address,
-                        sds_path=str(folders.stored_shot(job_id, EXPERIMENT, name)),
-                        size=52_000,
-                        sha256="0" * 64,
-                        frame=templates.frame,
-                        memory=templates.memory,
-                        error=None,
-                        routines=templates.routines,
-                    )
+                    templates.archived_shot(tx, folders, job_id, EXPERIMENT, index, name)
                 tx.set_counts(job_id, shots_made=finish_shots, shots_done=finish_shots)
             tree.finish_jobs.append(job_id)
     finally:
@@ -1205,16 +1193,8 @@ def main() -> int:
     args = parse_sized(parser, FULL, SMOKE)
     with tempfile.TemporaryDirectory(prefix="labspool-bench-year-") as tmp:
         root = Path(tmp)
-        profile, ports = root / "profile", Ports.free()
-        write_profile(profile, ports)
-        zlock = start_zlock(profile, ports.zlock)
-        try:
-            activate(profile)
-            import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
-
+        with labscript_sandbox(root):
             results = run_all(root, args)
-        finally:
-            stop_process(zlock)
     sizes = results["sizes"]
     print(table(results["figures"], sizes))
     for name, lines in results["profiles"].items():

@@ -1,13 +1,18 @@
-"""What the benchmarks share: their sizes (full or ``--smoke``) and their end (``--out``)."""
+"""What the benchmarks share: their sizes (full or ``--smoke``), the labscript suite in a sandbox
+of their own, and their end (``--out``)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["add_sizes", "finish", "parse_sized"]
+from spooler.core.labprofile import Ports, activate, start_zlock, stop_process, write_profile
+
+__all__ = ["add_sizes", "finish", "labscript_sandbox", "parse_sized"]
 
 
 def add_sizes(parser: argparse.ArgumentParser, full: Mapping[str, object]) -> None:
@@ -37,6 +42,23 @@ def parse_sized(
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
+
+
+@contextlib.contextmanager
+def labscript_sandbox(root: Path) -> Iterator[None]:
+    """The labscript suite with a profile of its own in ``root/profile`` (never the user's
+    home) and its own zlock server, stopped by its process id at the end; the suite's h5 lock
+    imported before any h5py."""
+    profile, ports = root / "profile", Ports.free()
+    write_profile(profile, ports)
+    zlock = start_zlock(profile, ports.zlock)
+    try:
+        activate(profile)
+        import labscript_utils.h5_lock  # noqa: F401  (the suite's lock before any h5py)
+
+        yield
+    finally:
+        stop_process(zlock)
 
 
 def finish(args: argparse.Namespace, results: Mapping[str, Any]) -> int:
