@@ -36,10 +36,11 @@ from spooler.core.store import JobStore, Reader, Transaction
 from spooler.core.store.starts import ItemStarts
 from spooler.core.timestamps import iso_time
 
-__all__ = ["DeathCounter", "Quarantine"]
+__all__ = ["REASON_SUFFIX", "DeathCounter", "Quarantine"]
 
 log = logging.getLogger(__name__)
 
+REASON_SUFFIX = ".reason.json"  # beside each quarantined item: why it was given up
 # An item's name here, plus ".<n>", "--<companion>" or ".reason.json", within NAME_MAX (255)
 _STEM_MAX_BYTES = 120
 
@@ -145,7 +146,7 @@ class Quarantine:
             "moved": moved,
             **(extra or {}),
         }
-        reason_file = self.folder / f"{stem}.reason.json"
+        reason_file = self.folder / f"{stem}{REASON_SUFFIX}"
         write_atomic(reason_file, json.dumps(document, indent=1).encode() + b"\n")
         if self.store is not None:
             with self.store.transaction() as tx:
@@ -168,11 +169,11 @@ class Quarantine:
         return name
 
     def _free(self, base: str) -> str:
-        return free_name(base, exists_in(self.folder, ".reason.json"), keep_suffix=False)
+        return free_name(base, exists_in(self.folder, REASON_SUFFIX), keep_suffix=False)
 
     def reasons(self) -> list[dict[str, object]]:
         """Every reason file's content (for tests and the operator's tools)."""
         out = []
-        for path in sorted(self.folder.glob("*.reason.json")):
+        for path in sorted(self.folder.glob(f"*{REASON_SUFFIX}")):
             out.append(json.loads(path.read_text(encoding="utf-8")))
         return out

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from spooler.core.errors import LabspoolError, SpoolerBusy
 from spooler.core.fsutil import exclusive_lock, fsync_dir, is_ignored_name, read_regular_file
+from spooler.core.items import REASON_SUFFIX
 from spooler.core.settings import Settings
 from spooler.core.states import FINISHED, JobState
 from spooler.core.statusfile import StatusFiles
@@ -70,7 +71,6 @@ DAEMON_LOCKS = {
     "result.lock": "result daemon",
     "reprocess.lock": "reprocess",
 }
-REASON_SUFFIX = ".reason.json"  # a quarantined item's reason file (spooler.core.items)
 _REASON_MAX_BYTES = 1 << 20
 _GONE = -1  # Pruner._unlink: the file was gone already
 _FREE_NAME = re.compile(r"(.+)\.[1-9][0-9]*")  # fsutil.free_name's "<name>.<n>"
@@ -125,6 +125,7 @@ class Pruner:
         self.now = time.time() if now is None else now
         self.dry_run = dry_run
         self._store: JobStore | None = None
+        self._ended_by_now: dict[str, EndedJob] | None = None  # read once per run
 
     @property
     def store(self) -> JobStore:
@@ -295,9 +296,12 @@ class Pruner:
     # -- the store --------------------------------------------------------------------------
 
     def _ended(self, cutoff: float) -> dict[str, EndedJob]:
-        """The jobs ended by *cutoff*, as the store says now."""
-        with self.store.snapshot() as view:
-            return Housekeeping.ended_before(view, cutoff)
+        """The jobs ended by *cutoff*: of those ended when the run began (read once, for
+        every kind; what each kind removes is checked again where it must be)."""
+        if self._ended_by_now is None:
+            with self.store.snapshot() as view:
+                self._ended_by_now = Housekeeping.ended_before(view, self.now)
+        return {k: j for k, j in self._ended_by_now.items() if j.ended_at <= cutoff}
 
     def _upkeep(self, vacuum: bool) -> StoreUpkeep:
         database = self.folders.database
