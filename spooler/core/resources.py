@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["config_dir", "schema_path", "systemd_template"]
+__all__ = ["config_dir", "schema_path", "systemd_template", "systemd_timer_template"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # spooler/
 
@@ -33,3 +33,8 @@ def config_dir() -> Path:
 def systemd_template() -> Path:
     """The shipped unit template (``systemd/labspool.service.in``)."""
     return _data_dir("systemd") / "labspool.service.in"
+
+
+def systemd_timer_template() -> Path:
+    """The shipped timer template of ``labspool prune`` (``systemd/labspool-prune.timer.in``)."""
+    return _data_dir("systemd") / "labspool-prune.timer.in"

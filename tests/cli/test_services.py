@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from spooler.cli.services import ROLES, render_unit, unit_name
+from spooler.cli.services import (
+    DAEMONS,
+    ROLES,
+    TIMERS,
+    render_timer,
+    render_unit,
+    timer_name,
+    unit_name,
+)
 from spooler.core.settings import Settings
 
 pytestmark = pytest.mark.skipif(
@@ -28,11 +36,15 @@ def units(tree: Settings, tmp_path: Path) -> list[Path]:
             render_unit(role, tree, bin_dir=Path(sys.executable).parent, user="labspool")
         )
         paths.append(path)
+    for role in TIMERS:
+        path = tmp_path / timer_name(role)
+        path.write_text(render_timer(role, tree))
+        paths.append(path)
     return paths
 
 
 def test_units_name_the_daemons_and_the_configuration(units: list[Path], tree: Settings) -> None:
-    spooler, result, gateway = (p.read_text() for p in units)
+    spooler, result, gateway = (p.read_text() for p in units[:3])
     assert (
         f"ExecStart={Path(sys.executable).parent / 'labspool'} --config {tree.path} run" in spooler
     )
@@ -47,6 +59,24 @@ def test_units_name_the_daemons_and_the_configuration(units: list[Path], tree: S
         assert "Type=notify" in text and "WatchdogSec=" in text and "Restart=on-failure" in text
         assert f"RequiresMountsFor={tree.path.parent} {tree.folders.sds}" in text
         assert not re.search(r"@[A-Z]+@", text), "a field of the template was not filled"
+        assert "WantedBy=multi-user.target" in text
+
+
+def test_prune_runs_once_a_day_from_its_timer(units: list[Path], tree: Settings) -> None:
+    *_, prune, timer = (p.read_text() for p in units)
+    assert (
+        f"ExecStart={Path(sys.executable).parent / 'labspool'} --config {tree.path} prune" in prune
+    )
+    assert "Type=oneshot" in prune and "Nice=10" in prune
+    for daemon_only in ("Type=notify", "WatchdogSec=", "Restart=", "[Install]"):
+        assert daemon_only not in prune, daemon_only
+    assert f"RequiresMountsFor={tree.path.parent} {tree.folders.sds}" in prune
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer
+    assert f"Unit={unit_name('prune')}" in timer and "WantedBy=timers.target" in timer
+    assert str(tree.path) in timer and not re.search(r"@[A-Z]+@", timer)
+    assert set(ROLES) == set(DAEMONS) | set(TIMERS)
+    with pytest.raises(ValueError):
+        render_timer("spooler", tree)
 
 
 def test_systemd_analyze_verify_is_silent(units: list[Path]) -> None:
@@ -58,7 +88,7 @@ def test_systemd_analyze_verify_is_silent(units: list[Path]) -> None:
 
 
 def test_exposure_is_at_most_2(units: list[Path]) -> None:
-    for unit in units:
+    for unit in (u for u in units if u.suffix == ".service"):
         result = subprocess.run(
             ["systemd-analyze", "security", "--offline=true", str(unit)],
             capture_output=True,
