@@ -176,6 +176,10 @@ CREATE INDEX IF NOT EXISTS shots_by_attempt_state ON shots (job_id, attempt, sta
 CREATE INDEX IF NOT EXISTS shots_by_received ON shots (received_at);
 -- who is archived where (a new shot must not replace another's archived copy)
 CREATE INDEX IF NOT EXISTS shots_by_place ON shots (sds_path);
+-- the jobs with an archived shot (since a time), one look-up per job from this index alone
+-- (labspool-result reprocess --all, --since), not a DISTINCT over every archived shot
+CREATE INDEX IF NOT EXISTS shots_archived_by_job ON shots (job_id, archived_at)
+    WHERE state = 'archived';
 """
 
 # -- ``labspool-result reprocess``: the jobs whose outputs were written again ---------------
