@@ -176,10 +176,9 @@ CREATE INDEX IF NOT EXISTS shots_by_attempt_state ON shots (job_id, attempt, sta
 CREATE INDEX IF NOT EXISTS shots_by_received ON shots (received_at);
 -- who is archived where (a new shot must not replace another's archived copy)
 CREATE INDEX IF NOT EXISTS shots_by_place ON shots (sds_path);
--- the jobs with an archived shot (since a time), one look-up per job from this index alone
+-- whether a job has a shot archived (since a time): one look-up in this index alone per job
 -- (labspool-result reprocess --all, --since), not a DISTINCT over every archived shot
-CREATE INDEX IF NOT EXISTS shots_archived_by_job ON shots (job_id, archived_at)
-    WHERE state = 'archived';
+CREATE INDEX IF NOT EXISTS shots_by_job_archived_at ON shots (job_id, state, archived_at);
 """
 
 # -- ``labspool-result reprocess``: the jobs whose outputs were written again ---------------
@@ -190,6 +189,17 @@ CREATE TABLE IF NOT EXISTS reprocessing (
     routines      TEXT NOT NULL,
     outputs_done  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, attempt, routines)
+);
+"""
+
+# -- the result daemon's: what a DONE job's result was made with (spooler.core.store.provenance)
+_PROVENANCE = """
+CREATE TABLE IF NOT EXISTS provenance (
+    job_id     TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    document   TEXT NOT NULL,  -- JSON: the result header's "provenance"
+    written_at REAL NOT NULL,
+    PRIMARY KEY (job_id, attempt)
 );
 """
 
@@ -219,7 +229,7 @@ _LATER_INDEXES = (
 def create(db: sqlite3.Connection) -> None:
     """Make every table and index that is missing, and add the columns an older store lacks.
     (``executescript`` commits on its own: this runs outside any transaction.)"""
-    db.executescript(_JOBS + _ITEM_STARTS + _USERS + _SHOTS + _REPROCESSING)
+    db.executescript(_JOBS + _ITEM_STARTS + _USERS + _SHOTS + _REPROCESSING + _PROVENANCE)
     for table, column, declaration in ADDED_COLUMNS:
         present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in present:
