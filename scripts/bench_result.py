@@ -8,6 +8,9 @@
    of the same files to the same store, just before each (the median of three).
 2. Finishing a job of M shots: the daemon's completion step (CSVs built from the ledger, the
    result JSON, DONE) against lyse's ``get_dataframe_from_shots`` on the same archived shots.
+3. Where a shot's time goes: the N shots again through the daemon with ``inline`` (every
+   stage in one thread, on one clock), each stage's own time per shot (``stagetimer``: the
+   functions of the path wrapped in place for the run), next to the plain copy's time.
 
 The shots and their address files are what the real apparatus leaves: each shot in the
 tree's shot folder of its job, attempt and experiment, with the globals runmanager sets
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchkit import finish, labscript_sandbox, parse_sized
+from stagetimer import StageTimer
 
 from spooler.core.scaffold import write_tree
 from spooler.core.settings import ExecutorSettings, Settings, load_settings
@@ -174,6 +178,89 @@ def throughput(
     }
 
 
+def stages(root: Path, shots: int, shot_mb: float) -> dict[str, Any]:
+    """Each stage's own time per shot, the daemon ``inline`` (see the module's text)."""
+    import dataclasses
+
+    import lyse
+
+    import result.task as task
+    from result.collecting import Collector
+    from result.daemon import ResultDaemon
+    from result.finishing import JobFinisher
+    from result.intake import Intake
+    from result.placing import Placing
+
+    settings = load_settings(write_tree(root / "stages", "singlequdit"))
+    settings = with_executor(settings, ExecutorSettings(kind="inline"))
+    running_job(settings, "stages", shots)
+    files = make_shots(settings, "stages", shots, shot_mb)
+    plain = settings.folders.sds / "plain-copy"
+    plain.mkdir(parents=True)
+    start = time.perf_counter()
+    for path in files:
+        shutil.copyfile(path, plain / path.name)
+    copy_s = time.perf_counter() - start
+    shutil.rmtree(plain)
+    placing, executors = sys.modules["result.placing"], sys.modules["result.executors"]
+    load_routines = task.__dict__["load_routines"]
+    with StageTimer() as timer:
+
+        def timed_routines(specs: tuple[str, ...]) -> list[Any]:
+            return [
+                dataclasses.replace(
+                    r, function=timer.timed("routine: its reads and sums", r.function)
+                )
+                for r in load_routines(specs)
+            ]
+
+        for owner, name, stage in (
+            (shutil, "copyfile", "task: the shot copied to its work copy on the store"),
+            (task, "check_shot", "task: the shot's globals checked against its address"),
+            (lyse.Run, "__init__", "lyse: Run(shot) made, per routine"),
+            (lyse.Run, "save_result", "lyse: the routine's results saved"),
+            (lyse.Run, "save_result_array", "lyse: the routine's results saved"),
+            (task, "analyse", "lyse: the shot opened for the results (r+)"),
+            (task, "shot_row", "lyse: the shot's DataFrame row read back"),
+            (task, "checksum", "task: SHA-256 of the work copy"),
+            (task, "flush_file", "task: fsync of the work copy"),
+            (executors, "run_shot", "task: the rest"),
+            (placing, "place", "place: the work copy read back, verified, renamed"),
+            (placing, "fsync_dir", "place: fsync of the folders"),
+            (Placing, "settle", "ledger: the pass's transaction"),
+            (Placing, "tidy", "place: the local shot removed"),
+            (Intake, "admit", "intake: address files read, shots in the ledger"),
+            (Collector, "collect", "collect: outcomes received"),
+            (JobFinisher, "check", "finishing the job (CSVs, result JSON, DONE)"),
+        ):
+            timer.wrap(owner, name, stage)
+        setattr(task, "load_routines", timed_routines)  # noqa: B010  (not exported)
+        task._routines.clear()  # loaded again through the timed loader
+        try:
+            daemon = ResultDaemon(settings)
+            try:
+                assert daemon.executor.wait_ready(120)
+                start = time.perf_counter()
+                done = daemon.run_once()
+                daemon_s = time.perf_counter() - start
+            finally:
+                daemon.close()
+        finally:
+            setattr(task, "load_routines", load_routines)  # noqa: B010
+            task._routines.clear()
+    assert done == shots, done
+    table = [
+        {"stage": stage, "ms_per_shot": ms, "share": share}
+        for stage, ms, share in timer.table(daemon_s, shots)
+    ]
+    return {
+        "shots": shots,
+        "daemon_ms_per_shot": 1000 * daemon_s / shots,
+        "plain_copy_ms_per_shot": 1000 * copy_s / shots,
+        "stages": table,
+    }
+
+
 def finishing(root: Path, shots: int) -> dict[str, Any]:
     from lyse.dataframe_utilities import get_dataframe_from_shots
 
@@ -234,6 +321,7 @@ def main() -> int:
                     root, args.shots, args.shot_mb, ExecutorSettings(kind="inline")
                 ),
                 "finishing": finishing(root, args.big_job),
+                "stages": stages(root, args.shots, args.shot_mb),
             }
     f = results["finishing"]
     for t in (results["throughput"], results["throughput_inline"]):
@@ -248,6 +336,13 @@ def main() -> int:
         "lyse get_dataframe_from_shots on the same shots "
         f"{f['lyse_get_dataframe_from_shots_s']:.2f} s ({f['lyse_over_ledger']:.1f}x)"
     )
+    s = results["stages"]
+    print(
+        f"where a shot's time goes, inline: {s['daemon_ms_per_shot']:.1f} ms a shot "
+        f"(a plain copy: {s['plain_copy_ms_per_shot']:.2f} ms)"
+    )
+    for row in s["stages"]:
+        print(f"  {row['ms_per_shot']:7.2f} ms  {100 * row['share']:5.1f}%  {row['stage']}")
     return finish(args, results)
 
 

@@ -134,6 +134,19 @@ def test_the_result_benchmark_runs_whole_with_smoke(tmp_path: Path) -> None:
         finishing["finish_from_ledger_s"], finishing["lyse_get_dataframe_from_shots_s"]
     )
     assert re.search(r"^finishing a 20-shot job: [\d.]+ s from the ledger", out, re.M)
+    stages = figures["stages"]
+    names = [row["stage"] for row in stages["stages"]]
+    for stage in (
+        "routine: its reads and sums",
+        "lyse: the shot's DataFrame row read back",
+        "task: fsync of the work copy",
+        "place: the work copy read back, verified, renamed",
+        "ledger: the pass's transaction",
+    ):
+        assert stage in names, f"{stage!r} was never timed: its function moved?"
+    assert names[-1].startswith("other") and len(set(names)) == len(names)
+    assert 0.99 < sum(row["share"] for row in stages["stages"]) < 1.01
+    assert re.search(r"^where a shot's time goes, inline: [\d.]+ ms a shot", out, re.M)
 
 
 @pytest.mark.lab
