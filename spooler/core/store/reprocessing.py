@@ -2,7 +2,9 @@
 
 A row per job, attempt and version of the routines: taken, and whether the job's outputs
 (CSVs, result, multi-shot files) were written again with that version, which a reprocess
-killed half-way finds at its next run.
+killed half-way finds at its next run. And which jobs ``--all`` and ``--since`` take: those
+with an archived shot, a window at a time in the order they came (keyset on ``jobs.seq``),
+each looked up in an index of the shots by job, state and time (``shots_by_job_archived_at``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,43 @@ from spooler.core.store.transaction import Transaction
 __all__ = ["Reprocessing"]
 
 
+# a job with a shot archived (at or after a time): one look-up in shots_by_job_archived_at
+_ARCHIVED = (
+    "EXISTS (SELECT 1 FROM shots WHERE shots.job_id = jobs.job_id AND shots.state = 'archived'"
+)
+
+
 class Reprocessing:
     """The queries of the reprocessed jobs; each takes the view it runs in."""
+
+    @staticmethod
+    def jobs_after(
+        view: Reader, seq: int, limit: int, since: float | None = None
+    ) -> list[tuple[int, str]]:
+        """The next (at most *limit*) jobs after the one numbered *seq* (0: from the first)
+        with an archived shot (archived at or after *since*, a Unix time, if given), in the
+        order they came: each (its number, its id). The number of the last is where the next
+        window starts."""
+        args: tuple[float, ...]
+        if since is None:
+            where, args = _ARCHIVED + ")", (seq, limit)
+        else:
+            where, args = _ARCHIVED + " AND shots.archived_at >= ?)", (seq, since, limit)
+        rows = view.execute(
+            f"SELECT seq, job_id FROM jobs WHERE seq > ? AND {where} ORDER BY seq LIMIT ?", args
+        )
+        return [(int(seq), str(job_id)) for seq, job_id in rows]
+
+    @staticmethod
+    def jobs_count(view: Reader, since: float | None = None) -> int:
+        """How many jobs :meth:`jobs_after` gives in all: one look-up per job of the store."""
+        args: tuple[float, ...]
+        if since is None:
+            where, args = _ARCHIVED + ")", ()
+        else:
+            where, args = _ARCHIVED + " AND shots.archived_at >= ?)", (since,)
+        (count,) = view.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", args).fetchone()
+        return int(count)
 
     @staticmethod
     def take(tx: Transaction, job_id: str, attempt: int, routines: str) -> None:

@@ -28,6 +28,8 @@ _COLUMNS = (
     "address, job_id, attempt, experiment, shot_index, local_path, state, sds_path, size, "
     "sha256, memory, frame, error, received_at, archived_at, routines"
 )
+# the same without the two large ones (the memory entry, the DataFrame row)
+_LIGHT_COLUMNS = _COLUMNS.replace("memory, frame", "NULL, NULL")
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,14 @@ class Ledger:
         return None if last is None else float(last)
 
     @staticmethod
-    def jobs_archived(view: Reader, since: float | None = None) -> set[str]:
-        """The jobs with a shot archived (at or after *since*, a Unix time, if given)."""
-        sql = "SELECT DISTINCT job_id FROM shots WHERE state = 'archived'"
-        args: tuple[float, ...] = ()
-        if since is not None:
-            sql += " AND archived_at >= ?"
-            args = (since,)
-        return {str(r[0]) for r in view.execute(sql, args) if r[0] is not None}
+    def to_reanalyse(view: Reader, job_id: str, attempt: int) -> list[ShotRow]:
+        """The archived shots of one attempt by experiment and shot (read in the order of an
+        index, not sorted), without their DataFrame row and memory entry (``frame`` and
+        ``memory`` None: a new analysis makes new ones): what ``labspool-result reprocess``
+        holds of a job while analysing it."""
+        rows = view.execute(
+            f"SELECT {_LIGHT_COLUMNS} FROM shots WHERE job_id = ? AND attempt = ? "
+            "AND state = 'archived' ORDER BY experiment, shot_index",
+            (job_id, attempt),
+        )
+        return [ShotRow(*r) for r in rows]
