@@ -19,7 +19,11 @@ The input (:class:`MultishotInput`) carries
   first (the experiment's name; shallower columns padded with ``""`` as lyse pads them);
 - ``memory``: experiment name to its shots' memory entries in shot order, the strings of the
   result JSON (one value per ``measure``, separated by spaces; ``""`` when nothing was
-  measured): the ``memory`` column of the frames, taken from the ledger.
+  measured): the ``memory`` column of the frames, taken from the ledger;
+- ``experiments``: experiment name to its object in the accepted job file (``instructions``,
+  ``num_wires``, ``shots``, ...: the job format), or ``{}`` when the file is gone (pruned)
+  or cannot be read. Validated when the job was accepted, but read again from a file: a
+  routine checks each value it uses.
 
 The routine returns file name to content (``bytes``). Each file is written atomically and
 durably (:func:`spooler.core.fsutil.write_atomic`) into the job's store folder
@@ -87,6 +91,7 @@ class MultishotInput:
     frames: dict[str, Any]  # experiment name -> pandas.DataFrame, in index order
     frame: Any  # pandas.DataFrame of the whole job, with an `experiment` column
     memory: dict[str, list[str]] = field(default_factory=dict)
+    experiments: dict[str, Any] = field(default_factory=dict)  # the job file's, or {}
 
 
 @dataclass

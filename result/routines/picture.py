@@ -5,7 +5,7 @@ the job id in the name, so that a copy mailed or pasted elsewhere still says who
 1200 x 800 pixels (12 x 8 inches at 100 dpi), drawn with matplotlib's Agg canvas on a
 figure of its own (no pyplot, no global state: safe in the daemon's process). Its title
 says the job id, the backend and when the job was complete (UTC, ISO 8601); then two panels
-with the experiment index (``experiment_k`` is k) along x:
+with the same x axis, the experiment index (``experiment_k`` is k) or the scanned parameter:
 
 - **mean** of the shots' results against the experiment index, with the standard error of
   the mean as error bars: for a Rabi scan (experiment k rotates by k·π/N and counts the
@@ -26,23 +26,54 @@ instead, and said so. A shot without a
 value (``""``, nothing measured) counts in no mean; a job where nothing was measured gets a
 picture that says so. The axes say the quantity the backend measures (atoms on the spin
 machines, occupation on the fermions).
+
+**A scan** (:func:`scan_axis`): when the experiments have the same instructions (the same
+gates on the same wires, in the same order) and exactly one parameter of one instruction
+differs between them, taking a different value in each experiment, that parameter is the x
+axis: named by its gate and wires (``rlx angle θ on wire 0 (rad)`` for a Rabi scan,
+``fint angle θ on wires 0–7 (rad)`` for a Hubbard scan) in its unit (every gate angle of
+every machine is in radians; ``load``'s atom number has none), each experiment at its value
+(ticks in fractions of π where the angles are such). Otherwise (one experiment, several
+parameters or none differing, a value repeated, different gates, an unknown gate, the job
+file gone or odd) the x axis is the experiment index, as without a scan. The instructions
+are the job file's (``MultishotInput.experiments``), read again: each value is checked, and
+nothing in them can fail the picture.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from spooler.core.backends import BACKENDS
+from spooler.core.errors import describe_exception
+from spooler.core.logs import for_job
 from spooler.core.names import picture_name
 
 if TYPE_CHECKING:
     from result.multishot import MultishotInput
 
-__all__ = ["DPI", "SIZE_PX", "Series", "draw_job", "job_series", "parse_memory", "render", "title"]
+__all__ = [
+    "DPI",
+    "SIZE_PX",
+    "Scan",
+    "Series",
+    "draw_job",
+    "job_series",
+    "parse_memory",
+    "render",
+    "scan_axis",
+    "title",
+]
+
+log = logging.getLogger(__name__)
 
 SIZE_PX = (1200, 800)
 DPI = 100
@@ -58,6 +89,10 @@ _QUANTITIES = {
     "fermions": ("mean occupation", "occupation"),
 }
 _UNKNOWN = ("mean value", "value")
+# what a gate's parameter is (spooler.core.backends names them): its words and unit
+_PARAMETERS = {"theta": ("angle θ", "rad"), "atoms": ("atom number", "")}
+INDEX_LABEL = "experiment index (experiment_k)"
+INSTRUCTIONS_MAX = 10_000  # in the whole job, read for a scan (the machines allow 3000)
 _INDEX = re.compile(r"experiment_([0-9]+)")
 _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
 
@@ -97,13 +132,18 @@ class Series:
         return out
 
 
-def job_series(job: MultishotInput) -> list[Series]:
+def job_series(job: MultishotInput, scan: Scan | None = None) -> list[Series]:
     """The job's curves (none: nothing was measured): one per position in the memory
-    entries, up to ``SERIES_MAX``; past that, one of their sums."""
+    entries, up to ``SERIES_MAX``; past that, one of their sums. Each experiment at its
+    index, or at its value of *scan* (the experiments then in the order of their values)."""
     parsed = [
-        (_index(name, position), [parse_memory(entry) for entry in job.memory.get(name, [])])
+        (
+            scan.values[name] if scan else _index(name, position),
+            [parse_memory(entry) for entry in job.memory.get(name, [])],
+        )
         for position, name in enumerate(job.frames)
     ]
+    parsed.sort(key=lambda item: item[0])
     width = max((len(values) for _, shots in parsed for values in shots), default=0)
     if width > SERIES_MAX:
         summed = [(x, [sum(v) for v in shots if v]) for x, shots in parsed]
@@ -139,7 +179,10 @@ def render(job: MultishotInput) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    series = job_series(job)
+    scan = _scan_or_none(job)
+    series = job_series(job, scan)
+    xs = list(scan.values.values()) if scan else [_index(n, i) for i, n in enumerate(job.frames)]
+    spacing = _spacing(xs)
     mean_label, unit = _QUANTITIES.get(job.backend, _UNKNOWN)
     figure = Figure(figsize=(SIZE_PX[0] / DPI, SIZE_PX[1] / DPI), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
@@ -163,12 +206,12 @@ def render(job: MultishotInput) -> bytes:
     else:
         summed = f"\n({series[0].label})" if series[0].label.startswith("sum") else ""
         _means(mean_axes, series, mean_label + summed)
-        _distribution(spread_axes, series, f"{unit} per shot{summed}")
+        _distribution(spread_axes, series, f"{unit} per shot{summed}", spacing)
     for axes in (mean_axes, spread_axes):
         axes.grid(True, color="0.88", linewidth=0.8)
         axes.set_axisbelow(True)
-    spread_axes.set_xlabel("experiment index (experiment_k)", fontsize=12)
-    _experiment_ticks(spread_axes, [_index(n, i) for i, n in enumerate(job.frames)])
+    spread_axes.set_xlabel(scan.label if scan else INDEX_LABEL, fontsize=12)
+    _experiment_ticks(spread_axes, xs, spacing, in_pi=scan is not None and scan.unit == "rad")
     out = io.BytesIO()
     figure.savefig(
         out,
@@ -214,7 +257,7 @@ def _means(axes: Any, series: list[Series], ylabel: str) -> None:
         )
 
 
-def _distribution(axes: Any, series: list[Series], ylabel: str) -> None:
+def _distribution(axes: Any, series: list[Series], ylabel: str, spacing: float) -> None:
     """Each experiment's histogram of each series, turned sideways and centred on its column
     (a violin of bars): a bar's width is the share of the experiment's shots in it, the
     experiment's most frequent value filling the series' column; with at most
@@ -244,7 +287,7 @@ def _distribution(axes: Any, series: list[Series], ylabel: str) -> None:
             return low + (v - low) // step * step + (step - 1) / 2
         return low + (min(int((v - low) / step), BINS_MAX - 1) + 0.5) * step
 
-    column = 0.84 / len(series)
+    column = 0.84 * spacing / len(series)  # an experiment's column: 0.84 of the spacing
     colours = _colours(len(series))
     for s, curve in enumerate(series):
         offset = (s - (len(series) - 1) / 2) * column
@@ -292,14 +335,130 @@ def _distribution(axes: Any, series: list[Series], ylabel: str) -> None:
     )
 
 
-def _experiment_ticks(axes: Any, xs: list[float]) -> None:
+def _spacing(xs: list[float]) -> float:
+    """The smallest distance between two experiments along x (1 for one experiment)."""
+    gaps = [b - a for a, b in itertools.pairwise(sorted(xs)) if b > a]
+    return min(gaps) if gaps else 1.0
+
+
+def _experiment_ticks(axes: Any, xs: list[float], spacing: float, *, in_pi: bool) -> None:
     from matplotlib.ticker import MaxNLocator
 
     if not xs:
         axes.set_xticks([])
         return
-    axes.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    axes.set_xlim(min(xs) - 0.6 * spacing, max(xs) + 0.6 * spacing)
     if len(xs) <= 25:
-        axes.set_xticks(xs, [f"{x:g}" for x in xs])
-    else:
+        labels = [pi_fraction(x) for x in xs] if in_pi else None
+        if labels is None or None in labels:
+            labels = [f"{x:.4g}" for x in xs]
+        axes.set_xticks(xs, labels)
+    elif not in_pi:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def pi_fraction(x: float) -> str | None:
+    """*x* as a fraction of π (``3π/4``, ``π``, ``0``) when it is one with a denominator of at
+    most 24, else None."""
+    share = Fraction(x / math.pi).limit_denominator(24)
+    if abs(float(share) * math.pi - x) > 1e-9 * max(1.0, abs(x)):
+        return None
+    if share == 0:
+        return "0"
+    top = {1: "π", -1: "-π"}.get(share.numerator, f"{share.numerator}π")
+    return top if share.denominator == 1 else f"{top}/{share.denominator}"
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The x axis of a scan: its label, its unit, each experiment's value."""
+
+    label: str
+    unit: str
+    values: dict[str, float]  # experiment name -> the scanned parameter's value
+
+
+def _scan_or_none(job: MultishotInput) -> Scan | None:
+    try:
+        return scan_axis(job.backend, job.experiments, list(job.frames))
+    except Exception as exc:  # a fault of this code, not the job's: the index axis, said
+        for_job(log, job.job_id).warning("the picture's scan axis: %s", describe_exception(exc))
+        return None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _instructions(experiment: object) -> list[tuple[str, tuple[int, ...], list[float]]] | None:
+    """An experiment's instructions as (gate, wires, parameters), None if any is odd."""
+    if not isinstance(experiment, Mapping):
+        return None
+    raw = experiment.get("instructions")
+    if not isinstance(raw, list):
+        return None
+    out = []
+    for item in raw:
+        if not isinstance(item, list) or len(item) != 3:
+            return None
+        name, wires, params = item
+        if not isinstance(name, str) or not isinstance(wires, list) or not isinstance(params, list):
+            return None
+        if not all(isinstance(w, int) and not isinstance(w, bool) for w in wires):
+            return None
+        numbers = [_number(p) for p in params]
+        if any(n is None for n in numbers):
+            return None
+        out.append((name, tuple(wires), [n for n in numbers if n is not None]))
+    return out
+
+
+def scan_axis(backend: str, experiments: Mapping[str, Any], names: list[str]) -> Scan | None:
+    """The scan of the experiments *names* (see the module's text), or None: the index."""
+    machine = BACKENDS.get(backend)
+    if machine is None or len(names) < 2 or not isinstance(experiments, Mapping):
+        return None
+    sequences = [_instructions(experiments.get(name)) for name in names]
+    if any(s is None for s in sequences):
+        return None
+    checked = [s for s in sequences if s is not None]
+    if sum(len(s) for s in checked) > INSTRUCTIONS_MAX:
+        return None
+    shape = [(gate, wires, len(params)) for gate, wires, params in checked[0]]
+    if any([(g, w, len(p)) for g, w, p in s] != shape for s in checked[1:]):
+        return None
+    varying = [
+        (i, j)
+        for i, (_, _, count) in enumerate(shape)
+        for j in range(count)
+        if len({s[i][2][j] for s in checked}) > 1
+    ]
+    if len(varying) != 1:
+        return None
+    (i, j) = varying[0]
+    gate_name, wires, _ = shape[i]
+    values = [s[i][2][j] for s in checked]
+    gate = machine.gates.get(gate_name)
+    if len(set(values)) != len(values) or gate is None or j >= len(gate.params):
+        return None
+    words, unit = _PARAMETERS.get(gate.params[j].name, (gate.params[j].name, ""))
+    same = [k for k, (g, w, _) in enumerate(shape) if (g, w) == (gate_name, wires)]
+    nth = "" if len(same) == 1 else f"the {_ordinal(same.index(i) + 1)} "
+    label = f"{nth}{gate_name} {words} on {_wires(wires)}" + (f" ({unit})" if unit else "")
+    return Scan(label, unit, dict(zip(names, values, strict=True)))
+
+
+def _wires(wires: tuple[int, ...]) -> str:
+    if len(wires) == 1:
+        return f"wire {wires[0]}"
+    if len(wires) > 2 and list(wires) == list(range(wires[0], wires[0] + len(wires))):
+        return f"wires {wires[0]}–{wires[-1]}"
+    return "wires " + ", ".join(str(w) for w in wires)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

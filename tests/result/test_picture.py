@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import struct
@@ -9,11 +10,20 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from result.routines.picture import SIZE_PX, draw_job, job_series, parse_memory, title
+from result.routines.picture import (
+    SIZE_PX,
+    draw_job,
+    job_series,
+    parse_memory,
+    pi_fraction,
+    scan_axis,
+    title,
+)
 from tests.result.multishot_frames import job_of, rabi_memory, rabi_p, wires_memory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,3 +190,166 @@ def test_no_pyplot_no_global_state() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def rabi_experiments(angles: list[float], atoms: int = 50) -> dict[str, Any]:
+    """A Rabi scan's experiments as the job file has them: load, rlx by the angle, measure."""
+    return {
+        f"experiment_{k}": {
+            "instructions": [["load", [0], [atoms]], ["rlx", [0], [a]], ["measure", [0], []]],
+            "num_wires": 1,
+            "shots": 4,
+            "wire_order": "sequential",
+        }
+        for k, a in enumerate(angles)
+    }
+
+
+def scan_job(experiments: dict[str, Any], memory: dict[str, list[str]], **kw: Any) -> Any:
+    return dataclasses.replace(job_of(memory, **kw), experiments=experiments)
+
+
+def test_a_rabi_scan_is_drawn_against_the_angle_in_radians() -> None:
+    angles = [k * math.pi / 4 for k in range(5)]
+    memory = rabi_memory(5, 20, 50, scan=math.pi, seed=3)
+    job = scan_job(rabi_experiments(angles), memory)
+    scan = scan_axis("singlequdit", job.experiments, list(job.frames))
+    assert scan is not None
+    assert scan.label == "rlx angle θ on wire 0 (rad)" and scan.unit == "rad"
+    assert list(scan.values.values()) == angles
+    (series,) = job_series(job, scan)
+    assert [x for x, _, _ in series.means()] == angles
+    assert [pi_fraction(a) for a in angles] == ["0", "π/4", "π/2", "3π/4", "π"]
+    assert pi_fraction(1.0) is None
+    assert check_png(draw_job(job)["flop.png"]) == SIZE_PX
+
+
+def test_the_scan_axis_changes_the_picture() -> None:
+    """The same shots drawn against the angle or the index: different pictures."""
+    memory = rabi_memory(4, 10, 50, seed=4)
+    scanned = draw_job(scan_job(rabi_experiments([0.0, 0.5, 1.0, 2.0]), memory))["flop.png"]
+    assert scanned != draw_job(job_of(memory))["flop.png"]
+
+
+def test_a_hubbard_scan_names_the_interaction_on_its_eight_wires() -> None:
+    def hubbard(u: float) -> dict[str, Any]:
+        return {
+            "instructions": [
+                ["load", [0], []],
+                ["load", [3], []],
+                ["fhop", [0, 1, 2, 3], [0.8]],
+                ["fint", list(range(8)), [u]],
+                ["measure", [0], []],
+                ["measure", [1], []],
+            ],
+            "num_wires": 8,
+            "shots": 3,
+        }
+
+    experiments = {f"experiment_{k}": hubbard(0.3 * k) for k in range(4)}
+    scan = scan_axis("fermions", experiments, list(experiments))
+    assert scan is not None and scan.label == "fint angle θ on wires 0–7 (rad)"
+    memory = wires_memory(2, experiments=4, shots=3, draw=lambda rng, k, w: int(rng.random() < 0.5))
+    job = scan_job(experiments, memory, backend="fermions")
+    assert check_png(draw_job(job)["flop.png"]) == SIZE_PX
+
+
+def test_a_gate_twice_on_one_wire_says_which() -> None:
+    experiments = {
+        f"experiment_{k}": {
+            "instructions": [["rlx", [0], [0.5]], ["rlz", [0], [1.0]], ["rlx", [0], [0.1 * k]]]
+        }
+        for k in range(3)
+    }
+    scan = scan_axis("singlequdit", experiments, list(experiments))
+    assert scan is not None and scan.label == "the 2nd rlx angle θ on wire 0 (rad)"
+    load = {f"experiment_{k}": {"instructions": [["load", [0], [10 * (k + 1)]]]} for k in range(3)}
+    scan = scan_axis("singlequdit", load, list(load))
+    assert scan is not None and scan.label == "load atom number on wire 0" and scan.unit == ""
+
+
+ODD: list[Any] = [
+    None,
+    "rlx",
+    {"instructions": "rlx"},
+    {"instructions": [["rlx", [0]]]},
+    {"instructions": [["rlx", [0], ["0.5"]]]},
+    {"instructions": [["rlx", [0], [True]]]},
+    {"instructions": [["rlx", [0.5], [0.5]]]},
+    {"instructions": [[7, [0], [0.5]]]},
+    {"instructions": [["rlx", [0], [float("nan")]]]},
+    {"instructions": [["rlx", [0], [1e400]]]},
+    {"instructions": [["rlx", [0], [[0.5]]]]},
+]
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_odd_instructions_are_drawn_against_the_index(odd: Any) -> None:
+    experiments = rabi_experiments([0.0, 1.0, 2.0])
+    experiments["experiment_1"] = odd
+    memory = rabi_memory(3, 5, 10, seed=1)
+    assert scan_axis("singlequdit", experiments, list(memory)) is None
+    assert check_png(draw_job(scan_job(experiments, memory))["flop.png"]) == SIZE_PX
+
+
+def instructions(*params: tuple[float, float], gates: tuple[str, str] = ("load", "rlx")) -> Any:
+    return {
+        f"experiment_{k}": {"instructions": [[gates[0], [0], [a]], [gates[1], [0], [b]]]}
+        for k, (a, b) in enumerate(params)
+    }
+
+
+@pytest.mark.parametrize(
+    ("backend", "experiments", "why"),
+    [
+        ("singlequdit", instructions((10, 0.1), (20, 0.2)), "two parameters vary"),
+        ("singlequdit", instructions((10, 0.1), (10, 0.1)), "none varies"),
+        ("singlequdit", instructions((10, 0.1), (10, 0.2), (10, 0.1)), "a value repeats"),
+        ("singlequdit", instructions((10, 0.1)), "one experiment"),
+        ("nosuch", instructions((10, 0.1), (10, 0.2)), "an unknown backend"),
+        ("singlequdit", instructions((10, 0.1), (10, 0.2), gates=("load", "warp")), "a gate"),
+        (
+            "singlequdit",
+            {
+                "experiment_0": {"instructions": [["rlx", [0], [0.1]]]},
+                "experiment_1": {"instructions": [["rlz", [0], [0.2]]]},
+            },
+            "different gates",
+        ),
+        (
+            "singlequdit",
+            {
+                "experiment_0": {"instructions": [["rlx", [0], [0.1]]]},
+                "experiment_1": {"instructions": [["rlx", [0], [0.1]], ["rlx", [0], [0.2]]]},
+            },
+            "different lengths",
+        ),
+        ("singlequdit", {}, "no job file"),
+    ],
+)
+def test_otherwise_the_x_axis_is_the_experiment_index(
+    backend: str, experiments: dict[str, Any], why: str
+) -> None:
+    names = list(experiments) or ["experiment_0", "experiment_1"]
+    assert scan_axis(backend, experiments, names) is None, why
+
+
+def test_a_job_of_many_instructions_is_not_read_for_a_scan() -> None:
+    many = [["rlz", [0], [0.5]]] * 6000
+    experiments = {
+        f"experiment_{k}": {"instructions": [*many, ["rlx", [0], [0.1 * k]]]} for k in range(2)
+    }
+    assert scan_axis("singlequdit", experiments, list(experiments)) is None
+
+
+def test_a_fault_of_the_scan_axis_leaves_the_index_and_the_picture(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("result.routines.picture.scan_axis", broken)
+    memory = rabi_memory(3, 5, 10, seed=1)
+    job = scan_job(rabi_experiments([0.0, 1.0, 2.0]), memory)
+    assert draw_job(job)["flop.png"] == draw_job(job_of(memory))["flop.png"]
+    assert "a bug" in caplog.text
