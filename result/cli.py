@@ -94,15 +94,21 @@ def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     routines = tuple(args.routine) if args.routine else None
     reprocessor = Reprocessor(settings, routines=routines, force=args.force)
     try:
-        job_ids = reprocessor.job_ids(args.job_ids, every=args.all, since=args.since)
-        report = reprocessor.run(job_ids, progress=progress_printer(sys.stderr))
+        if args.job_ids:
+            named = reprocessor.job_ids(args.job_ids)
+            report = reprocessor.run(named, progress=progress_printer(sys.stderr))
+        else:  # every job with archived shots: read a window at a time as the analysis goes
+            total = reprocessor.selected_count(args.since)
+            print(f"reprocessing: {total} job(s) with archived shots", file=sys.stderr)
+            selected = reprocessor.selected(args.since)
+            report = reprocessor.run(selected, total=total, progress=progress_printer(sys.stderr))
     except StoreUnavailable as exc:  # the store, zlock or the workers: nothing is lost
         print(f"labspool-result: reprocess stopped: {exc}; run it again to go on", file=sys.stderr)
         return 75
     finally:
         reprocessor.close()
     print(
-        f"reprocessed {report.shots} shot(s) of {len(job_ids)} job(s) with {reprocessor.version}"
+        f"reprocessed {report.shots} shot(s) of {report.jobs} job(s) with {reprocessor.version}"
         + (f"; {report.skipped} carried that version already" if report.skipped else "")
     )
     if report.workers:

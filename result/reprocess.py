@@ -12,23 +12,32 @@ Each shot: a task (:mod:`result.task`) copies the archived file beside itself, r
 routines, and returns the new results with the copy's checksum; here the copy is verified
 and replaces the archived file atomically, and the ledger records the new memory entry,
 DataFrame row, checksum and the routines' version: the same placing as the daemon's
-(:mod:`result.placing`). At most the executor's capacity of tasks is in flight (a bounded
-window, however many shots there are).
+(:mod:`result.placing`).
+
+At scale (``--all`` on a year's store: 100,000 jobs, millions of shots), nothing is read
+whole: the jobs come :data:`WINDOW_JOBS` at a time (``--all`` and ``--since`` page through
+the store's jobs in the order they came, each looked up in an index), a job's archived
+shots are read when its turn comes (without their DataFrame rows), at most the executor's
+capacity of tasks is in flight, and a job's outputs are rewritten as soon as its last shot
+is done. What is held is a window of job names, the shots of the jobs being analysed and
+those in flight, however large the store; the time grows with the shots analysed (the
+progress says how far it is: jobs and shots done, shots/s).
 
 Resumable: a shot whose ledger row carries the routines' version already is not analysed
-again, so a reprocess killed at any moment and run again goes on where it was. The jobs a
-run takes on are recorded (``reprocessing`` table) before any shot: each ``DONE`` job's CSVs
-and result JSON are rewritten, atomically, once all its shots carry the version, also when
-the run that did its last shot was killed before it could.
+again, so a reprocess killed at any moment and run again goes on where it was. The jobs of
+a window are recorded (``reprocessing`` table) before any of their shots: each ``DONE``
+job's CSVs and result JSON are rewritten, atomically, once all its shots carry the version,
+also when the run that did its last shot was killed before it could.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -51,35 +60,55 @@ from spooler.core.states import FINISHED, JobState
 from spooler.core.store.reprocessing import Reprocessing
 from spooler.core.store.shots import Ledger, ShotRow
 
-__all__ = ["Progress", "Report", "Reprocessor", "progress_printer"]
+__all__ = ["WINDOW_JOBS", "Progress", "Report", "Reprocessor", "progress_printer"]
 
 log = logging.getLogger(__name__)
 
 SUFFIX = "reprocess"  # of its work copies (the daemon's are "work")
+WINDOW_JOBS = 100  # jobs selected, then taken in one transaction, at a time
 
 
 @dataclass
 class Progress:
-    total: int
+    """How far a run is. A job is done once its outputs are written again (or it was skipped,
+    or its shots failed); *total*: the shots to analyse of the jobs read so far, all of them
+    once *read_all* (until then the share done and the time left are the jobs')."""
+
+    jobs_total: int
+    jobs_done: int = 0
+    total: int = 0
     done: int = 0
     failed: int = 0
+    read_all: bool = False
+    ended: bool = False
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
         elapsed = max(1e-9, time.monotonic() - self.started)
-        rate = (self.done + self.failed) / elapsed
-        left = self.total - self.done - self.failed
-        eta = f", {left / rate:.0f} s left" if rate > 0 and left else ""
-        share = 100.0 * (self.done + self.failed) / self.total if self.total else 100.0
+        shots = self.done + self.failed
+        rate = shots / elapsed
         failed = f", {self.failed} failed" if self.failed else ""
+        jobs = f"{self.jobs_done}/{self.jobs_total} jobs"
+        if self.read_all:
+            left = self.total - shots
+            eta = f", {left / rate:.0f} s left" if rate > 0 and left else ""
+            share = 100.0 * shots / self.total if self.total else 100.0
+            return (
+                f"reprocessing: {shots}/{self.total} shots ({share:.0f}%){failed}, {jobs}, "
+                f"{rate:.1f} shots/s{eta}"
+            )
+        jobs_left, jobs_rate = self.jobs_total - self.jobs_done, self.jobs_done / elapsed
+        eta = f", about {jobs_left / jobs_rate:.0f} s left" if jobs_rate and jobs_left > 0 else ""
+        share = 100.0 * self.jobs_done / self.jobs_total if self.jobs_total else 0.0
         return (
-            f"reprocessing: {self.done + self.failed}/{self.total} shots ({share:.0f}%)"
-            f"{failed}, {rate:.1f} shots/s{eta}"
+            f"reprocessing: {shots}/{self.total}+ shots{failed}, {jobs} ({share:.0f}%), "
+            f"{rate:.1f} shots/s{eta}"
         )
 
 
 @dataclass
 class Report:
+    jobs: int = 0  # taken on or skipped
     shots: int = 0  # reprocessed now
     skipped: int = 0  # carried the version already
     errors: list[str] = field(default_factory=list)
@@ -125,76 +154,144 @@ class Reprocessor:
     def job_ids(
         self, job_ids: Iterable[str] = (), *, every: bool = False, since: float | None = None
     ) -> list[str]:
-        """The jobs named, or every job (*every*), or those with a shot archived at or after
-        *since* (a Unix time); unknown names are an error."""
-        read = self.jobs.read
+        """The jobs named (each once), or every job (*every*), or those with a shot archived
+        at or after *since* (a Unix time); unknown names are an error. (For every job of a
+        large store, :meth:`selected` gives them without a list.)"""
         if every or since is not None:
-            found = Ledger.jobs_archived(read, since)
-            return [j.job_id for j in read.jobs() if j.job_id in found]
-        out = []
+            return list(self.selected(since))
+        out: list[str] = []
         for job_id in job_ids:
-            if read.get(job_id) is None:
+            if self.jobs.read.get(job_id) is None:
                 raise LabspoolError(f"no job {job_id}")
-            out.append(job_id)
+            if job_id not in out:
+                out.append(job_id)
         return out
+
+    def selected(self, since: float | None = None) -> Iterator[str]:
+        """Every job with an archived shot (archived at or after *since*, a Unix time, if
+        given) in the order they came, read :data:`WINDOW_JOBS` at a time from where the last
+        window ended: never all of them at once."""
+        after = 0
+        while True:
+            window = Reprocessing.jobs_after(self.jobs.read, after, WINDOW_JOBS, since)
+            yield from (job_id for _, job_id in window)
+            if len(window) < WINDOW_JOBS:
+                return
+            after = window[-1][0]
+
+    def selected_count(self, since: float | None = None) -> int:
+        """How many jobs :meth:`selected` gives (a look-up per job of the store)."""
+        return Reprocessing.jobs_count(self.jobs.read, since)
 
     # -- doing it -------------------------------------------------------------------------
 
     def run(
         self,
-        job_ids: list[str],
+        job_ids: Iterable[str],
         *,
+        total: int | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> Report:
+        """Reprocess the jobs of *job_ids*, taken :data:`WINDOW_JOBS` at a time as the
+        analysis gets to them (an iterator such as :meth:`selected` is never read whole);
+        *total*: how many they are, for the progress (default: the length of a list)."""
         report = Report()
-        todo: list[ShotRow] = []
-        jobs: list[tuple[str, int]] = []
-        with self.jobs.change() as tx:
-            for job_id in job_ids:
-                job = tx.require(job_id)
-                if job.state not in FINISHED:
-                    report.jobs_skipped.append(job_id)
-                    continue
-                jobs.append((job_id, job.attempt))
-                Reprocessing.take(tx, job_id, job.attempt, self.version)
-        for job_id, attempt in jobs:
-            for row in Ledger.of_job(self.jobs.read, job_id, attempt):
-                if row.state != "archived" or not row.sds_path:
-                    continue
-                if row.routines == self.version and not self.force:
-                    report.skipped += 1
-                else:
-                    todo.append(row)
-        state = Progress(total=len(todo))
-        for outcome_row, error in self._analyse(todo, report):
+        if total is None:
+            total = len(job_ids) if isinstance(job_ids, Sized) else 0
+        state = Progress(jobs_total=total)
+        tell = progress or _silent
+        analysing: dict[str, int] = {}  # the jobs with shots to analyse: their attempt
+        left: dict[str, int] = {}  # and how many of their shots are not done
+
+        def job_done(job_id: str, attempt: int) -> None:
+            self._finish_job(job_id, attempt, report)
+            state.jobs_done += 1
+            tell(state)
+
+        def shots() -> Iterator[ShotRow]:
+            """The shots to analyse, job after job, each job's read when its turn comes."""
+            for window in _windows(job_ids, WINDOW_JOBS):
+                report.jobs += len(window)
+                for job_id, attempt in self._take(window, report, state):
+                    todo = self._todo(job_id, attempt, report)
+                    state.total += len(todo)
+                    if not todo:
+                        job_done(job_id, attempt)
+                        continue
+                    analysing[job_id], left[job_id] = attempt, len(todo)
+                    yield from todo
+            state.read_all = True
+
+        for row, error in self._analyse(shots(), report):
             if error is None:
                 report.shots += 1
                 state.done += 1
             else:
                 report.errors.append(error)
                 state.failed += 1
-                for_job(log, outcome_row.job_id or "-").error("%s", error)
-            if progress is not None:
-                progress(state)
-        for job_id, attempt in jobs:
-            self._finish_job(job_id, attempt, report)
+                for_job(log, row.job_id or "-").error("%s", error)
+            tell(state)
+            assert row.job_id is not None  # a shot of to_reanalyse(job_id)
+            left[row.job_id] -= 1
+            if not left[row.job_id]:
+                del left[row.job_id]
+                job_done(row.job_id, analysing.pop(row.job_id))
+        state.read_all = state.ended = True
+        tell(state)
         return report
 
-    def _analyse(self, rows: list[ShotRow], report: Report) -> Iterator[tuple[ShotRow, str | None]]:
-        """Each row's shot analysed again: (row, None) or (row, what failed)."""
-        if not rows:
-            return
+    def _take(self, window: list[str], report: Report, state: Progress) -> list[tuple[str, int]]:
+        """The finished jobs of *window* recorded as taken on (one transaction), each with its
+        attempt; the others skipped."""
+        taken = []
+        with self.jobs.change() as tx:
+            for job_id in window:
+                job = tx.require(job_id)
+                if job.state not in FINISHED:
+                    report.jobs_skipped.append(job_id)
+                    state.jobs_done += 1
+                    continue
+                taken.append((job_id, job.attempt))
+                Reprocessing.take(tx, job_id, job.attempt, self.version)
+        return taken
+
+    def _todo(self, job_id: str, attempt: int, report: Report) -> list[ShotRow]:
+        """The job's archived shots that do not carry the version yet (all, with *force*)."""
+        todo = []
+        for row in Ledger.to_reanalyse(self.jobs.read, job_id, attempt):
+            if not row.sds_path:
+                continue
+            if row.routines == self.version and not self.force:
+                report.skipped += 1
+            else:
+                todo.append(row)
+        return todo
+
+    def _analyse(
+        self, rows: Iterator[ShotRow], report: Report
+    ) -> Iterator[tuple[ShotRow, str | None]]:
+        """Each row's shot analysed again: (row, None) or (row, what failed). *rows* is read
+        only as the executor has room: at most its capacity of shots in flight."""
+        first = next(rows, None)
+        if first is None:
+            return  # no worker started for nothing
         executor = self._executor = self._executor or make_executor(
             self.settings.result.executor, self.wake, scratch=self.settings.folders.state
         )
-        waiting = list(reversed(rows))
+        source = itertools.chain([first], rows)
+        del first  # (held no longer than the source holds it)
+        again: list[ShotRow] = []  # lost or died: submitted again before new ones
         flights: dict[str, ShotRow] = {}
         deaths: dict[str, int] = {}
-        while waiting or flights:
-            while waiting and len(flights) < executor.capacity:
-                row = waiting.pop()
-                flights[row.address] = row
-                executor.submit(self._task(row))
+        while True:
+            while len(flights) < executor.capacity:
+                next_row = again.pop() if again else next(source, None)
+                if next_row is None:
+                    break
+                flights[next_row.address] = next_row
+                executor.submit(self._task(next_row))
+            if not flights:
+                return
             executor.tick()
             finished = executor.finished()
             if not finished:
@@ -205,12 +302,12 @@ class Reprocessor:
             for item in finished:
                 row = flights.pop(item.key)
                 if item.retry is not None:
-                    waiting.append(row)
+                    again.append(row)
                     continue
                 if item.death is not None:
                     deaths[item.key] = deaths.get(item.key, 0) + 1
                     if deaths[item.key] < self.settings.limits.item_deaths_max:
-                        waiting.append(row)
+                        again.append(row)
                         continue
                     yield row, f"{_shot(row)}: the process analysing it died: {item.death}"
                     continue
@@ -287,6 +384,17 @@ class Reprocessor:
         for_job(log, job_id).info("reprocessed with %s", self.version)
 
 
+def _silent(state: Progress) -> None:
+    pass
+
+
+def _windows(job_ids: Iterable[str], size: int) -> Iterator[list[str]]:
+    """*job_ids* in lists of *size* (the last shorter), read as they are needed."""
+    source = iter(job_ids)
+    while window := list(itertools.islice(source, size)):
+        yield window
+
+
 def _shot(row: ShotRow) -> str:
     return f"{row.job_id} {row.experiment} shot {row.shot_index} ({Path(row.local_path).name})"
 
@@ -298,7 +406,7 @@ def progress_printer(stream: TextIO) -> Callable[[Progress], None]:
 
     def show(state: Progress) -> None:
         now = time.monotonic()
-        end = state.done + state.failed >= state.total
+        end = state.ended
         if tty:
             stream.write("\r" + state.line() + ("\n" if end else ""))
         elif end or now - last[0] >= 5.0:
