@@ -64,11 +64,14 @@ job store's statements it ran are counted by shape, the costliest timed again wi
 query plans; both are printed and kept in the JSON (``--out``). Runs in a throw-away
 labscript profile with a zlock server of its own (stopped by pid), under one temporary
 folder, removed at the end. ``--smoke`` runs it all on trees of 100 and 300 jobs (to check
-that it runs, not to measure). ``--json`` is another name of ``--out``.
+that it runs, not to measure). ``--json`` is another name of ``--out``. ``--only start-up``
+measures only the operations whose names contain one of the given words (the trees are
+built all the same; reprocess is left out).
 
     python scripts/bench_year.py [--sizes 1000,10000,100000] [--burst 1000]
                                  [--finish-shots 500] [--sample-jobs 4]
                                  [--profile [--profile-above 1.5]] [--out FILE]
+                                 [--only start-up]
     python scripts/bench_year.py --smoke
 """
 
@@ -1122,21 +1125,26 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     trees = [build(root, size, args) for size in sizes]
     warm_up(root, args)
     figures: dict[str, dict[str, Any]] = {}
-    ops = operations(args)
+    ops = [
+        op
+        for op in operations(args)
+        if not args.only or any(part in op.name for part in args.only.split(","))
+    ]
     for op in ops:
         rounds = [{tree.size: measure(op, tree) for tree in trees} for _ in range(op.rounds)]
         best = max if op.unit.endswith("/s") else min
         values = {size: best(r[size] for r in rounds) for size in sizes}
         figures[f"{op.name}, {op.unit}"] = figure(op.unit, values, sizes)
         print(f"measured {op.name}", flush=True)
-    extra = Extra()
-    plan_profile = reprocess(trees, extra, args.profile)
-    for name, (unit, values) in extra.figures.items():
-        figures[f"{name}, {unit}"] = figure(unit, values, sizes)
     profiles: dict[str, list[str]] = {}
-    plan = figures["reprocess --all: plan (select, read rows), s"]["ratios"][str(sizes[-1])]
-    if plan > args.profile_above and plan_profile:
-        profiles["reprocess --all: plan"] = plan_profile
+    if not args.only:
+        extra = Extra()
+        plan_profile = reprocess(trees, extra, args.profile)
+        for name, (unit, values) in extra.figures.items():
+            figures[f"{name}, {unit}"] = figure(unit, values, sizes)
+        plan = figures["reprocess --all: plan (select, read rows), s"]["ratios"][str(sizes[-1])]
+        if plan > args.profile_above and plan_profile:
+            profiles["reprocess --all: plan"] = plan_profile
     if args.profile:
         largest = trees[-1]
         for op in ops:
@@ -1184,6 +1192,11 @@ def main() -> int:
     )
     parser.add_argument("--out", "--json", dest="out", type=Path, help="the figures as JSON")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--only",
+        help="measure only the operations whose names contain one of these comma-separated "
+        "words (e.g. start-up); reprocess is then left out",
+    )
     if sys.argv[1:2] == ["--reprocess-plan"]:  # the children of reprocess()
         plan = reprocess_plan(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4:] == ["profile"])
         print(json.dumps(plan))

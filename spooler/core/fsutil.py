@@ -74,22 +74,31 @@ _TEMPS = (
 
 def clear_stale_temps(folder: Path, *, depth: int = 0) -> int:
     """Remove the temporary files (:func:`temp_name`) that a killed process left in *folder*
-    (and *depth* levels of subfolders): those whose process is gone. Returns how many."""
+    (and *depth* levels of subfolders): those whose process is gone. Returns how many.
+
+    The folder is listed once, entry by entry (never held whole in memory); only hidden names
+    ending in ``.tmp`` are matched further. Its cost grows with the entries of *folder*: the
+    daemons call it on folders that stay small, or that may hold a temporary file at all
+    (see :meth:`spooler.core.watching.WatchingDaemon._clear_stale_temps`)."""
     removed = 0
     try:
-        entries = list(os.scandir(folder))
+        listing = os.scandir(folder)
     except FileNotFoundError:
         return 0
-    for entry in entries:
-        if depth and entry.is_dir(follow_symlinks=False):
-            removed += clear_stale_temps(Path(entry.path), depth=depth - 1)
-            continue
-        match = _TEMPS[0].fullmatch(entry.name) or _TEMPS[1].fullmatch(entry.name)
-        if match is None or _alive(int(match["pid"])):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(entry.path)
-            removed += 1
+    with listing:
+        for entry in listing:
+            name = entry.name
+            if depth and entry.is_dir(follow_symlinks=False):
+                removed += clear_stale_temps(Path(entry.path), depth=depth - 1)
+                continue
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            match = _TEMPS[0].fullmatch(name) or _TEMPS[1].fullmatch(name)
+            if match is None or _alive(int(match["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
     return removed
 
 

@@ -1,13 +1,15 @@
 """What both daemons are: one process per tree, the job store, one watched folder, one loop.
 
 A daemon takes its tree's lock (a second one on the same tree is refused), opens the job
-store, and indexes a folder whose files it claims by rename (the spooler's dump folder, the
-result daemon's address folder). :meth:`WatchingDaemon.run` watches that folder and makes
-passes until :meth:`WatchingDaemon.request_stop` (from another thread, or a signal handler:
-it only sets two events). Between passes it sleeps on an event that the folder watcher and
-the stop request set, at most as long as the daemon's timers allow. With a notifier
-(systemd), READY=1 follows once the folder is watched, WATCHDOG=1 pings while the observer
-threads live, and STOPPING=1 precedes the return.
+store, removes the temporary files of writes a kill cut short (where they can be: a start
+after a clean stop, marked ``state/<daemon>.stopped``, does not list the folders that grow
+with the jobs) and indexes a folder whose files it claims by rename (the spooler's dump
+folder, the result daemon's address folder). :meth:`WatchingDaemon.run` watches that folder
+and makes passes until :meth:`WatchingDaemon.request_stop` (from another thread, or a signal
+handler: it only sets two events). Between passes it sleeps on an event that the folder
+watcher and the stop request set, at most as long as the daemon's timers allow. With a
+notifier (systemd), READY=1 follows once the folder is watched, WATCHDOG=1 pings while the
+observer threads live, and STOPPING=1 precedes the return.
 
 The daemon says what a pass is (:meth:`WatchingDaemon._pass`: True while there is more to do
 at once) and how long it may sleep (:meth:`WatchingDaemon._sleep_s`).
@@ -27,11 +29,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from spooler.core.fsutil import clear_stale_temps, exclusive_lock
+from spooler.core.fsutil import clear_stale_temps, exclusive_lock, fsync_dir, write_atomic
 from spooler.core.intake import DumpFolder, DumpWatcher
 from spooler.core.jobs import Jobs
 from spooler.core.notify import Heartbeat, Notifier
 from spooler.core.settings import Folders, Settings
+from spooler.core.states import JobState
 
 __all__ = ["WatchingDaemon"]
 
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PASS_RETRY_S = 1.0
 PASS_RETRY_MAX_S = 60.0
+CLEAN_STOP_SUFFIX = ".stopped"  # state/<lock's stem>.stopped: the daemon's last stop was clean
 
 
 class WatchingDaemon:
@@ -64,14 +68,17 @@ class WatchingDaemon:
         self._lock_fd = (
             exclusive_lock(settings.folders.state / self.lock, self.name) if exclusive else None
         )
+        jobs: Jobs | None = None
         try:
             claimed.mkdir(exist_ok=True)
+            self.jobs = jobs = Jobs(settings.folders, clock=wall_clock)
             if exclusive:
-                self._clear_stale_temps(settings.folders)
-            self.jobs = Jobs(settings.folders, clock=wall_clock)
-            if exclusive:  # status files a kill left behind their jobs' changes
-                self.jobs.publish_unpublished()
+                stopped_cleanly = self._take_clean_stop(settings.folders)
+                self._clear_stale_temps(settings.folders, jobs, everywhere=not stopped_cleanly)
+                jobs.publish_unpublished()  # status files a kill left behind their jobs' changes
         except BaseException:
+            if jobs is not None:
+                jobs.close()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
             raise
@@ -101,26 +108,63 @@ class WatchingDaemon:
         """Seconds until the folder's listing is due."""
         return max(0.0, self._next_rescan - self.clock())
 
-    @staticmethod
-    def _clear_stale_temps(folders: Folders) -> None:
-        """Temporary files of writes a kill cut short (status files, results, rendered jobs,
-        the spooler's or the plugin's): removed if their process is gone."""
-        removed = sum(
-            clear_stale_temps(folder, depth=1 if folder in (folders.jobs, folders.control) else 0)
-            for folder in (
-                folders.status,
-                folders.results,
-                folders.jobs,
-                folders.rejected,
-                folders.staging,
-                folders.addresses,
-                folders.processed,
-                folders.quarantine,
-                folders.control,
-            )
-        )
+    # -- crash safety: the temporary files of writes a kill cut short ----------------------
+
+    def _clean_stop_marker(self, folders: Folders) -> Path:
+        """The file :meth:`close` leaves when this daemon stopped cleanly."""
+        return folders.state / f"{Path(self.lock).stem}{CLEAN_STOP_SUFFIX}"
+
+    def _take_clean_stop(self, folders: Folders) -> bool:
+        """True if the daemon's last run stopped cleanly (:meth:`close`); the mark is removed
+        durably before the daemon writes anything, so that a kill from now on leaves none."""
+        marker = self._clean_stop_marker(folders)
+        try:
+            marker.unlink()
+        except FileNotFoundError:
+            return False
+        fsync_dir(marker.parent)
+        return True
+
+    def _clear_stale_temps(self, folders: Folders, jobs: Jobs, *, everywhere: bool) -> None:
+        """Remove the temporary files of writes a kill cut short, where they can be.
+
+        A temporary file is left only where a process writes atomically
+        (:func:`spooler.core.fsutil.write_atomic`, :class:`spooler.core.fsutil.Batch`, the
+        BLACS plugin's ``write_hidden``) and was killed in the act; only those whose process
+        is gone are removed. Looked at on every start, each small whatever the tree's age:
+        the folders whose files move on (``staging``, ``addresses``, ``control`` and its
+        subfolders: the gateway's, the spooler's and the plugin's) and the folders
+        ``jobs/<id>/`` of the jobs still INITIALIZING (admission is the only writer of a job's
+        folder, before its job leaves INITIALIZING; recovery, which admits them again, comes
+        after). After a start that did not follow a clean stop of this daemon (a kill, a
+        power loss, the first start), also the folders the daemons write into that grow with
+        the jobs: ``status``, ``results``, ``quarantine`` (one listing each). Never listed:
+        ``processed`` and ``rejected``, which only receive renames, and the folders of ended
+        jobs, which nothing writes."""
+        folders_listed: list[tuple[Path, int]] = [
+            (folders.staging, 0),
+            (folders.addresses, 0),
+            (folders.control, 1),
+        ]
+        folders_listed += [
+            (folders.jobs / job.job_id, 0) for job in jobs.read.jobs(JobState.INITIALIZING)
+        ]
+        if everywhere:
+            folders_listed += [(folders.status, 0), (folders.results, 0), (folders.quarantine, 0)]
+        removed = sum(clear_stale_temps(folder, depth=depth) for folder, depth in folders_listed)
         if removed:
             log.info("removed %d temporary file(s) left by killed processes", removed)
+
+    def _note_clean_stop(self) -> None:
+        """Leave the mark of a clean stop (:meth:`_take_clean_stop`): every write of this
+        daemon is finished, so its next start need not look for its temporary files in the
+        folders that grow with the jobs. A mark that cannot be written costs the next start
+        that look, nothing else."""
+        marker = self._clean_stop_marker(self.settings.folders)
+        try:
+            write_atomic(marker, b"")
+        except OSError as exc:
+            log.warning("%s: cannot note the clean stop in %s: %s", self.name, marker, exc)
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -128,7 +172,10 @@ class WatchingDaemon:
             self.watcher = None
         self.jobs.close()
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            try:
+                self._note_clean_stop()
+            finally:
+                os.close(self._lock_fd)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to return after the current pass (safe from a signal handler)."""
