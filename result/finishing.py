@@ -7,7 +7,10 @@ given up; no new shot for ``result.shots_timeout_s`` (counted from the
 machine's last shot of any job: a job engaged ahead waits behind the others' shots; and only
 while the machine is operational, from when it was last back: :mod:`spooler.pipeline.monitor`) means
 ``ERROR`` with what is missing. The outputs are built from the ledger alone, in shot order,
-so it does not matter in which order the shots were analysed, nor where.
+so it does not matter in which order the shots were analysed, nor where. With them the job's
+provenance (:mod:`result.provenance`) is made, written into the result's header and recorded
+in the store for the status file; ``reprocess`` rewrites all of them through
+:meth:`JobFinisher.write_outputs`.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ from result.multishot import (
     run_multishot,
 )
 from result.outputs import experiment_frame, result_document, write_csv, write_result
+from result.provenance import job_provenance
 from spooler.core.backends import Backend
 from spooler.core.errors import describe_exception
-from spooler.core.fsutil import clear_stale_temps
+from spooler.core.fsutil import clear_stale_temps, read_regular_file
 from spooler.core.jobs import Jobs
 from spooler.core.logs import for_job
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
 from spooler.core.store import JobRecord
+from spooler.core.store.provenance import Provenance
 from spooler.core.store.shots import Ledger, ShotRow
+from spooler.core.strictjson import loads_strict
 
 __all__ = ["JobFinisher", "Outputs"]
 
@@ -169,7 +175,8 @@ class JobFinisher:
 
     def write_outputs(self, job: JobRecord, rows: list[ShotRow]) -> Outputs:
         """The CSV per experiment, the multi-shot routines' files and the result JSON (which
-        names those files), from the ledger's archived rows."""
+        names those files and holds the provenance, recorded in the store too), from the
+        ledger's archived rows."""
         experiments = self.jobs.read.experiments(job.job_id, job.attempt)
         archived = [r for r in rows if r.state == "archived"]
         store = self.settings.folders.stored_job(job.job_id)
@@ -184,12 +191,48 @@ class JobFinisher:
             write_csv(frames[experiment.name], store / f"{experiment.name}.csv")
         artefacts = self._run_multishot(job, store, frames, memory)
         header = artefacts.header() if self.multishot else {}
+        try:
+            provenance = job_provenance(
+                job_id=job.job_id,
+                backend=self.backend,
+                archived=archived,
+                frames=frames,
+                multishot=self.multishot,
+                now=self.wall_clock(),
+            )
+        except Exception as exc:  # labspool's fault: the job's data is still written
+            for_job(log, job.job_id).exception("the job's provenance could not be made")
+            provenance = {"error": f"the provenance could not be made: {describe_exception(exc)}"}
+        header["provenance"] = provenance
         result_path = self.settings.folders.results / f"{job.job_id}.json"
         write_result(
             result_document(self.backend, job.job_id, experiments, archived, header=header),
             result_path,
         )
+        with self.jobs.change() as tx:
+            Provenance.record(tx, job.job_id, job.attempt, provenance)
         return Outputs(result_path, store, len(archived), artefacts)
+
+    def _job_experiments(self, job_id: str) -> dict[str, Any]:
+        """The experiments of the accepted job file (name to its object: ``instructions``,
+        ``shots``, ...), for the multi-shot routines; {} when it is gone (pruned) or cannot
+        be read (logged: the routines then work without it)."""
+        path = self.settings.folders.jobs / job_id / "job.json"
+        try:
+            data = read_regular_file(path, self.settings.limits.job_file_max_bytes)
+            document = loads_strict(data, max_depth=self.settings.limits.json_depth_max)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            for_job(log, job_id).warning(
+                "the job file %s cannot be read for the multi-shot routines: %s",
+                path,
+                describe_exception(exc),
+            )
+            return {}
+        if not isinstance(document, dict):
+            return {}
+        return {k: v for k, v in document.items() if isinstance(k, str) and isinstance(v, dict)}
 
     def _run_multishot(
         self,
@@ -213,6 +256,7 @@ class JobFinisher:
                 frames=ordered,
                 frame=job_frame(ordered),
                 memory={name: memory[name] for name in order},
+                experiments=self._job_experiments(job.job_id),
             )
         except Exception as exc:  # not the routines' fault, and no reason to lose the job
             for_job(log, job.job_id).exception("the multi-shot routines' input failed")

@@ -4,7 +4,10 @@ The ecosystem's fields (``job_id``, ``status``, ``detail``, ``error_message`` wi
 ``"None"`` when there is no error) come first; the extras carry the attempt, the user (from
 the gateway or the file's name; null when none), queue position,
 shot counts, elapsed time, estimated start and finish (as of ``estimated_at``, see
-:mod:`spooler.core.estimates`) and the time of every transition. Both daemons render status
+:mod:`spooler.core.estimates`), the time of every transition and, once the job is ``DONE``,
+its ``provenance``: what its result was made with, the same object as in the result file's
+header (:mod:`result.provenance`; null before, or for a job done by a labspool that did not
+record it). Both daemons render status
 files after they commit; rendering holds a lock on the folder and reads the store inside
 it, so the last writer always writes the newest state, whichever process it is.
 """
@@ -22,7 +25,9 @@ from typing import Any
 
 from spooler.core.estimates import Estimate, estimate_jobs
 from spooler.core.fsutil import Batch
+from spooler.core.states import JobState
 from spooler.core.store import JobRecord, Reader
+from spooler.core.store.provenance import Provenance
 from spooler.core.timestamps import iso_time
 
 __all__ = ["StatusFiles", "iso_time", "status_document", "status_fields"]
@@ -49,6 +54,11 @@ def status_document(
             {"attempt": t.attempt, "status": t.to_state.value, "at": iso_time(t.at), "note": t.note}
             for t in history
         ],
+        "provenance": (
+            Provenance.of(reader, record.job_id, record.attempt)
+            if record.state is JobState.DONE
+            else None
+        ),
     }
 
 
