@@ -7,7 +7,8 @@ files, without opening the shots again.
 
 The result JSON is the Qiskit result format the clients read (``status`` "finished", one
 ``memory`` string per shot, in shot order); its ``header`` names the files the multi-shot
-routines made (:mod:`result.multishot`).
+routines made (:mod:`result.multishot`) and holds the job's ``provenance``
+(:mod:`result.provenance`): qiskit's ``Result.from_dict`` keeps a header's keys as they are.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ it once the job is ``DONE``::
   ``clock`` ``"run time"``; when a shot has none, the times the result daemon received the
   shots are taken instead, ``clock`` ``"received"``.
 - ``written_at``: when this provenance was made (a reprocess makes it again).
+
+Should making it fail for a fault of labspool's, the job is still done with its data, and
+the provenance is ``{"error": "<what failed>"}`` (logged with the traceback).
 """
 
 from __future__ import annotations
