@@ -11,9 +11,10 @@ from pathlib import Path
 
 from spooler.cli.common import Subcommands, command, settings_of
 from spooler.core.backends import BACKENDS, get_backend
-from spooler.core.errors import JobRejected
+from spooler.core.errors import JobRejected, LabspoolError
 from spooler.core.fsutil import read_regular_file
 from spooler.core.jobid import is_valid_job_id, parse_job_file_name
+from spooler.core.states import JobState
 from spooler.pipeline.render import Renderer
 from spooler.pipeline.validation import JobValidator
 
@@ -39,7 +40,34 @@ def add_commands(sub: Subcommands) -> None:
     )
     p = command(sub, "status", _status, "the jobs, their progress and estimates")
     p.add_argument("job_id", nargs="?", metavar="JOB")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the job's status document, or a list of every job's in the order they came",
+    )
+    p.add_argument(
+        "--state",
+        dest="states",
+        action="append",
+        type=str.upper,
+        choices=[s.value for s in JobState],
+        metavar="STATE",
+        help="only the jobs in this state (again for more states): "
+        + ", ".join(s.value for s in JobState),
+    )
+    p.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="only the last N jobs that came (the table: the running and queued jobs, and "
+        "the last N others)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="say how far a listing of every job is on standard error (default: when the "
+        "output is not a terminal but standard error is, and after a second)",
+    )
     p.add_argument("--watch", action="store_true", help="a live view, redrawn until Ctrl-C")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
     p.add_argument("--count", type=int, help="with --watch: redraw this many times, then exit")
@@ -97,25 +125,41 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from spooler.core.statusview import as_json, machine_line, render, render_job, snapshot, watch
+    from spooler.core import statusview
 
     settings = settings_of(args)
+    if args.last is not None and args.last < 0:
+        raise LabspoolError("status: --last must be 0 or more")
     if args.watch:
         with contextlib.suppress(KeyboardInterrupt):
-            watch(settings, interval_s=args.interval, count=args.count)
+            statusview.watch(settings, interval_s=args.interval, count=args.count)
         return 0
-    view = snapshot(settings, args.job_id)
-    if args.job_id and not view.documents:
-        print(f"labspool: no job {args.job_id!r} in {settings.folders.database}", file=sys.stderr)
-        return 1
-    if args.json:  # a list (or the job's document): its shape stays; see `lab status --json`
-        print(as_json(view, single=bool(args.job_id)))
-    elif args.job_id:
-        print(render_job(view.documents[0]))
-    else:
-        print(machine_line(view.health, view.now))
-        print(render(view))
+    if args.job_id:
+        view = statusview.snapshot(settings, args.job_id)
+        if not view.documents:
+            database = settings.folders.database
+            print(f"labspool: no job {args.job_id!r} in {database}", file=sys.stderr)
+            return 1
+        if args.json:  # the job's document: the shape of its status file
+            print(json.dumps(view.documents[0], indent=1))
+        else:
+            print(statusview.render_job(view.documents[0]))
+        return 0
+    selection = statusview.Selection(
+        None if args.states is None else frozenset(JobState(s) for s in args.states), args.last
+    )
+    progress = None
+    if args.progress or (args.progress is None and _progress_wanted()):
+        progress = statusview.Progress(sys.stderr, after_s=0.0 if args.progress else 1.0)
+    write = statusview.write_json if args.json else statusview.write_table
+    write(settings, sys.stdout, selection, progress=progress)  # (a list: its shape stays)
     return 0
+
+
+def _progress_wanted() -> bool:
+    """A listing's progress by default: when its output goes elsewhere than the terminal
+    the person who asked for it looks at."""
+    return sys.stderr.isatty() and not sys.stdout.isatty()
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -48,7 +48,14 @@ from spooler.core.states import FINISHED, JobState
 from spooler.core.store import JobRecord, QueuePlace, Reader
 from spooler.core.store.reports import Reports
 
-__all__ = ["DurationModel", "Estimate", "duration_model", "estimate_jobs", "estimate_shown"]
+__all__ = [
+    "DurationModel",
+    "Estimate",
+    "duration_model",
+    "estimate_finished",
+    "estimate_jobs",
+    "estimate_shown",
+]
 
 WINDOW_JOBS = 10  # recent jobs: the machine of the last hour, not of last week
 PRIOR_INTERVALS = 10  # how much the model weighs against a running job's own shot rate
@@ -170,12 +177,7 @@ def estimate_shown(
     backends ahead of one: the queue ahead of it is walked, as :func:`estimate_jobs` does.)"""
     shown = {r.job_id: r for r in records}
     model = _models(reader)
-    result: dict[str, Estimate] = {}
-    for record in shown.values():
-        if record.state in FINISHED:
-            estimate = _finished(reader, record)
-            if estimate is not None:
-                result[record.job_id] = estimate
+    result = estimate_finished(reader, shown.values())
     if not any(r.state in (JobState.RUNNING, JobState.QUEUED) for r in shown.values()):
         return result  # nothing waits or runs: neither the machine nor the queue matter
     running, machine = _running(reader, now, model)
@@ -208,6 +210,18 @@ def estimate_shown(
         last = first + m.per_shot_s * max(job.shots_requested - 1, 0)
         result[job.job_id] = Estimate(None, first, last + m.tail_s)
     return result
+
+
+def estimate_finished(reader: Reader, records: Iterable[JobRecord]) -> dict[str, Estimate]:
+    """The elapsed time, start and end of the finished jobs among *records* that ran (those
+    that never ran are left out), when each went RUNNING read for all of them at once."""
+    ended = [r for r in records if r.state in FINISHED]
+    started = reader.entered_each(((r.job_id, r.attempt) for r in ended), JobState.RUNNING)
+    return {
+        r.job_id: Estimate(r.updated_at - started[r.job_id], started[r.job_id], r.updated_at)
+        for r in ended
+        if r.job_id in started
+    }
 
 
 def _models(reader: Reader) -> Callable[[str], DurationModel | None]:

@@ -1,39 +1,70 @@
-"""``labspool status``: the jobs as a table, and the live view (``--watch``).
+"""``labspool status``: the jobs as a table or as JSON, and the live view (``--watch``).
 
 Everything shown comes from the job store at the moment of showing (the status files are
-the same documents as of their last change), so elapsed times and estimates are current.
+the same documents as of their last change), so elapsed times and estimates are current, all
+of it read in one snapshot of the store.
+
+A listing of every job (:func:`write_table`, :func:`write_json`) is read and written a page
+at a time (:mod:`spooler.core.statuspages`): what it costs grows with the jobs listed, it
+holds one page of them, and the first lines come out before the last jobs are read; a
+:class:`Progress` line on standard error says how far it is. The table's columns are as wide
+as the widest cell of the rows written so far (a page at a time: a wider cell further down
+widens the rows from its page on). One job's document (:func:`snapshot` of a job) and the
+live view (the running jobs, the queue and the last few others: :func:`live`) cost the same
+however many jobs ended before.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from spooler.core.estimates import estimate_jobs
 from spooler.core.health import Health, read_health
 from spooler.core.pause import PauseState, read_pause
 from spooler.core.settings import Settings
-from spooler.core.statusfile import status_document
-from spooler.core.store import JobStore
+from spooler.core.states import JobState
+from spooler.core.statuspages import (
+    ACTIVE,
+    PAGE,
+    Progress,
+    by_seq,
+    documents,
+    last_of,
+    pages,
+    queue,
+)
+from spooler.core.store import JobRecord, JobStore, Reader
 from spooler.core.timestamps import iso_time
 
 __all__ = [
+    "Progress",
+    "Selection",
     "Snapshot",
+    "live",
     "local_time",
     "machine_document",
     "machine_line",
     "render",
+    "render_job",
     "snapshot",
+    "table_lines",
     "watch",
+    "write_json",
+    "write_table",
 ]
 
 BAR_WIDTH = 24
+HEAD = ("POS", "JOB", "USER", "STATE", "SHOTS", "START", "FINISH", "AGE")
+_OTHERS = tuple(s for s in JobState if s not in ACTIVE)  # the table's rows after the queue
 
 
 @dataclass(frozen=True)
@@ -44,31 +75,152 @@ class Snapshot:
     health: Health | None = None  # None: no job store yet
 
 
-def snapshot(
-    settings: Settings, job_id: str | None = None, *, now: float | None = None
-) -> Snapshot:
+@dataclass(frozen=True)
+class Selection:
+    """The jobs a listing shows: those in *states* (None: in any), and of them only the
+    last *last* that came (None: all; the table: of those neither running nor queued)."""
+
+    states: frozenset[JobState] | None = None
+    last: int | None = None
+
+    def chosen(self, states: Iterable[JobState]) -> list[JobState]:
+        return [s for s in states if self.states is None or s in self.states]
+
+
+@dataclass(frozen=True)
+class _Opened:
+    reader: Reader | None  # None: no job store yet
+    pause: PauseState | None
+    health: Health | None
+    now: float
+
+
+@contextmanager
+def _opened(settings: Settings, now: float | None) -> Iterator[_Opened]:
+    """The job store in one snapshot (never created here), with the pause and the health."""
     now = time.time() if now is None else now
     if not settings.folders.database.exists():
-        return Snapshot([], None, now)
+        yield _Opened(None, None, None, now)
+        return
     store = JobStore(settings.folders.database)
     try:
         with store.snapshot() as reader:
-            records = [reader.require(job_id)] if job_id else reader.jobs()
-            positions = reader.queue_positions()
-            estimates = estimate_jobs(reader, now, {r.job_id for r in records})
-            documents = [status_document(reader, r, positions, estimates, now) for r in records]
-            pause = read_pause(reader)
-            health = read_health(reader, now)
+            yield _Opened(reader, read_pause(reader), read_health(reader, now), now)
     finally:
         store.close()
-    return Snapshot(documents, pause, now, health)
+
+
+def snapshot(
+    settings: Settings, job_id: str | None = None, *, now: float | None = None
+) -> Snapshot:
+    """The document of *job_id* (none: no such job), or of every job in the order they
+    came, held in memory (the command writes them as it reads them: :func:`write_json`)."""
+    with _opened(settings, now) as view:
+        found: list[dict[str, Any]] = []
+        if view.reader is not None:
+            if job_id is not None:
+                record = view.reader.get(job_id)
+                records = [] if record is None else [record]
+                found = documents(view.reader, view.now, records)
+            else:
+                for page in pages(view.reader, view.now, by_seq(view.reader, JobState)):
+                    found += page
+        return Snapshot(found, view.pause, view.now, view.health)
+
+
+def live(settings: Settings, finished_max: int, *, now: float | None = None) -> Snapshot:
+    """The live view's documents (no history): the running jobs, the queue, and the last
+    *finished_max* of the other jobs."""
+    with _opened(settings, now) as view:
+        found: list[dict[str, Any]] = []
+        if view.reader is not None:
+            read = view.reader
+            others = last_of(read, _OTHERS, finished_max)
+            records = itertools.chain(read.running(), queue(read), others)
+            for page in pages(read, view.now, records, history=False):
+                found += page
+        return Snapshot(found, view.pause, view.now, view.health)
+
+
+def write_table(
+    settings: Settings,
+    out: TextIO,
+    selection: Selection = Selection(),
+    *,
+    progress: Progress | None = None,
+    now: float | None = None,
+) -> None:
+    """The machine's line, then the table of the jobs of *selection*, written as read."""
+    with _opened(settings, now) as view:
+        out.write(machine_line(view.health, view.now) + "\n")
+        if view.reader is None:
+            out.write("no jobs\n")
+            return
+        read = view.reader
+        running = read.running() if selection.chosen([JobState.RUNNING]) else []
+        queued = queue(read) if selection.chosen([JobState.QUEUED]) else iter(())
+        states = selection.chosen(_OTHERS)
+        if selection.last is None:
+            others: Iterable[JobRecord] = by_seq(read, states)
+        else:
+            others = last_of(read, states, selection.last)
+        if progress is not None:
+            counts = read.count_by_state()
+            ended = sum(counts[s] for s in states)
+            ended = ended if selection.last is None else min(ended, selection.last)
+            progress.start(ended + sum(counts[s] for s in selection.chosen([JobState.QUEUED])))
+        shown = documents(read, view.now, running, history=False)
+        rest = pages(
+            read,
+            view.now,
+            itertools.chain(queued, others),
+            history=False,
+            done=None if progress is None else progress.update,
+        )
+        lines = table_lines(view.pause, shown, itertools.chain.from_iterable(rest), view.now)
+        for line in lines:
+            out.write(line + "\n")
+        if progress is not None:
+            progress.finish()
+
+
+def write_json(
+    settings: Settings,
+    out: TextIO,
+    selection: Selection = Selection(),
+    *,
+    progress: Progress | None = None,
+    now: float | None = None,
+) -> None:
+    """The documents of the jobs of *selection* in the order they came, as one JSON list
+    (as ``json.dumps(..., indent=1)`` writes it), written as read."""
+    with _opened(settings, now) as view:
+        out.write("[")
+        written = 0
+        if view.reader is not None:
+            read = view.reader
+            states = selection.chosen(JobState)
+            if selection.last is None:
+                records: Iterable[JobRecord] = by_seq(read, states)
+            else:
+                records = last_of(read, states, selection.last)
+            if progress is not None:
+                counts = read.count_by_state()
+                total = sum(counts[s] for s in states)
+                progress.start(total if selection.last is None else min(total, selection.last))
+            done = None if progress is None else progress.update
+            for page in pages(read, view.now, records, done=done):
+                for document in page:
+                    text = json.dumps(document, indent=1).replace("\n", "\n ")
+                    out.write(("\n " if not written else ",\n ") + text)
+                    written += 1
+            if progress is not None:
+                progress.finish()
+        out.write("\n]\n" if written else "]\n")
 
 
 def render(view: Snapshot, *, finished_max: int | None = None) -> str:
     """The table: running jobs with a progress bar, the queue in order, then finished jobs."""
-    lines = []
-    if view.pause is not None:
-        lines.append(f"spooler {view.pause.describe()}  (labspool resume)")
     running = [d for d in view.documents if d["status"] == "RUNNING"]
     queued = sorted(
         (d for d in view.documents if d["status"] == "QUEUED"), key=lambda d: d["queue_position"]
@@ -76,39 +228,56 @@ def render(view: Snapshot, *, finished_max: int | None = None) -> str:
     others = [d for d in view.documents if d["status"] not in ("RUNNING", "QUEUED")]
     if finished_max is not None:
         others = others[-finished_max:]
+    return "\n".join(table_lines(view.pause, running, queued + others, view.now))
+
+
+def table_lines(
+    pause: PauseState | None,
+    running: Iterable[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
+    now: float,
+) -> Iterator[str]:
+    """The table's lines: the pause, the *running* jobs with a progress bar, then a row for
+    each of *rows* (the queue in order, then the others), a page of rows at a time."""
+    if pause is not None:
+        yield f"spooler {pause.describe()}  (labspool resume)"
+    shown = False
     for doc in running:
+        shown = True
         expected = doc["shots_expected"] or doc["shots_requested"] or 0
         done = doc["shots_done"]
         filled = 0 if not expected else min(BAR_WIDTH, round(BAR_WIDTH * done / expected))
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        lines.append(
+        yield (
             f"RUNNING  {doc['job_id']}  [{bar}] {done}/{expected or '?'}  "
             f"{_duration(doc['elapsed_s'])} elapsed, done {_clock(doc['estimated_finish'])}"
         )
-    rows = [("POS", "JOB", "USER", "STATE", "SHOTS", "START", "FINISH", "AGE")]
-    for doc in queued + others:
-        pos = doc["queue_position"]
-        rows.append(
-            (
-                "" if pos is None else str(pos),
-                doc["job_id"],
-                doc["user"] or "-",
-                doc["status"],
-                _shots(doc),
-                _clock(doc["estimated_start"]) if doc["status"] == "QUEUED" else "",
-                _clock(doc["estimated_finish"]),
-                _duration(view.now - _timestamp(doc["created_at"])),
-            )
-        )
-    if len(rows) > 1:
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            lines.append(
-                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            )
-    if not view.documents:
-        lines.append("no jobs")
-    return "\n".join(lines)
+    cells = (_row(doc, now) for doc in rows)
+    widths = [0] * len(HEAD)
+    headed = False
+    while chunk := list(itertools.islice(cells, PAGE)):
+        if not headed:
+            chunk.insert(0, HEAD)
+        shown = headed = True
+        widths = [max(w, *(len(row[i]) for row in chunk)) for i, w in enumerate(widths)]
+        for row in chunk:
+            yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+    if not shown:
+        yield "no jobs"
+
+
+def _row(doc: dict[str, Any], now: float) -> tuple[str, ...]:
+    pos = doc["queue_position"]
+    return (
+        "" if pos is None else str(pos),
+        doc["job_id"],
+        doc["user"] or "-",
+        doc["status"],
+        _shots(doc),
+        _clock(doc["estimated_start"]) if doc["status"] == "QUEUED" else "",
+        _clock(doc["estimated_finish"]),
+        _duration(now - _timestamp(doc["created_at"])),
+    )
 
 
 def render_job(doc: dict[str, Any]) -> str:
@@ -173,8 +342,8 @@ def watch(
     shown = 0
     while not stop.is_set() and (count is None or shown < count):
         height = shutil.get_terminal_size((100, 40)).lines
-        view = snapshot(settings)
-        text = render(view, finished_max=max(3, height // 3))
+        view = live(settings, max(3, height // 3))
+        text = render(view)
         machine = machine_line(view.health, view.now)
         if out.isatty():
             out.write("\x1b[H\x1b[2J")
@@ -183,10 +352,6 @@ def watch(
         shown += 1
         if count is None or shown < count:
             stop.wait(interval_s)
-
-
-def as_json(view: Snapshot, single: bool) -> str:
-    return json.dumps(view.documents[0] if single else view.documents, indent=1)
 
 
 def _shots(doc: dict[str, Any]) -> str:

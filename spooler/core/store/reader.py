@@ -4,7 +4,7 @@ transaction (:class:`spooler.core.store.transaction.Transaction` is a Reader too
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from spooler.core.errors import LabspoolError
@@ -22,6 +22,14 @@ from spooler.core.store.records import (
 __all__ = ["Reader"]
 
 _PLACES_CHUNK = 200  # jobs per statement of Reader.queue_places (5 parameters each)
+_PAGE_CHUNK = 500  # jobs per statement of Reader.histories and Reader.entered_each
+
+
+def _chunks(job_ids: Iterable[str]) -> Iterator[list[str]]:
+    """*job_ids* in lists of at most :data:`_PAGE_CHUNK` (SQLite's parameters are limited)."""
+    ids = list(dict.fromkeys(job_ids))
+    for start in range(0, len(ids), _PAGE_CHUNK):
+        yield ids[start : start + _PAGE_CHUNK]
 
 
 class Reader:
@@ -232,6 +240,77 @@ class Reader:
             for a, f, t, at, n in rows
         ]
 
+    def histories(self, job_ids: Iterable[str]) -> dict[str, list[TransitionRecord]]:
+        """The history of each of *job_ids* (a page's: hundreds), as :meth:`history` gives
+        it, in one statement per :data:`_PAGE_CHUNK` jobs (index transitions_by_job); a job
+        without a transition (or not in the store) is left out."""
+        found: dict[str, list[TransitionRecord]] = {}
+        for part in _chunks(job_ids):
+            rows = self._db.execute(  # (ORDER BY rowid would walk the whole table)
+                "SELECT rowid, job_id, attempt, from_state, to_state, at, note FROM transitions "
+                "INDEXED BY transitions_by_job "
+                f"WHERE job_id IN ({', '.join('?' for _ in part)})",
+                part,
+            ).fetchall()
+            rows.sort(key=lambda row: int(row[0]))
+            for _, job_id, a, f, t, at, n in rows:
+                record = TransitionRecord(a, None if f is None else JobState(f), JobState(t), at, n)
+                found.setdefault(job_id, []).append(record)
+        return found
+
+    def with_histories(self, histories: Mapping[str, list[TransitionRecord]]) -> Reader:
+        """This view, its :meth:`history` of the jobs of *histories* (a page's, read at once
+        by :meth:`histories`) answered from there: a document rendered per job, without a
+        statement per job (a job not in *histories*, and every other query, ask the store)."""
+        return _KnownHistories(self._db, histories)
+
+    def entered_each(self, jobs: Iterable[tuple[str, int]], state: JobState) -> dict[str, float]:
+        """When each of *jobs* (job id, attempt) first entered *state* in that attempt, as
+        :meth:`entered` says it, in one statement per :data:`_PAGE_CHUNK` jobs; a job that has
+        not entered it is left out."""
+        attempts = dict(jobs)
+        found: dict[str, float] = {}
+        for part in _chunks(attempts):
+            rows = self._db.execute(
+                "SELECT job_id, attempt, MIN(at) FROM transitions INDEXED BY transitions_by_job "
+                f"WHERE job_id IN ({', '.join('?' for _ in part)}) AND to_state = ? "
+                "GROUP BY job_id, attempt",
+                (*part, state.value),
+            )
+            for job_id, attempt, at in rows:
+                if attempts.get(job_id) == attempt:
+                    found[job_id] = float(at)
+        return found
+
+    def jobs_from(
+        self, state: JobState, seq: int | None, limit: int, *, newest_first: bool = False
+    ) -> list[JobRecord]:
+        """At most *limit* jobs in *state* in the order they came, after the one numbered *seq*
+        (None: from the first); *newest_first*: in the other order, before *seq*. Read
+        through the index jobs_by_state_seq from where the last page ended (keyset pages):
+        every page costs what the first did, however many jobs the store holds."""
+        after, order = ("<", "DESC") if newest_first else (">", "")
+        rows = self._db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_by_state_seq WHERE state = ? "
+            f"AND seq {after} ? ORDER BY seq {order} LIMIT ?",
+            (state.value, (2**63 - 1 if newest_first else -1) if seq is None else seq, limit),
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    def queue_from(self, after: JobRecord | None, limit: int) -> list[JobRecord]:
+        """At most *limit* QUEUED jobs in the order they will run, behind the queued job
+        *after* (None: from the head); a keyset page of the index jobs_by_state, as
+        :meth:`jobs_from`."""
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_by_state WHERE state = 'QUEUED' "
+        if after is None or after.queue_key is None:  # (a queued job always has a key)
+            rows = self._db.execute(f"{sql} ORDER BY queue_key, seq LIMIT ?", (limit,))
+        else:
+            rows = self._db.execute(
+                f"{sql} AND (queue_key, seq) > (?, ?) ORDER BY queue_key, seq LIMIT ?",
+                (after.queue_key, after.seq, limit),
+            )
+        return [JobRecord.from_row(r) for r in rows]
+
     def experiments(self, job_id: str, attempt: int) -> list[ExperimentRecord]:
         rows = self._db.execute(
             "SELECT job_id, attempt, name, shots_requested, shots_expected, submitted_at, "
@@ -328,3 +407,17 @@ class Reader:
             "SELECT COUNT(*) FROM notifications WHERE sent_at IS NULL AND dropped_at IS NULL"
         ).fetchone()
         return int(count)
+
+
+class _KnownHistories(Reader):
+    """A view whose histories of some jobs were read before (:meth:`Reader.with_histories`)."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, histories: Mapping[str, list[TransitionRecord]]
+    ) -> None:
+        super().__init__(connection)
+        self._histories = histories
+
+    def history(self, job_id: str) -> list[TransitionRecord]:
+        known = self._histories.get(job_id)
+        return list(known) if known is not None else super().history(job_id)
