@@ -21,7 +21,7 @@ from spooler.core.items import Quarantine
 from spooler.core.metrics import Metrics, count_quarantined, serve_metrics
 from spooler.core.settings import Settings, load_settings
 from spooler.core.states import JobState
-from spooler.core.store import JobStore
+from spooler.core.store import JobStore, Transaction
 from spooler.gateway.app import make_app
 from tests.conftest import record_job, running_spooler
 
@@ -268,3 +268,65 @@ def test_the_gateway_answers_metrics_without_a_token(busy_tree: tuple[Settings, 
 def test_the_template_names_metrics_and_serves_none(tree: Settings) -> None:
     assert "metrics:" in tree.path.read_text(encoding="utf-8")
     assert tree.metrics.listen is None and tree.metrics.address is None
+
+
+def test_the_shots_are_counted_by_the_store_not_at_each_scrape(tree: Settings) -> None:
+    """The ledger's counts follow every claim, archiving, quarantine and refusal, an older
+    store's ledger is counted once when it is opened, and a scrape reads the counts, never
+    the ledger's rows or its index of states (what it costs does not grow with the ledger)."""
+    import sqlite3
+
+    from spooler.core.store.reports import Reports
+    from spooler.core.store.shots import Ledger
+
+    def claim(tx: Transaction, address: str) -> None:
+        Ledger.claim(
+            tx, address, job_id="j", attempt=1, experiment="e", shot_index=int(address[1:]),
+            local_path=f"/x/{address}.h5",
+        )  # fmt: skip
+
+    def archive(tx: Transaction, address: str) -> None:
+        Ledger.archived(
+            tx, address, sds_path=f"/s/{address}.h5", size=1, sha256="0" * 64, frame=b"",
+            memory=None, error=None, routines=None,
+        )  # fmt: skip
+
+    store = JobStore(tree.folders.database)
+    try:
+        with store.transaction() as tx:
+            for n in range(6):
+                claim(tx, f"s{n}")
+            claim(tx, "s0")  # again: ignored, not counted twice
+            for n in range(3):
+                archive(tx, f"s{n}")
+            Ledger.quarantined(tx, "s3", error="unreadable")
+            Ledger.forget(tx, "s4")  # refused right after it was received
+        counts = Reports.shot_counts(store.read)
+        assert (counts.made, counts.analysed) == (5, 3)
+        (rows,) = store.read.execute("SELECT COUNT(*) FROM shots").fetchone()
+        assert rows == 5
+    finally:
+        store.close()
+    # a store from before the counts: its ledger counted once, when opened
+    old = sqlite3.connect(tree.folders.database)
+    old.executescript(
+        "DROP TRIGGER shots_counted_in; DROP TRIGGER shots_counted_out; "
+        "DROP TRIGGER shots_counted_moved; DROP TABLE shot_counts; "
+        "INSERT INTO shots (address, local_path, state, received_at) VALUES ('t', '/t', "
+        "'archived', 1.0);"
+    )
+    old.close()
+    store = JobStore(tree.folders.database)
+    try:
+        counts = Reports.shot_counts(store.read)
+        assert (counts.made, counts.analysed) == (6, 4)
+        seen: list[str] = []
+        store._db.set_trace_callback(seen.append)
+        Reports.shot_counts(store.read)
+        store._db.set_trace_callback(None)
+        for sql in seen:
+            for row in store.read.execute(f"EXPLAIN QUERY PLAN {sql}"):
+                detail = str(row[3])
+                assert "shots_by_state" not in detail and detail != "SCAN shots", detail
+    finally:
+        store.close()

@@ -203,6 +203,28 @@ CREATE TABLE IF NOT EXISTS provenance (
 );
 """
 
+# -- the ledger's shots per state, counted by SQLite in the transaction of every change of the
+# ledger (the metrics read them at every scrape: a count of the ledger's index grew with it,
+# 49 ms at 970,000 shots); made, and filled from the ledger, once (_make_shot_counts)
+_SHOT_COUNTS = (
+    "CREATE TABLE IF NOT EXISTS shot_counts (state TEXT PRIMARY KEY, shots INTEGER NOT NULL)",
+    "DELETE FROM shot_counts",
+    "INSERT INTO shot_counts (state, shots) SELECT state, COUNT(*) FROM shots GROUP BY state",
+    """CREATE TRIGGER IF NOT EXISTS shots_counted_in AFTER INSERT ON shots BEGIN
+    INSERT INTO shot_counts (state, shots) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET shots = shots + 1;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS shots_counted_out AFTER DELETE ON shots BEGIN
+    UPDATE shot_counts SET shots = shots - 1 WHERE state = OLD.state;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS shots_counted_moved AFTER UPDATE OF state ON shots
+WHEN OLD.state IS NOT NEW.state BEGIN
+    UPDATE shot_counts SET shots = shots - 1 WHERE state = OLD.state;
+    INSERT INTO shot_counts (state, shots) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET shots = shots + 1;
+END""",
+)
+
 # Columns added after version 1: (table, column, declaration), added to older databases.
 ADDED_COLUMNS = (
     ("jobs", "lab_action", "TEXT"),  # version 2
@@ -236,3 +258,27 @@ def create(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
     for index in _LATER_INDEXES:
         db.execute(index)
+    _make_shot_counts(db)
+
+
+def _make_shot_counts(db: sqlite3.Connection) -> None:
+    """The table of the ledger's counts and the triggers that keep it, when missing: made
+    and filled from the ledger in one transaction (no shot recorded in between is lost)."""
+    if _has_trigger(db, "shots_counted_moved"):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_trigger(db, "shots_counted_moved"):  # (another process may have made it)
+            for statement in _SHOT_COUNTS:
+                db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _has_trigger(db: sqlite3.Connection, name: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
