@@ -50,11 +50,13 @@ Measured on each tree (``--burst`` first, so that the others meet a queue of tha
   filed (``ResultDaemon.run_once`` after the address file arrives); finishing a job of
   ``--finish-shots`` shots from the ledger (``JobFinisher.check``: CSV, result JSON, DONE;
   without the multi-shot routines, as ``bench_result.py``);
-- ``labspool-result reprocess --all``: its plan (the jobs with archived shots and their
-  rows, as ``Reprocessor.run`` reads them before analysing the first) in a process of its
-  own, the rows of at most 10,000 jobs read (the time and peak RSS of all of them
-  extrapolated); and ``labspool-result reprocess --force`` of the real jobs (a
-  bounded sample: ``--all`` would analyse every shot of the year), shots/s and peak RSS;
+- ``labspool-result reprocess --all``: what it reads (the jobs with archived shots, a
+  window at a time, and each job's shots to analyse, as ``Reprocessor.run`` reads them while
+  it analyses) in a process of its own, nothing analysed: the selection's time, the time to
+  the first shot, the shots of at most 10,000 jobs read (the time for all extrapolated; the
+  peak RSS measured: one job's shots are held at a time), the most shots held at once; and
+  ``labspool-result reprocess --force`` of the real jobs (a bounded sample: ``--all`` would
+  analyse every shot of the year), shots/s and peak RSS;
 - the start-up of each daemon (the lock, the stale temporary files' scan, unpublished
   status files rendered, recovery, the watched folders' listing).
 
@@ -106,7 +108,7 @@ from spooler.cli.main import main as labspool
 from spooler.core.settings import ExecutorSettings, Folders, Settings, load_settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore, Transaction
-from spooler.core.store.shots import Ledger, ShotRow
+from spooler.core.store.shots import Ledger
 
 FULL = {"sizes": "1000,10000,100000", "burst": 1000, "finish_shots": 500, "sample_jobs": 4}
 SMOKE = {"sizes": "100,300", "burst": 50, "finish_shots": 50, "sample_jobs": 2}
@@ -123,7 +125,7 @@ ONE_SHOT_REPS = 3
 HELD_SHOTS = 2 * (1 + ONE_SHOT_REPS)  # one shot at a time: a warm-up, then measured; profiled
 FINISH_REPS = 2
 FINISH_JOBS = 2 * (1 + FINISH_REPS)  # a warm-up, then measured; profiled
-PLAN_JOBS = 10_000  # reprocess --all's plan reads the rows of at most this many jobs
+PLAN_JOBS = 10_000  # reprocess --all's plan reads the shots of at most this many jobs
 RATIO_PROFILED = 1.5
 API = f"/api/v2/{BACKEND}"
 REPO = Path(__file__).resolve().parents[1]
@@ -799,54 +801,74 @@ def finishing(tree: Tree) -> Iterator[Run]:
 
 
 def reprocess_plan(config: Path, bound: int, profile: bool) -> dict[str, Any]:
-    """What ``Reprocessor.run`` holds before it analyses the first shot, for ``--all``: the
-    jobs (``Reprocessor.job_ids(every=True)``), then every archived row of each (its
-    ``Ledger.of_job`` loop), read with the same named queries, nothing written; the rows of
-    at most *bound* jobs (all of them would hold the whole ledger in memory: the peak RSS
-    for all is extrapolated from these). With *profile*, where its time goes."""
+    """What ``labspool-result reprocess --all`` reads, as ``Reprocessor`` reads it, nothing
+    written: the jobs with archived shots counted (``Reprocessor.selected_count``), then
+    selected a window at a time to the end (``Reprocessor.selected``: ``Reprocessing.jobs_after``
+    from where the last window ended), and the shots to analyse of each of the first *bound*
+    jobs (``Ledger.to_reanalyse``), one job's let go before the next's are read, as ``run``
+    lets a job's go once they are analysed. Times: the selection whole (the count and every
+    window); to the first shot (the count, the first window and the first job's shots: when
+    the analysis can start); the plan (the selection and every job's shots read, the reading
+    extrapolated from the *bound* jobs'). Memory: the peak RSS, measured (not extrapolated:
+    it holds one window of job names and one job's shots at a time), and the most shots held
+    at once (``run`` holds those and the executor's capacity in flight). With *profile*,
+    where its time goes."""
+    from result.reprocess import WINDOW_JOBS
     from spooler.core.states import FINISHED
+    from spooler.core.store.reprocessing import Reprocessing
 
     settings = load_settings(config)
     profiler = cProfile.Profile()
     with statements() as seen:
         store = JobStore(settings.folders.database)
     seen.clear()
+    first_s: float | None = None
+    planned = rows = held = 0
+    select_s = rows_s = 0.0
     try:
         if profile:
             profiler.enable()
         start = time.perf_counter()
         read = store.read
-        found = Ledger.jobs_archived(read)
-        job_ids = [j.job_id for j in read.jobs() if j.job_id in found]
-        selected_s = time.perf_counter() - start
-        before_mb = peak_rss_mb()
-        todo: list[ShotRow] = []
-        planned = job_ids[:bound]
-        for job_id in planned:
-            job = read.require(job_id)
-            if job.state not in FINISHED:
-                continue
-            todo += [
-                row
-                for row in Ledger.of_job(read, job_id, job.attempt)
-                if row.state == "archived" and row.sds_path
-            ]
-        rows_s = time.perf_counter() - start - selected_s
+        jobs = Reprocessing.jobs_count(read)
+        select_s = time.perf_counter() - start
+        after = 0
+        while True:
+            began = time.perf_counter()
+            window = Reprocessing.jobs_after(read, after, WINDOW_JOBS)
+            select_s += time.perf_counter() - began
+            began = time.perf_counter()
+            for _, job_id in window[: max(0, bound - planned)]:
+                planned += 1
+                job = read.require(job_id)
+                if job.state not in FINISHED:
+                    continue
+                todo = [r for r in Ledger.to_reanalyse(read, job_id, job.attempt) if r.sds_path]
+                rows, held = rows + len(todo), max(held, len(todo))
+                if first_s is None and todo:
+                    first_s = time.perf_counter() - start
+                del todo
+            rows_s += time.perf_counter() - began
+            if len(window) < WINDOW_JOBS:
+                break
+            after = window[-1][0]
         profiler.disable()
-        after_mb = peak_rss_mb()
+        rss_mb = peak_rss_mb()
     finally:
         store.close()
-    share = len(job_ids) / max(len(planned), 1)
+    share = jobs / max(planned, 1)
     where = stats_lines(profiler, 20) if profile else []
     return {
         "profile": statements_report(seen, settings.folders.database) + where if profile else [],
-        "jobs": len(job_ids),
-        "jobs_planned": len(planned),
-        "rows_planned": len(todo),
-        "select_s": selected_s,
-        "plan_s_all": selected_s + rows_s * share,
-        "rows_all": round(len(todo) * share),
-        "rss_mb_all": before_mb + (after_mb - before_mb) * share,
+        "jobs": jobs,
+        "jobs_planned": planned,
+        "rows_planned": rows,
+        "select_s": select_s,
+        "first_shot_s": first_s if first_s is not None else select_s,
+        "plan_s_all": select_s + rows_s * share,
+        "rows_all": round(rows * share),
+        "rows_held_max": held,
+        "rss_mb_all": rss_mb,
     }
 
 
@@ -900,9 +922,11 @@ def reprocess(trees: list[Tree], extra: Extra, profile: bool) -> list[str]:
         plan = json.loads(out)
         where = plan["profile"] or where
         extra.put("reprocess --all: select the jobs", "s", tree.size, plan["select_s"])
+        extra.put("reprocess --all: to the first shot", "s", tree.size, plan["first_shot_s"])
         extra.put("reprocess --all: plan (select, read rows)", "s", tree.size, plan["plan_s_all"])
         extra.put("reprocess --all: plan's peak RSS", "MB", tree.size, plan["rss_mb_all"])
         extra.put("reprocess --all: shots to analyse", "shots", tree.size, plan["rows_all"])
+        extra.put("reprocess --all: shots held at most", "shots", tree.size, plan["rows_held_max"])
     for tree in trees:
         argv = [sys.executable, __file__, "--reprocess-child", str(tree.config)]
         wall_s, out = child([*argv, *tree.real_jobs])
@@ -1168,8 +1192,9 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             "ratios": "how many times worse than on the smallest tree (time: longer; rate: "
             "fewer a second)",
             "reprocess": "--all is not run: its plan is measured in a process of its own (the "
-            f"rows of at most {PLAN_JOBS} jobs read, the time and peak RSS of all of them "
-            "extrapolated), the analysis on the real jobs' shots (the sample); at the "
+            f"shots of at most {PLAN_JOBS} jobs read, the time for all of them extrapolated, "
+            "the peak RSS measured: one job's shots held at a time), the analysis on the real "
+            "jobs' shots (the sample); at the "
             "sample's rate --all would take the shots to analyse divided by the shots/s",
         },
     }
