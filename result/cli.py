@@ -99,7 +99,8 @@ def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
             report = reprocessor.run(named, progress=progress_printer(sys.stderr))
         else:  # every job with archived shots: read a window at a time as the analysis goes
             total = reprocessor.selected_count(args.since)
-            print(f"reprocessing: {total} job(s) with archived shots", file=sys.stderr)
+            when = "" if args.since is None else f" since {datetime.fromtimestamp(args.since)}"
+            print(f"reprocessing: {total} job(s) with shots archived{when}", file=sys.stderr)
             selected = reprocessor.selected(args.since)
             report = reprocessor.run(selected, total=total, progress=progress_printer(sys.stderr))
     except StoreUnavailable as exc:  # the store, zlock or the workers: nothing is lost

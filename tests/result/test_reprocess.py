@@ -230,3 +230,18 @@ def test_a_job_whose_shots_carry_the_version_is_finished_without_analysis(
         assert seen[-1].ended and seen[-1].line().startswith("reprocessing: 0/0 shots (100%)")
     finally:
         reprocessor.close()
+
+
+def test_reprocess_all_says_how_many_jobs_and_how_far(tree: Settings) -> None:
+    probe = Reprocessor(tree)
+    version = probe.version
+    probe.close()
+    for job_id in ("a", "b"):
+        job_with_shots(tree, job_id, [1.0], final=True, state=JobState.ERROR, routines=version)
+    command = [sys.executable, "-m", "result.cli", "--config", str(tree.path), "reprocess"]
+    done = subprocess.run([*command, "--all"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "reprocessing: 2 job(s) with shots archived\n" in done.stderr
+    assert "reprocessing: 0/0 shots (100%), 2/2 jobs" in done.stderr
+    assert "reprocessed 0 shot(s) of 2 job(s) with " in done.stdout
+    assert "2 carried that version already" in done.stdout
