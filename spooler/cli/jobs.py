@@ -46,6 +46,11 @@ def add_commands(sub: Subcommands) -> None:
         help="the job's status document, or a list of every job's in the order they came",
     )
     p.add_argument(
+        "--json-lines",
+        action="store_true",
+        help="JSON lines: each job's status document on a line of its own",
+    )
+    p.add_argument(
         "--state",
         dest="states",
         action="append",
@@ -140,7 +145,9 @@ def _status(args: argparse.Namespace) -> int:
             database = settings.folders.database
             print(f"labspool: no job {args.job_id!r} in {database}", file=sys.stderr)
             return 1
-        if args.json:  # the job's document: the shape of its status file
+        if args.json_lines:
+            print(json.dumps(view.documents[0]))
+        elif args.json:  # the job's document: the shape of its status file
             print(json.dumps(view.documents[0], indent=1))
         else:
             print(statusview.render_job(view.documents[0]))
@@ -151,8 +158,12 @@ def _status(args: argparse.Namespace) -> int:
     progress = None
     if args.progress or (args.progress is None and _progress_wanted()):
         progress = statusview.Progress(sys.stderr, after_s=0.0 if args.progress else 1.0)
-    write = statusview.write_json if args.json else statusview.write_table
-    write(settings, sys.stdout, selection, progress=progress)  # (a list: its shape stays)
+    if args.json or args.json_lines:  # (a list: its shape stays)
+        statusview.write_json(
+            settings, sys.stdout, selection, lines=args.json_lines, progress=progress
+        )
+    else:
+        statusview.write_table(settings, sys.stdout, selection, progress=progress)
     return 0
 
 

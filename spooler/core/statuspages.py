@@ -1,6 +1,7 @@
 """The jobs' status documents read a page at a time: what ``labspool status`` lists.
 
-A listing never holds more than a page of jobs (:data:`PAGE`). The jobs are read from an
+A listing holds a page of jobs at a time (:data:`PAGE`; a page of each state while the
+states are merged in the order the jobs came). The jobs are read from an
 index from where the last page ended (keyset pages: :meth:`spooler.core.store.Reader.jobs_from`
 and :meth:`~spooler.core.store.Reader.queue_from`), and what each page's documents need
 besides the jobs (their places in the queue, estimates, histories) is read for the whole page
@@ -11,7 +12,7 @@ last few ended jobs (the live view), do not depend on how many jobs ended before
 
 The documents are those of the status files (:func:`spooler.core.statusfile.status_document`):
 the queued jobs' estimates from their places in the queue (:func:`estimate_shown`), the same
-figures as a walk of the queue.
+figures as a walk of the queue. How far a long listing is, :class:`Progress` says.
 """
 
 from __future__ import annotations

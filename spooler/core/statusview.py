@@ -189,13 +189,16 @@ def write_json(
     out: TextIO,
     selection: Selection = Selection(),
     *,
+    lines: bool = False,
     progress: Progress | None = None,
     now: float | None = None,
 ) -> None:
     """The documents of the jobs of *selection* in the order they came, as one JSON list
-    (as ``json.dumps(..., indent=1)`` writes it), written as read."""
+    (as ``json.dumps(..., indent=1)`` writes it), written as read; with *lines*, a
+    document a line instead (JSON lines: compact, read a line at a time)."""
     with _opened(settings, now) as view:
-        out.write("[")
+        if not lines:
+            out.write("[")
         written = 0
         if view.reader is not None:
             read = view.reader
@@ -211,12 +214,16 @@ def write_json(
             done = None if progress is None else progress.update
             for page in pages(read, view.now, records, done=done):
                 for document in page:
-                    text = json.dumps(document, indent=1).replace("\n", "\n ")
-                    out.write(("\n " if not written else ",\n ") + text)
+                    if lines:
+                        out.write(json.dumps(document) + "\n")
+                    else:
+                        text = json.dumps(document, indent=1).replace("\n", "\n ")
+                        out.write(("\n " if not written else ",\n ") + text)
                     written += 1
             if progress is not None:
                 progress.finish()
-        out.write("\n]\n" if written else "]\n")
+        if not lines:
+            out.write("\n]\n" if written else "]\n")
 
 
 def render(view: Snapshot, *, finished_max: int | None = None) -> str:

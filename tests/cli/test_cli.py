@@ -242,3 +242,49 @@ def test_every_json_option_prints_json_alone(tree: Settings) -> None:
             timeout=120,
         )
         json.loads(done.stdout)  # nothing else on stdout
+
+
+def test_status_chooses_jobs_by_state_and_the_last_ones(
+    run_cli: Callable[..., tuple[int, str, str]], tree: Settings
+) -> None:
+    from tests.conftest import record_job
+
+    record_job(tree, "d1", "alice", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+    record_job(tree, "e1", "bob", JobState.QUEUED, JobState.RUNNING, JobState.ERROR)
+    record_job(tree, "d2", "bob", JobState.QUEUED, JobState.RUNNING, JobState.DONE)
+    record_job(tree, "q1", "alice", JobState.QUEUED)
+    config = str(tree.path)
+    code, out, err = run_cli("--config", config, "status", "--json", "--state", "done")
+    assert (code, err) == (0, "") and [d["job_id"] for d in json.loads(out)] == ["d1", "d2"]
+    code, out, _ = run_cli("--config", config, "status", "--json-lines", "--last", "2")
+    assert [json.loads(line)["job_id"] for line in out.splitlines()] == ["d2", "q1"]
+    code, out, _ = run_cli("--config", config, "status", "--last", "1")
+    rows = [line.split()[:2] for line in out.splitlines()[2:]]
+    assert rows == [["1", "q1"], ["d2", "bob"]]  # the queue, then the last of the others
+    code, out, _ = run_cli("--config", config, "status", "e1", "--json-lines")
+    assert code == 0 and len(out.splitlines()) == 1 and json.loads(out)["status"] == "ERROR"
+
+
+def test_a_listings_progress_goes_to_standard_error_alone(tree: Settings) -> None:
+    from tests.conftest import record_job
+
+    for n in range(3):
+        record_job(tree, f"j{n}", None, JobState.QUEUED)
+    command = [sys.executable, "-m", "spooler.cli", "--config", str(tree.path), "status"]
+    done = subprocess.run(
+        [*command, "--json", "--progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert [d["job_id"] for d in json.loads(done.stdout)] == ["j0", "j1", "j2"]
+    said = done.stderr.splitlines()
+    assert said[0] == "labspool status: 3 of 3 jobs (100%)"
+    assert said[-1].startswith("labspool status: 3 jobs in ")
+    quiet = subprocess.run(  # by default not: standard error is not a terminal here
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
