@@ -239,3 +239,20 @@ def test_progress_is_said_on_its_own_stream_once_the_listing_takes_long(tree: Se
     quick = io.StringIO()
     write_json(tree, io.StringIO(), progress=Progress(quick), now=NOW)
     assert quick.getvalue() == ""  # under a second: nothing said
+
+
+def test_the_live_view_redraws_the_running_the_queue_and_the_last_others(
+    tree: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spooler.core.statusview import watch
+
+    monkeypatch.setenv("LINES", "12")  # a third of it: the last 4 others
+    year(tree, 20)
+    out = io.StringIO()
+    watch(tree, count=1, out=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("labspool status  ") and lines[2].startswith("RUNNING  run  [")
+    rows = [line.split()[:2] for line in lines[4:]]
+    assert rows == [["1", "q2"], ["2", "q0"], ["3", "q1"], ["4", "q3"]] + [
+        [job, user] for job, user in (("old0017", "bo"), ("old0018", "ann"), ("old0019", "bo"))
+    ] + [["new", "u"]]
