@@ -92,6 +92,27 @@ def test_jobs_end_done_with_a_result_per_shot(lab: VirtualLab, tmp_path: Path) -
     assert status["shots_done"] == status["shots_expected"] == 9
     assert "Done: 9 shot(s) analysed" in status["detail"]
 
+    # Provenance: what the shots ran with, read back from them (result/provenance.py)
+    from result.provenance import connection_table_sha256
+    from spooler.virtual.layout import LabLayout
+
+    provenance = flop["header"]["provenance"]
+    assert status["provenance"] == provenance
+    header = lab.settings.apparatus.header.read_bytes()
+    assert provenance["apparatus_header_sha256"] == hashlib.sha256(header).hexdigest()
+    with h5py.File(LabLayout(lab.root).connection_table_h5, "r") as blacs_table:
+        blacs = connection_table_sha256(blacs_table["connection table"])
+    assert provenance["connection_table_sha256"] == blacs, "BLACS's own connection table"
+    db = sqlite3.connect(lab.settings.folders.database)
+    try:
+        (routines,) = db.execute("SELECT DISTINCT routines FROM shots WHERE job_id = 'flop'")
+    finally:
+        db.close()
+    assert provenance["routines"] == routines[0] and "@" in routines[0]
+    shots = provenance["shots"]
+    assert shots["count"] == 9 and shots["clock"] == "run time"
+    assert shots["first"] < shots["last"] <= status["updated_at"]
+
 
 @pytest.mark.skipif(find_spec("qiskit") is None, reason="qiskit is not installed")
 def test_qiskit_reads_the_result(lab: VirtualLab, tmp_path: Path) -> None:
