@@ -320,8 +320,9 @@ def private_files() -> Iterator[None]:
     own that no other process opens, so the lock protects nothing there. h5_lock keeps the
     class it replaced as ``h5_lock._File``; it is put back in ``h5py`` for the block. That
     is for the whole process: a worker runs one task at a time (the executors' one thread
-    per worker), and the daemon's own threads open no HDF5 file. Without that attribute (a
-    labscript-utils that changed) files are opened with their locks, as before."""
+    per worker), and the daemon opens HDF5 files only in its main thread between tasks (the
+    archived shots a finished job's provenance reads, with their locks). Without that
+    attribute (a labscript-utils that changed) files are opened with their locks, as before."""
     import h5py
     import labscript_utils.h5_lock as h5_lock
 
