@@ -3,15 +3,22 @@
 Four tweezer sites, each with two spin states: 8 fermionic modes, numbered INTERLEAVED as
 the machine numbers its wires (mode ``2 i`` is site ``i`` spin up, ``2 i + 1`` site ``i``
 spin down; qiskit-cold-atom's client converts its sequential circuits to this order). The
-state is a vector over the 256 occupation patterns, bit ``j`` of the index being mode ``j``;
-creation and annihilation operators carry the Jordan-Wigner sign of the modes below them,
-so the algebra is fermionic whatever the numbering (another numbering is a relabelling, the
-occupations' distribution does not change).
+state is a vector over the 256 occupation patterns, bit ``j`` of the index being mode ``j``.
+
+The operators are qiskit-cold-atom's, matrix element for matrix element: its
+``FermionCircuitSolver`` numbers the modes sequentially (all the up modes by site, then the
+down ones: mode ``2 i + s`` here is its ``s * 4 + i``), and ``f+``, ``f`` of a mode carry the
+Jordan-Wigner sign of the occupied modes before it in that order, as here. (Another order
+is a relabelling with the same occupations' distribution; so is the sign of every hop,
+``f_i -> (-1)^i f_i``. What the occupations do show is the sign of ``fint`` relative to
+``fphase``: the tests check it against the client's solver.)
 
 The gates are those of qiskit-cold-atom's fermionic tweezer simulator (``Hop``,
 ``Interaction``, ``Phase`` in ``fermion_gate_library``), ``U = exp(-i H)``:
 
-- ``load`` on a mode: ``f+`` (Pauli: a mode holds one fermion, a second load is refused);
+- ``load`` on a mode: ``f+``; the loads of an experiment make the basis state of their
+  occupation pattern, the solver's initial state (Pauli: a mode holds one fermion, a second
+  load is refused);
 - ``fhop(theta)`` on the 4 wires of two adjacent sites ``a, a+1``:
   ``H = -theta sum_s (f+_{a,s} f_{a+1,s} + f+_{a+1,s} f_{a,s})``, each spin hops alone;
 - ``fint(theta)`` on all 8 wires: ``H = theta sum_i n_{i,up} n_{i,down}``;
@@ -28,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MODES", "TweezerFermions", "site_of", "spin_of"]
+__all__ = ["MODES", "TweezerFermions", "sequential", "site_of", "spin_of"]
 
 SITES = 4
 MODES = 2 * SITES
@@ -46,18 +53,24 @@ def spin_of(mode: int) -> int:
     return mode % 2
 
 
+def sequential(mode: int) -> int:
+    """The client's (sequential) number of the interleaved *mode*: spin * SITES + site."""
+    return spin_of(mode) * SITES + site_of(mode)
+
+
 @lru_cache(maxsize=1)
 def _annihilators() -> tuple[Real, ...]:
-    """``f_j`` for each mode as a 256 x 256 matrix (Jordan-Wigner: the sign of the modes
-    below ``j``)."""
+    """``f_j`` for each mode as a 256 x 256 matrix (Jordan-Wigner: the sign of the occupied
+    modes before ``j`` in the client's sequential order)."""
     size = 1 << MODES
     operators = []
     for j in range(MODES):
+        before = sum(1 << mode for mode in range(MODES) if sequential(mode) < sequential(j))
         f = np.zeros((size, size))
         for state in range(size):
             if state >> j & 1:
-                below = bin(state & ((1 << j) - 1)).count("1")
-                f[state & ~(1 << j), state] = (-1) ** below
+                signs = bin(state & before).count("1")
+                f[state & ~(1 << j), state] = (-1) ** signs
         operators.append(f)
     return tuple(operators)
 
@@ -89,6 +102,8 @@ class TweezerFermions:
         self.state[0] = 1.0  # empty tweezers
 
     def load(self, mode: int) -> None:
+        """A fermion created in *mode* (``f+``): loads before any gate make the basis state of
+        their occupation pattern, the client's initial state (up to a global sign)."""
         occupied = (np.arange(self.state.size) >> mode) & 1 == 1
         if np.any(np.abs(self.state[occupied]) > 1e-12):
             raise ValueError(f"mode {mode} holds a fermion already (Pauli)")

@@ -1,9 +1,11 @@
 """The physics of the virtual spin machines with several wires (multiqudit, nali), exactly.
 
 Each loaded wire holds N two-level atoms prepared together: a spin of length ``l = N/2`` in
-the ``N + 1`` states ``|l, m>``, with ``k = m + l`` atoms in the upper state (the convention
-of :mod:`spooler.virtual.physics`). The register's state lives on the product space of the loaded
-wires, so gates that couple two wires entangle them:
+its levels ``k = 0 .. N``, level ``k`` being ``m = l - k`` (qiskit-cold-atom's numbering, as
+in :mod:`spooler.virtual.physics`): ``load`` prepares level 0 (``m = +l``), a measurement
+gives the level, the number of atoms found out of the loaded state. The register's state
+lives on the product space of the loaded wires, so gates that couple two wires entangle
+them:
 
 - ``rlx``, ``rlz``, ``rlz2`` on one wire: ``exp(-i theta Lx)``, ``exp(-i theta Lz)``,
   ``exp(-i theta Lz^2)``;
@@ -13,9 +15,10 @@ wires, so gates that couple two wires entangle them:
   applied block by block, one block per value of ``k1 + k2``, each at most ``min(N1, N2) + 1``
   states wide, so a pair of 500-atom wires costs no 251001-wide matrix.
 
-These are the generators of qiskit-cold-atom's spin gates (``RLXGate``, ``RLZLZGate``,
-``RLXLYGate``...). A gate on a wire with no atoms acts on nothing. A measurement draws the
-upper-state counts of the measured wires together, from ``|<k1, k2, ...|psi>|^2``.
+These are the generators of qiskit-cold-atom's spin gates (``RLXGate``, ``RLZGate``,
+``RLZ2Gate``, ``RLZLZGate``, ``RLXLYGate``), in its matrices. A gate on a wire with no atoms
+acts on nothing. A measurement draws the levels of the measured wires together, from
+``|<k1, k2, ...|psi>|^2``.
 
 The product space grows as ``(N1 + 1) (N2 + 1) ...``: the virtual machine's limit
 (``states``, checked by the spooler before a job runs, see ``limits.exact_states_max``) is
@@ -29,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from spooler.virtual.physics import _lx_eigen
+from spooler.virtual.physics import _lx_eigen, lz_diagonal
 
 __all__ = ["STATES_MAX", "SpinRegister", "states_of"]
 
@@ -53,9 +56,10 @@ def _flip_flop_blocks(n1: int, n2: int) -> tuple[tuple[NDArray[np.int64], Real, 
     flip-flop ``(L1+ L2- + L1- L2+) / 2`` restricted to them."""
     l1, l2 = n1 / 2, n2 / 2
 
-    def raise_(length: float, k: NDArray[np.float64]) -> NDArray[np.float64]:
-        m = k - length  # <m+1| L+ |m> = sqrt(l(l+1) - m(m+1))
-        return np.sqrt(np.maximum(length * (length + 1) - m * (m + 1), 0.0))
+    def lower(length: float, k: Real) -> Real:
+        """<k+1| L- |k>, level k being m = l - k: sqrt(l(l+1) - m(m-1))."""
+        m = length - k
+        return np.sqrt(np.maximum(length * (length + 1) - m * (m - 1), 0.0))
 
     blocks = []
     for total in range(n1 + n2 + 1):
@@ -63,9 +67,10 @@ def _flip_flop_blocks(n1: int, n2: int) -> tuple[tuple[NDArray[np.int64], Real, 
         size = len(k1)
         h = np.zeros((size, size))
         if size > 1:
-            # |k1, total - k1> -> |k1 + 1, total - k1 - 1> through L1+ L2-
+            # |k1, total - k1> -> |k1 + 1, total - k1 - 1> through L1- L2+ (level k2 - 1 is
+            # m2 + 1); <k2 - 1| L2+ |k2> = <k2| L2- |k2 - 1>
             below = k1[:-1].astype(np.float64)
-            coupling = raise_(l1, below) * raise_(l2, (total - below - 1).astype(np.float64)) / 2
+            coupling = lower(l1, below) * lower(l2, (total - below - 1).astype(np.float64)) / 2
             h += np.diag(coupling, -1) + np.diag(coupling, 1)
         values, vectors = np.linalg.eigh(h)
         blocks.append((k1, values, vectors.astype(np.complex128)))
@@ -90,18 +95,17 @@ class SpinRegister:
             raise ValueError(
                 f"{size} states exceed the virtual machine's limit of {self.states_max}"
             )
-        lower = np.zeros(atoms + 1, dtype=np.complex128)
-        lower[0] = 1.0  # all atoms in the lower state
-        self.state = np.multiply.outer(self.state, lower)
+        loaded = np.zeros(atoms + 1, dtype=np.complex128)
+        loaded[0] = 1.0  # level 0, m = +N/2: every atom in the state it is loaded in
+        self.state = np.multiply.outer(self.state, loaded)
         self.atoms[wire] = atoms
 
     def _axis(self, wire: int) -> int | None:
         return list(self.atoms).index(wire) if wire in self.atoms else None
 
     def _m(self, wire: int) -> Real:
-        """Lz of *wire* along its axis."""
-        n = self.atoms[wire]
-        return np.arange(n + 1, dtype=np.float64) - n / 2
+        """Lz of *wire* along its axis: m = N/2 - k."""
+        return lz_diagonal(self.atoms[wire])
 
     def _along(self, axis: int, values: Real) -> Real:
         shape = [1] * self.state.ndim
@@ -150,8 +154,8 @@ class SpinRegister:
         self.state = np.moveaxis(out.reshape((n1 + 1, n2 + 1, *rest)), (0, 1), (a, b))
 
     def probabilities(self, wires: list[int]) -> Real:
-        """The joint distribution of the upper-state counts of *wires*, in that order (an
-        array with one axis per wire; a wire with no atoms has the one count 0)."""
+        """The joint distribution of the levels of *wires*, in that order (an array with one
+        axis per wire; a wire with no atoms has the one level 0)."""
         p = np.abs(self.state) ** 2
         p = p / p.sum()
         loaded = list(self.atoms)
@@ -165,7 +169,7 @@ class SpinRegister:
         return marginal.reshape(shape)
 
     def draw(self, wires: list[int], rng: np.random.Generator) -> list[int]:
-        """One measurement of the upper-state counts of *wires*."""
+        """One measurement of the levels of *wires*."""
         p = self.probabilities(wires)
         index = int(rng.choice(p.size, p=p.ravel()))
         return [int(k) for k in np.unravel_index(index, p.shape)]

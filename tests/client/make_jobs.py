@@ -15,27 +15,26 @@ Per job it writes
 - ``jobs/<backend>/<name>.reference.json``: ``{"experiment_i": {memory: probability}}``, the
   exact distribution of labspool's memory entry (one value per ``measure`` instruction of
   the job, in their order, joined by single spaces), from qiskit-cold-atom's own circuit
-  solvers (``SpinCircuitSolver``, ``FermionCircuitSolver``: the final state vector, no shots);
+  solvers (``SpinCircuitSolver``, ``FermionCircuitSolver``: the final state vector, no shots)
+  run on the circuit exactly as the client wrote it;
+- ``jobs/wrong_models/<backend>/<name>.json`` for the random jobs: ``{"model": what,
+  "tables": {"experiment_i": {memory: probability}}}``, the same solvers on the circuit
+  changed as a wrong convention would change it (``random_circuits.WRONG_MODELS``), which
+  the tests must reject;
 
 and ``jobs/manifest.json``: per job what it tests, its experiments, shots, atoms, and the
 sanity of its tables (the probabilities of each experiment sum to 1 within 1e-9).
 
-Conventions (checked by :func:`check_spin_conventions` at every run):
+Conventions, labspool's and the client's alike (checked by :func:`check_spin_conventions`
+at every run):
 
 - Spins. qiskit-cold-atom starts every wire in its level 0, which is ``m = +S`` of its
   ``SpinOp`` (``Z`` is ``diag(S, ..., -S)``), and measures the level ``k = S - m``:
   ``rlx(theta)`` on 2S atoms gives ``k ~ binomial(2S, sin(theta/2)^2)``, ``rlx(pi)`` gives
-  ``k = 2S``. So k is the number of atoms turned away from the initial state, as labspool's
-  count of atoms in the upper state is (labspool: ``load`` N puts all N in the lower state,
-  ``m = -N/2``, and measures ``k = m + N/2``). The two numberings are the same state space,
-  level by level, seen rotated by pi about x: labspool's ``Lz`` and ``Ly`` are
-  qiskit-cold-atom's with the opposite sign, ``Lx`` is the same matrix. Hence
-  ``rlx``, ``rlz2`` (``Lz^2``), ``rlzlz`` (``Lz Lz``) and ``rlxly`` (``Lx Lx + Ly Ly``) are the
-  same unitaries in both, while labspool's ``rlz(theta)`` is qiskit-cold-atom's
-  ``rlz(-theta)``. The references are labspool's: the solver runs the circuit with every
-  ``rlz``/``rLz`` angle negated (:func:`in_labspool_convention`), and the measured value is
-  the solver's level. A job whose distribution tells the two conventions apart is marked
-  in the manifest (``rlz_sign_matters``).
+  ``k = 2S``: k is the number of atoms turned away from the loaded state. labspool's
+  virtual machines number the levels so too. Whether a job's distribution depends on the
+  sign of ``rlz`` (a Rabi or Ramsey sequence does not; a twisted state read out at an angle
+  does) is marked in the manifest (``rlz_sign_matters``).
 - Spin wires. The solver's state vector has wire 0 as its most significant digit; its own
   sampled memory lists the wires in reverse (qiskit's little endian). labspool's memory
   follows the job's ``measure`` instructions, so the references are built from the state
@@ -68,12 +67,14 @@ from qiskit_cold_atom.circuit_tools import (
 )
 from qiskit_cold_atom.fermions import FermionCircuitSolver
 from qiskit_cold_atom.providers import ColdAtomProvider
-from qiskit_cold_atom.spins import (
-    RLZGate,
-    SpinCircuitSolver,
-    SpinGate,
-)
+from qiskit_cold_atom.spins import SpinCircuitSolver
 from qiskit_nature.operators.second_quantization import SpinOp  # type: ignore[import-not-found]
+from random_circuits import (  # type: ignore[import-not-found]  # a sibling: run as a script
+    CIRCUITS,
+    WRONG_MODELS,
+    nali_gate,
+    spins_rlz_negated,
+)
 
 HERE = Path(__file__).resolve().parent
 URL = "http://labspool.invalid/api/v2/"
@@ -83,6 +84,11 @@ NALI_ATOMS = 20  # nali has no load: the references assume this many atoms on ev
 # (ATOMS_PER_WIRE of labspool's virtual NaLi, config/apparatus/nali.py)
 TOLERANCE = 1e-9
 KEEP_ABOVE = 1e-13  # outcomes less likely than this are left out of a reference
+MIN_DISTANCE = 0.35  # a random circuit is kept when its wrong model is this far (total variation)
+# the random jobs: experiments x shots per job, jobs per backend (nali: 3 x 60 at most a job)
+RANDOM_JOBS = {"singlequdit": (6, 60, 1), "multiqudit": (5, 80, 1), "fermions": (5, 80, 1)}
+RANDOM_JOBS["nali"] = (3, 60, 2)
+RANDOM_SEED = 22  # labspool issue 22: the client's conventions taken literally
 
 Table = dict[str, float]
 
@@ -95,6 +101,7 @@ class Job:
     circuits: list[Any]
     shots: int = SHOTS
     notes: dict[str, Any] = field(default_factory=dict)
+    wrong: bool = False  # also the tables of the backend's wrong model (WRONG_MODELS)
 
 
 # --- the client's HTTP, in process ----------------------------------------------------------
@@ -166,17 +173,6 @@ def submit(provider: Any, server: FakeServer, job: Job) -> str:
 
 
 # --- circuits ----------------------------------------------------------------------------
-
-
-def nali_gate(name: str, theta: float) -> Any:
-    """nali's ``rLx``, ``rLz``, ``rLz2``: the client has no gates of these names, so they are
-    qiskit-cold-atom ``SpinGate``s with the generators of ``rlx``, ``rlz``, ``rlz2``."""
-    generator = {
-        "rLx": SpinOp("X"),
-        "rLz": SpinOp("Z"),
-        "rLz2": SpinOp("Z_0^2", register_length=1),
-    }[name]
-    return SpinGate(name, 1, [theta], generator=float(theta) * generator)
 
 
 def spins(wires: int, atoms: int, *, load: bool = True) -> QuantumCircuit:
@@ -494,20 +490,6 @@ def nali_jobs() -> list[Job]:
 # --- references --------------------------------------------------------------------------
 
 
-def in_labspool_convention(circuit: QuantumCircuit) -> QuantumCircuit:
-    """The circuit labspool's machine runs, in qiskit-cold-atom's numbering: every ``rlz``
-    (``rLz``) angle negated, the other gates unchanged (see the module's docstring)."""
-    out = circuit.copy_empty_like()
-    for instruction in circuit.data:
-        operation = instruction.operation
-        if operation.name == "rlz":
-            operation = RLZGate(-float(operation.params[0]))
-        elif operation.name == "rLz":
-            operation = nali_gate("rLz", -float(operation.params[0]))
-        out.append(operation, instruction.qubits, instruction.clbits)
-    return out
-
-
 def measured_wires(experiment: dict[str, Any]) -> list[int]:
     wires = []
     for name, on, _ in experiment["instructions"]:
@@ -515,6 +497,25 @@ def measured_wires(experiment: dict[str, Any]) -> list[int]:
             assert len(on) == 1, on
             wires.append(int(on[0]))
     return wires
+
+
+def circuit_measured(circuit: QuantumCircuit) -> list[int]:
+    """The wires the circuit's ``measure`` instructions read, in their order (the client's
+    own wires: sequential for fermions)."""
+    return [
+        circuit.find_bit(qubit).index
+        for instruction in circuit.data
+        if instruction.operation.name == "measure"
+        for qubit in instruction.qubits
+    ]
+
+
+def circuit_atoms(circuit: QuantumCircuit, backend: str) -> int:
+    if backend == "nali":
+        return NALI_ATOMS
+    loaded = {int(i.operation.params[0]) for i in circuit.data if i.operation.name == "load"}
+    assert len(loaded) == 1, f"one atom number on every wire, not {loaded}"
+    return loaded.pop()
 
 
 def spin_probabilities(circuit: QuantumCircuit, atoms: int) -> Any:
@@ -538,12 +539,6 @@ def spin_probabilities(circuit: QuantumCircuit, atoms: int) -> Any:
     return joint
 
 
-def spin_table(circuit: QuantumCircuit, experiment: dict[str, Any], atoms: int) -> Table:
-    """labspool's memory table: the circuit in labspool's convention, per measured wire."""
-    probabilities = spin_probabilities(in_labspool_convention(circuit), atoms)
-    return _by_measured_wire(probabilities, measured_wires(experiment))
-
-
 def _by_measured_wire(probabilities: Any, wires: list[int]) -> Table:
     table: Table = {}
     for levels in np.ndindex(probabilities.shape):
@@ -552,11 +547,22 @@ def _by_measured_wire(probabilities: Any, wires: list[int]) -> Table:
     return table
 
 
-def fermion_table(circuit: QuantumCircuit, experiment: dict[str, Any]) -> Table:
+def fermion_table(circuit: QuantumCircuit, modes: list[int]) -> Table:
+    """The occupations of the solver's (sequential) *modes*, in that order."""
     solver = FermionCircuitSolver(num_species=2)
     state = solver(circuit)["statevector"]
+    table: Table = {}
+    for occupations, amplitude in zip(solver.basis.get_occupations(), state, strict=True):
+        key = " ".join(str(int(occupations[mode])) for mode in modes)
+        table[key] = table.get(key, 0.0) + float(abs(amplitude) ** 2)
+    return table
+
+
+def sequential_modes(experiment: dict[str, Any]) -> list[int]:
+    """The solver's mode of each measured wire of a posted fermions experiment: the
+    client's own conversion back from the interleaved wires it sent."""
     sites = experiment["num_wires"] // 2
-    modes = [
+    return [
         CircuitTools.convert_wire_order(
             [w],
             convention_from=WireOrder.INTERLEAVED,
@@ -566,11 +572,23 @@ def fermion_table(circuit: QuantumCircuit, experiment: dict[str, Any]) -> Table:
         )[0]
         for w in measured_wires(experiment)
     ]
-    table: Table = {}
-    for occupations, amplitude in zip(solver.basis.get_occupations(), state, strict=True):
-        key = " ".join(str(int(occupations[mode])) for mode in modes)
-        table[key] = table.get(key, 0.0) + float(abs(amplitude) ** 2)
-    return table
+
+
+def table_of(circuit: QuantumCircuit, backend: str, measured: list[int]) -> Table:
+    """The exact distribution of the memory entry of *circuit*, its *measured* wires in the
+    client's own numbering, as the client's solver gives it for the circuit as written."""
+    if backend == "fermions":
+        return fermion_table(circuit, measured)
+    return _by_measured_wire(spin_probabilities(circuit, circuit_atoms(circuit, backend)), measured)
+
+
+def posted_measured(experiment: dict[str, Any], backend: str) -> list[int]:
+    return sequential_modes(experiment) if backend == "fermions" else measured_wires(experiment)
+
+
+def distance(first: Table, second: Table) -> float:
+    """The total variation distance of two tables."""
+    return 0.5 * math.fsum(abs(first.get(k, 0.0) - second.get(k, 0.0)) for k in {*first, *second})
 
 
 def atoms_of(experiment: dict[str, Any], backend: str) -> int:
@@ -581,15 +599,20 @@ def atoms_of(experiment: dict[str, Any], backend: str) -> int:
     return int(loaded.pop())
 
 
-def references(job: Job, posted: dict[str, Any]) -> tuple[dict[str, Table], dict[str, Any]]:
+def tables_of(
+    job: Job, posted: dict[str, Any], change: Callable[[QuantumCircuit], QuantumCircuit] | None
+) -> tuple[dict[str, Table], dict[str, Any]]:
+    """Per experiment the table of the circuit as written (*change* None) or changed by
+    *change*; and the sanity of the tables (their sums)."""
     tables: dict[str, Table] = {}
     sums = []
     for index, circuit in enumerate(job.circuits):
         experiment = posted[f"experiment_{index}"]
-        if job.backend == "fermions":
-            table = fermion_table(circuit, experiment)
-        else:
-            table = spin_table(circuit, experiment, atoms_of(experiment, job.backend))
+        measured = posted_measured(experiment, job.backend)
+        assert measured == circuit_measured(circuit), (measured, circuit_measured(circuit))
+        if job.backend != "fermions":
+            assert atoms_of(experiment, job.backend) == circuit_atoms(circuit, job.backend)
+        table = table_of(circuit if change is None else change(circuit), job.backend, measured)
         total = math.fsum(table.values())
         kept = {k: p for k, p in sorted(table.items(), key=_outcome_order) if p > KEEP_ABOVE}
         kept_total = math.fsum(kept.values())
@@ -610,18 +633,60 @@ def _outcome_order(item: tuple[str, float]) -> list[int]:
 
 
 def rlz_sign_matters(job: Job, posted: dict[str, Any], tables: dict[str, Table]) -> bool:
-    """Whether a spin job's references differ from what qiskit-cold-atom's own convention
-    (rlz not negated) gives."""
-    for index, circuit in enumerate(job.circuits):
-        experiment = posted[f"experiment_{index}"]
-        own = _by_measured_wire(
-            spin_probabilities(circuit, atoms_of(experiment, job.backend)),
-            measured_wires(experiment),
+    """Whether a spin job's references differ from what the circuits give with every rlz
+    (rLz) angle negated."""
+    negated, _ = tables_of(job, posted, spins_rlz_negated)
+    return any(distance(negated[name], table) > 1e-6 for name, table in tables.items())
+
+
+# --- random circuits ---------------------------------------------------------------------
+
+
+def random_jobs(backend: str) -> list[Job]:
+    """The backend's random jobs (RANDOM_JOBS): circuits of random_circuits.CIRCUITS, kept
+    when the backend's wrong model is at least MIN_DISTANCE from them."""
+    experiments, shots, count = RANDOM_JOBS[backend]
+    what, change = WRONG_MODELS[backend]
+    draw = CIRCUITS[backend](np.random.default_rng([RANDOM_SEED, list(JOB_MAKERS).index(backend)]))
+    jobs = []
+    for number in range(count):
+        kept: list[QuantumCircuit] = []
+        distances: list[float] = []
+        for tried, circuit in enumerate(draw):
+            if tried > 10_000:
+                raise AssertionError(f"{backend}: too few random circuits tell the models apart")
+            measured = circuit_measured(circuit)
+            d = distance(
+                table_of(circuit, backend, measured), table_of(change(circuit), backend, measured)
+            )
+            if d >= MIN_DISTANCE:
+                kept.append(circuit)
+                distances.append(round(d, 6))
+            if len(kept) == experiments:
+                break
+        name = "random" if count == 1 else f"random_{number + 1}"
+        notes: dict[str, Any] = {
+            "wrong_model": what,
+            "wrong_model_distance": distances,
+            "random_seed": RANDOM_SEED,
+        }
+        if backend != "fermions":
+            notes["rlz_sign_matters"] = True
+        if backend == "nali":
+            notes["atoms_per_wire_assumed"] = NALI_ATOMS
+        jobs.append(
+            Job(
+                backend,
+                name,
+                f"random circuits of every gate at random angles, each at least {MIN_DISTANCE} "
+                f"(total variation) from the wrong model: {what}",
+                kept,
+                shots=shots,
+                notes=notes,
+                wrong=True,
+            )
         )
-        table = tables[f"experiment_{index}"]
-        if any(abs(own.get(k, 0) - table.get(k, 0)) > 1e-6 for k in set(own) | set(table)):
-            return True
-    return False
+    return jobs
 
 
 # --- the conventions, checked ------------------------------------------------------------
@@ -663,6 +728,7 @@ JOB_MAKERS: dict[str, Callable[[], list[Job]]] = {
     "fermions": fermions_jobs,
     "nali": nali_jobs,
 }
+WRONG_MODELS_FOLDER = "wrong_models"  # beside the backends' folders, one level deeper
 
 
 def make_files(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -671,11 +737,17 @@ def make_files(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
     manifest: dict[str, Any] = {}
     with client(configs) as (provider, server):
         for backend, make in JOB_MAKERS.items():
-            for job in make():
+            for job in [*make(), *random_jobs(backend)]:
                 text = submit(provider, server, job)
                 posted = json.loads(text)
-                tables, sanity = references(job, posted)
+                tables, sanity = tables_of(job, posted, None)
                 notes = dict(job.notes)
+                if job.wrong:
+                    what, change = WRONG_MODELS[backend]
+                    wrong, _ = tables_of(job, posted, change)
+                    files[f"{WRONG_MODELS_FOLDER}/{backend}/{job.name}.json"] = (
+                        json.dumps({"model": what, "tables": wrong}, indent=1) + "\n"
+                    )
                 if job.backend != "fermions":
                     matters = rlz_sign_matters(job, posted, tables)
                     if notes.pop("rlz_sign_matters", False) != matters:
@@ -711,8 +783,12 @@ def differences(files: dict[str, str], folder: Path) -> list[str]:
             problems.append(f"{name}: missing")
             continue
         old = path.read_text(encoding="utf-8")
-        if name.endswith(".reference.json"):
+        if name.endswith(".reference.json") or name.startswith(f"{WRONG_MODELS_FOLDER}/"):
             new_tables, old_tables = json.loads(text), json.loads(old)
+            if name.startswith(f"{WRONG_MODELS_FOLDER}/"):
+                if new_tables["model"] != old_tables["model"]:
+                    problems.append(f"{name}: another model")
+                new_tables, old_tables = new_tables["tables"], old_tables["tables"]
             if set(new_tables) != set(old_tables) or any(
                 not _close_tables(new_tables[e], old_tables[e]) for e in new_tables
             ):

@@ -1,13 +1,19 @@
-"""multiqudit, fermions and nali on their virtual machines (`lab up --backend NAME`), end to end.
+"""singlequdit, multiqudit, fermions and nali on their virtual machines (`lab up --backend NAME`).
 
-Per machine, one lab with both daemons: a seeded job whose distribution is computed here
+Per machine, one lab with both daemons. The client's random circuits (tests/client/jobs,
+``random*.json``: several experiments, a few hundred shots, every gate at random angles),
+posted as the client wrote them, must fit the client's own solvers' distributions and
+reject a wrong model (``jobs/wrong_models``: rlz negated, the loaded state labelled
+``m = -N/2``; fphase negated), all in one chi-square test each. multiqudit, fermions and
+nali: a seeded job whose distribution is computed here
 exactly (spooler.virtual.spins and spooler.virtual.fermions, checked in tests/virtual/test_spins.py
 and
 tests/virtual/test_fermions.py against independent models) and compared shot by shot with what
 the camera image analysis returned, by a chi-square test that a wrong model fails; the
 conservation laws of the machine checked on every shot; the memory's shape; the result read
 by qiskit; the picture of the job. Then the real client's jobs of that machine
-(tests/client/jobs) against qiskit-cold-atom's own simulators' distributions.
+(tests/client/jobs) against qiskit-cold-atom's own simulators' distributions, with few shots
+(tests/virtual/test_client_conventions.py checks their exact distributions).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from spooler.core.backends import get_backend
 from spooler.virtual.fermions import TweezerFermions
 from spooler.virtual.spins import SpinRegister
 from tests.labtools import VirtualLab, distribution_p_value, needs_suite, virtual_lab
+from tests.virtual.clientjobs import fit, random_jobs, reference, wrong_model
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.long, needs_suite]
 
@@ -34,10 +41,10 @@ CLIENT_JOBS = Path(__file__).parents[1] / "client" / "jobs"
 # the released client's venv (scripts/client_venv.sh .venv/client; .ci/run builds it)
 CLIENT_PYTHON = Path(__file__).parents[2] / ".venv" / "client" / "bin" / "python"
 SHOTS = 120
-CLIENT_SHOTS = 30
+CLIENT_SHOTS = 15
 
 
-@pytest.fixture(scope="module", params=["multiqudit", "fermions", "nali"])
+@pytest.fixture(scope="module", params=["singlequdit", "multiqudit", "fermions", "nali"])
 def lab(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VirtualLab]:
@@ -128,8 +135,35 @@ FERMION_GATES = [
 ]
 
 
+def test_random_circuits_fit_the_clients_solvers_and_not_a_wrong_model(
+    lab: VirtualLab, tmp_path: Path
+) -> None:
+    """Every shot of the client's random jobs, as posted; one fit per job."""
+    backend = lab.settings.backend
+    paths = random_jobs(backend)
+    assert paths, f"no random jobs for {backend}"
+    for path in paths:
+        lab.submit(path.stem, json.loads(path.read_text()), tmp_path)
+    shots = 0
+    for path in paths:
+        result = done(lab, path.stem)
+        names = [r["header"]["name"] for r in result["results"]]
+        memories = memory_of(result)
+        shots += sum(len(m) for m in memories)
+        right = reference(path)
+        model, wrong = wrong_model(path)
+        per_value = backend == "nali"  # independent 20-atom wires: each alone
+        p_right = fit(memories, [right[n] for n in names], per_value=per_value)
+        p_wrong = fit(memories, [wrong[n] for n in names], per_value=per_value)
+        assert p_right > 1e-3, (path.name, p_right, memories[0][:10])
+        assert p_wrong < 1e-6, f"{path.name}: the wrong model ({model}) fits too: {p_wrong}"
+    assert shots >= 300
+
+
 def test_the_machines_distribution_conservation_and_memory(lab: VirtualLab, tmp_path: Path) -> None:
     backend = lab.settings.backend
+    if backend == "singlequdit":
+        pytest.skip("singlequdit's seeded jobs: tests/virtual/test_virtual_lab.py")
     if backend == "multiqudit":
         atoms, measured = [4, 3, 2], [2, 0, 1]  # measured out of order: memory follows measure
         body = instructions(
@@ -210,7 +244,11 @@ def test_the_clients_jobs_match_qiskit_cold_atoms_simulators(
     """Each job as the client posted it, but with at most CLIENT_SHOTS shots per experiment
     (the client's 100 would take CI ~20 minutes here); read back as the client reads it."""
     backend = lab.settings.backend
-    jobs = [p for p in client_jobs(backend) if not p.name.endswith(".reference.json")]
+    jobs = [
+        p
+        for p in client_jobs(backend)
+        if not p.name.endswith(".reference.json") and p not in random_jobs(backend)
+    ]
     assert jobs, f"no client jobs for {backend} in {CLIENT_JOBS}"
     for path in jobs:
         job = json.loads(path.read_text())

@@ -42,13 +42,15 @@ def test_ramsey_fringe() -> None:
 def test_a_gate_sequence_equals_matrix_exponentials() -> None:
     from scipy.linalg import expm
 
+    # qiskit-nature's SpinOp, which the client's solver exponentiates: level k is m = l - k,
+    # Z = diag(l, ..., -l), L+ raises m (from level k to k - 1), X = (L+ + L-)/2
     atoms = 6
     length = atoms / 2
-    m = np.arange(-length, length + 1)
+    m = length - np.arange(atoms + 1)
     lz = np.diag(m)
     lplus = np.zeros((atoms + 1, atoms + 1))
-    for i in range(atoms):
-        lplus[i + 1, i] = math.sqrt(length * (length + 1) - m[i] * (m[i] + 1))
+    for k in range(1, atoms + 1):
+        lplus[k - 1, k] = math.sqrt(length * (length + 1) - m[k] * (m[k] + 1))
     lx = (lplus + lplus.T) / 2
     reference = np.zeros(atoms + 1, dtype=complex)
     reference[0] = 1

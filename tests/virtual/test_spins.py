@@ -11,10 +11,11 @@ from spooler.virtual.spins import SpinRegister, states_of
 
 
 def spin_operators(atoms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lx, Ly, Lz of a spin atoms/2, basis k = m + l (k atoms up), built from the ladder."""
+    """Lx, Ly, Lz of a spin atoms/2 as qiskit-nature's SpinOp (the client's solver) has them:
+    level k is m = l - k, ``Lz = diag(l, ..., -l)``, L+ raises m (level k to k - 1)."""
     length = atoms / 2
-    m = np.arange(atoms + 1) - length
-    raising = np.diag(np.sqrt(length * (length + 1) - m[:-1] * (m[:-1] + 1)), -1)
+    m = length - np.arange(atoms + 1)
+    raising = np.diag(np.sqrt(length * (length + 1) - m[1:] * (m[1:] + 1)), 1)
     return (raising + raising.T) / 2, (raising - raising.T) / 2j, np.diag(m)
 
 
