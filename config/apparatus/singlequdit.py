@@ -4,8 +4,9 @@ labspool renders an experiment file by appending to this header one call per ins
 of a job, ``apparatus.<gate>([wires], [parameters])``, and finally ``apparatus.finish()``.
 The connection table below is what BLACS runs with; the gate methods turn each gate into
 timed outputs of the dummy devices and, for the virtual machine, evolve the atoms' state
-exactly (spooler.virtual.physics). ``measure`` makes the camera function run at the end of the
-shot inside BLACS: it draws the number of atoms in the upper state from the exact
+exactly (spooler.virtual.physics, in qiskit-cold-atom's convention: ``load`` prepares level
+0, ``m = +N/2``). ``measure`` makes the camera function run at the end of the shot inside
+BLACS: it draws the level, the number of atoms out of the loaded state, from the exact
 distribution and leaves an image with that many atoms' worth of signal in the shot file,
 at ``/images/top/fluorescence/atoms``, where lyse's ``Run.get_image`` finds it.
 
@@ -129,7 +130,7 @@ class Apparatus:
     def finish(self):
         if self.measured:
             # Without atoms loaded the camera sees nothing: a spin of no atoms.
-            probabilities = [1.0] if self.spin is None else self.spin.up_count_probabilities()
+            probabilities = [1.0] if self.spin is None else self.spin.level_probabilities()
             job_seed = _global("labspool_seed")
             seed = None if job_seed is None else [int(job_seed), int(_global("labspool_shot", 0))]
             camera.add_function(

@@ -1,7 +1,8 @@
 """Analysis of the virtual singlequdit apparatus: atoms counted on the camera image.
 
-The apparatus leaves an image with ``signal_per_atom`` counts per atom in the upper state
-(plus noise); the count is the image's sum divided by that, rounded. The shot's ``memory``
+The apparatus leaves an image with ``signal_per_atom`` counts per atom found out of the
+loaded state (plus noise); the count is the image's sum divided by that, rounded: the level
+``k`` qiskit-cold-atom measures (the loaded state, ``m = +N/2``, is level 0). The shot's ``memory``
 entry is that number as text, the format of the ecosystem's spin machines (see
 :mod:`result.routines.images` for a shot without an image).
 """

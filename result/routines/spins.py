@@ -2,8 +2,9 @@
 
 The camera (spooler.virtual.camera.spin_clouds) leaves the measured wires' clouds side by side,
 ``cloud_pixels`` wide each, in the order of the ``measure`` instructions (attribute
-``wires``), with ``signal_per_atom`` counts per atom in the upper state plus noise. Each
-cloud's sum divided by that, rounded, is the wire's count. The shot's ``memory`` entry is
+``wires``), with ``signal_per_atom`` counts per atom found out of the loaded state plus
+noise. Each cloud's sum divided by that, rounded, is the wire's count: qiskit-cold-atom's
+measured level ``k`` (the loaded state, ``m = +N/2``, is level 0). The shot's ``memory`` entry is
 the counts in that order separated by spaces (``"3 0 7"``), as qiskit-cold-atom's spin
 simulator writes them; the counts are also kept one column per wire (``atoms_wire<w>``).
 """

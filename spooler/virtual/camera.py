@@ -168,7 +168,8 @@ def raise_injected_fault(device: str, job_id: str | None) -> None:
 
 
 def spin_clouds(shot_context, t, counts, wires, signal_per_atom, noise, pixels, seed, job_id=None):  # type: ignore[no-untyped-def]
-    """*counts*: the measured wires' upper-state counts, in ``measure`` order (*wires*);
+    """*counts*: the measured wires' levels (atoms out of the loaded state), in ``measure``
+    order (*wires*);
     *job_id*: the shot's job (a fault on demand may be for it)."""
     import h5py
     import numpy as np
