@@ -167,6 +167,8 @@ class WatchingDaemon:
             log.warning("%s: cannot note the clean stop in %s: %s", self.name, marker, exc)
 
     def close(self) -> None:
+        """Stop watching, close the store, note the clean stop and release the tree's lock
+        (a subclass ends its own writers first, then calls this)."""
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
