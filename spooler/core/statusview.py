@@ -84,6 +84,7 @@ class Selection:
     last: int | None = None
 
     def chosen(self, states: Iterable[JobState]) -> list[JobState]:
+        """Those of *states* that are shown."""
         return [s for s in states if self.states is None or s in self.states]
 
 
