@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,10 @@ def status_document(
     positions: dict[str, int] | None = None,
     estimates: dict[str, Estimate] | None = None,
     now: float | None = None,
+    provenances: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The status file's content; *positions* and *estimates* (for many jobs) save queries."""
+    """The status file's content; *positions*, *estimates* and *provenances* (for many jobs,
+    read at once: a job missing from *provenances* has none) save queries."""
     now = time.time() if now is None else now
     if positions is None:
         positions = reader.queue_positions([record.job_id])
@@ -55,9 +57,11 @@ def status_document(
             for t in history
         ],
         "provenance": (
-            Provenance.of(reader, record.job_id, record.attempt)
-            if record.state is JobState.DONE
-            else None
+            None
+            if record.state is not JobState.DONE
+            else Provenance.of(reader, record.job_id, record.attempt)
+            if provenances is None
+            else provenances.get(record.job_id)
         ),
     }
 

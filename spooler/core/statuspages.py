@@ -27,6 +27,7 @@ from spooler.core.estimates import Estimate, estimate_shown
 from spooler.core.states import JobState
 from spooler.core.statusfile import status_document, status_fields
 from spooler.core.store import JobRecord, Reader
+from spooler.core.store.provenance import Provenance
 
 __all__ = [
     "ACTIVE",
@@ -59,7 +60,10 @@ def documents(
             for r in records
         ]
     view = reader.with_histories(reader.histories(r.job_id for r in records))
-    return [status_document(view, r, positions, estimates, now) for r in records]
+    provenances = Provenance.of_each(
+        reader, ((r.job_id, r.attempt) for r in records if r.state is JobState.DONE)
+    )
+    return [status_document(view, r, positions, estimates, now, provenances) for r in records]
 
 
 def by_seq(

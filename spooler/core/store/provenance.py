@@ -11,9 +11,10 @@ header and of the connection table, the routines' versions, when the shots were 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from spooler.core.store.reader import Reader
+from spooler.core.store.reader import Reader, chunks
 from spooler.core.store.transaction import Transaction
 
 __all__ = ["Provenance"]
@@ -39,10 +40,32 @@ class Provenance:
         row = view.execute(
             "SELECT document FROM provenance WHERE job_id = ? AND attempt = ?", (job_id, attempt)
         ).fetchone()
-        if row is None:
-            return None
-        try:
-            document = json.loads(row[0])
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+        return None if row is None else _document(row[0])
+
+    @staticmethod
+    def of_each(view: Reader, jobs: Iterable[tuple[str, int]]) -> dict[str, dict[str, Any]]:
+        """The provenance of each of *jobs* (job id, attempt: a page's), as :meth:`of` says
+        it, in one statement per page of job ids (the primary key); a job without one is
+        left out."""
+        attempts = dict(jobs)
+        found: dict[str, dict[str, Any]] = {}
+        for part in chunks(attempts):
+            rows = view.execute(
+                "SELECT job_id, attempt, document FROM provenance "
+                f"WHERE job_id IN ({', '.join('?' for _ in part)})",
+                tuple(part),
+            )
+            for job_id, attempt, text in rows:
+                document = _document(text) if attempts.get(job_id) == attempt else None
+                if document is not None:
+                    found[job_id] = document
+        return found
+
+
+def _document(text: str) -> dict[str, Any] | None:
+    """A stored document, if it is a JSON object."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None

@@ -25,7 +25,7 @@ _PLACES_CHUNK = 200  # jobs per statement of Reader.queue_places (5 parameters e
 _PAGE_CHUNK = 500  # jobs per statement of Reader.histories and Reader.entered_each
 
 
-def _chunks(job_ids: Iterable[str]) -> Iterator[list[str]]:
+def chunks(job_ids: Iterable[str]) -> Iterator[list[str]]:
     """*job_ids* in lists of at most :data:`_PAGE_CHUNK` (SQLite's parameters are limited)."""
     ids = list(dict.fromkeys(job_ids))
     for start in range(0, len(ids), _PAGE_CHUNK):
@@ -245,7 +245,7 @@ class Reader:
         it, in one statement per :data:`_PAGE_CHUNK` jobs (index transitions_by_job); a job
         without a transition (or not in the store) is left out."""
         found: dict[str, list[TransitionRecord]] = {}
-        for part in _chunks(job_ids):
+        for part in chunks(job_ids):
             rows = self._db.execute(  # (ORDER BY rowid would walk the whole table)
                 "SELECT rowid, job_id, attempt, from_state, to_state, at, note FROM transitions "
                 "INDEXED BY transitions_by_job "
@@ -270,7 +270,7 @@ class Reader:
         not entered it is left out."""
         attempts = dict(jobs)
         found: dict[str, float] = {}
-        for part in _chunks(attempts):
+        for part in chunks(attempts):
             rows = self._db.execute(
                 "SELECT job_id, attempt, MIN(at) FROM transitions INDEXED BY transitions_by_job "
                 f"WHERE job_id IN ({', '.join('?' for _ in part)}) AND to_state = ? "
