@@ -64,6 +64,11 @@ def render(report: PruneReport) -> str:
             if swept.errors:
                 what += f"; {len(swept.errors)} could not be removed"
         lines.append(f"{swept.kind:<{width}}  {what}")
+    if report.stale_temps_removed:
+        lines.append(
+            f"{'temporary':<{width}}  removed {report.stale_temps_removed} file(s) that killed "
+            "writers left in status/, results/ or quarantine/"
+        )
     store = report.store
     if report.dry_run:
         lines.append(f"{'store':<{width}}  untouched (dry run)")
@@ -84,6 +89,7 @@ def as_json(report: PruneReport) -> dict[str, Any]:
         "at": iso_time(report.at),
         "dry_run": report.dry_run,
         "kinds": {swept.kind: _swept_json(swept) for swept in report.kinds},
+        "stale_temps_removed": report.stale_temps_removed,
         "store": None
         if store is None
         else {

@@ -51,7 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spooler.core.errors import LabspoolError, SpoolerBusy
-from spooler.core.fsutil import exclusive_lock, fsync_dir, is_ignored_name, read_regular_file
+from spooler.core.fsutil import (
+    clear_stale_temps,
+    exclusive_lock,
+    fsync_dir,
+    is_ignored_name,
+    read_regular_file,
+)
 from spooler.core.items import REASON_SUFFIX
 from spooler.core.settings import Settings
 from spooler.core.states import FINISHED, JobState
@@ -108,6 +114,9 @@ class PruneReport:
     dry_run: bool
     kinds: list[Swept] = field(default_factory=list)
     store: StoreUpkeep | None = None  # None: a dry run, or no store yet
+    # hidden temporary files of killed writers (the CLI, the gateway, reprocess) removed from
+    # the folders a daemon's start looks at only after an unclean stop
+    stale_temps_removed: int = 0
 
     @property
     def errors(self) -> list[str]:
@@ -154,6 +163,7 @@ class Pruner:
                         sweep(swept, swept.before)
                     report.kinds.append(swept)
                 if not self.dry_run:
+                    report.stale_temps_removed = self._clear_stale_temps()
                     report.store = self._upkeep(vacuum)
             finally:
                 self._store.close()
@@ -162,6 +172,17 @@ class Pruner:
             for fd in locks:
                 os.close(fd)
         return report
+
+    def _clear_stale_temps(self) -> int:
+        """Temporary files that killed processes left in ``status/``, ``results/`` and
+        ``quarantine/`` (whatever their age: a file whose writer is gone is never finished);
+        a daemon's start clears them only after its own unclean stop
+        (:meth:`spooler.core.watching.WatchingDaemon._clear_stale_temps`)."""
+        folders = self.folders
+        return sum(
+            clear_stale_temps(folder)
+            for folder in (folders.status, folders.results, folders.quarantine)
+        )
 
     def _kinds(self) -> list[tuple[str, float | None, str, Callable[[Swept, float], None]]]:
         r = self.settings.retention

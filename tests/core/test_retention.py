@@ -305,3 +305,35 @@ def test_an_item_that_cannot_be_removed_keeps_its_reason_file_and_is_said(
     assert (folder / "old_done__experiment_0__00003.json.reason.json").exists(), "kept: last"
     assert not (folder / "old_done__experiment_0__00003.json").exists()
     assert not (settings.folders.status / "old_done.json").exists(), "the other kinds go on"
+
+
+def test_temporary_files_of_killed_writers_go_and_a_living_ones_stays(tree: Settings) -> None:
+    """A CLI, gateway or reprocess killed mid-write leaves a hidden temporary file where a
+    daemon's start looks only after its own unclean stop: prune removes those whose process
+    is gone (a dry run none)."""
+    import subprocess
+    import sys
+
+    build(tree)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(gone.stdout)
+    folders = tree.folders
+    stale = [
+        folders.status / f".j1.json.{dead}.7.tmp",
+        folders.results / f".j1.json.{dead}.7.tmp",
+        folders.quarantine / f".item.json.{dead}.tmp",
+    ]
+    living = folders.status / f".j2.json.{os.getpid()}.7.tmp"
+    for path in [*stale, living]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{")
+    assert Pruner(tree, now=NOW, dry_run=True).run().stale_temps_removed == 0
+    assert all(p.exists() for p in stale)
+    report = Pruner(tree, now=NOW).run()
+    assert report.stale_temps_removed == 3 and not any(p.exists() for p in stale)
+    assert living.exists(), "its writer is alive: it may still be writing"
