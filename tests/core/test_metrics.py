@@ -330,3 +330,47 @@ def test_the_shots_are_counted_by_the_store_not_at_each_scrape(tree: Settings) -
                 assert "shots_by_state" not in detail and detail != "SCAN shots", detail
     finally:
         store.close()
+
+
+def test_the_jobs_are_counted_by_the_store_not_at_each_scrape(tree: Settings) -> None:
+    """The jobs per state follow every new job and every transition, an older store's jobs
+    are counted once when it is opened, and a scrape reads the counts, not the jobs."""
+    import sqlite3
+
+    from spooler.core.jobs import Jobs
+
+    jobs = Jobs(tree.folders)
+    try:
+        with jobs.change() as tx:
+            for n in range(4):
+                tx.add_job(job_id=f"j{n}", backend="singlequdit", source_name=f"j{n}.json",
+                           claim_name=f"j{n}")  # fmt: skip
+            for n in range(3):
+                tx.transition(f"j{n}", JobState.QUEUED)
+            tx.transition("j0", JobState.CANCELLED)
+        counts = jobs.read.count_by_state()
+        assert counts[JobState.INITIALIZING] == 1 and counts[JobState.QUEUED] == 2
+        assert counts[JobState.CANCELLED] == 1 and counts[JobState.DONE] == 0
+        assert set(counts) == set(JobState)
+        seen: list[str] = []
+        jobs.store._db.set_trace_callback(seen.append)
+        jobs.read.count_by_state()
+        jobs.store._db.set_trace_callback(None)
+        for sql in seen:
+            for row in jobs.read.execute(f"EXPLAIN QUERY PLAN {sql}"):
+                assert "jobs" not in str(row[3]).replace("job_counts", ""), row[3]
+    finally:
+        jobs.close()
+    old = sqlite3.connect(tree.folders.database)  # a store from before the counts
+    old.executescript(
+        "DROP TRIGGER jobs_counted_in; DROP TRIGGER jobs_counted_out; "
+        "DROP TRIGGER jobs_counted_moved; DROP TABLE job_counts; "
+        "UPDATE jobs SET state = 'DONE' WHERE job_id = 'j1';"
+    )
+    old.close()
+    jobs = Jobs(tree.folders)
+    try:
+        counts = jobs.read.count_by_state()
+        assert (counts[JobState.QUEUED], counts[JobState.DONE]) == (1, 1)
+    finally:
+        jobs.close()
