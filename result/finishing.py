@@ -198,7 +198,6 @@ class JobFinisher:
                 archived=archived,
                 frames=frames,
                 multishot=self.multishot,
-                now=self.wall_clock(),
             )
         except Exception as exc:  # labspool's fault: the job's data is still written
             for_job(log, job.job_id).exception("the job's provenance could not be made")

@@ -14,8 +14,7 @@ it once the job is ``DONE``::
       "routines": "result.routines.singlequdit:count_atoms@1a2b3c4d5e6f",
       "multishot_routines": "result.routines.picture:draw_job@77e0c1d2a3b4",
       "shots": {"count": 9, "first": "2026-03-14T15:09:26.120+00:00",
-                "last": "2026-03-14T15:09:28.034+00:00", "clock": "run time"},
-      "written_at": "2026-03-14T15:09:30.002+00:00"
+                "last": "2026-03-14T15:09:28.034+00:00", "clock": "run time"}
     }
 
 - ``labspool_version``: of the labspool that wrote the result (the installed distribution's);
@@ -43,7 +42,9 @@ it once the job is ``DONE``::
   ``run time`` of each shot (lyse reads it in the machine's local zone; written here in UTC),
   ``clock`` ``"run time"``; when a shot has none, the times the result daemon received the
   shots are taken instead, ``clock`` ``"received"``.
-- ``written_at``: when this provenance was made (a reprocess makes it again).
+
+Nothing in it depends on when it was written (the store keeps that beside it): outputs
+written again from the same shots with the same routines are the same bytes.
 
 Should making it fail for a fault of labspool's, the job is still done with its data, and
 the provenance is ``{"error": "<what failed>"}`` (logged with the traceback).
@@ -199,7 +200,6 @@ def job_provenance(
     archived: list[ShotRow],
     frames: Mapping[str, Any],
     multishot: Iterable[Routine],
-    now: float,
 ) -> dict[str, Any]:
     """The job's provenance (see the module's text) from its archived shots' ledger rows, the
     experiments' DataFrames and the multi-shot routines; never raises for a shot file."""
@@ -239,5 +239,4 @@ def job_provenance(
             "last": iso_time(max(times)) if times else None,
             "clock": clock,
         },
-        "written_at": iso_time(now),
     }

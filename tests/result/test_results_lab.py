@@ -245,7 +245,15 @@ def test_reprocess_runs_the_analysis_again_on_the_archived_shots_while_the_daemo
     assert "again: CSVs and result rewritten" in again.stdout
     assert "reprocessing: 3/3 shots (100%)" in again.stderr
     assert cli_result("--config", str(lab.config), "reprocess", "nosuchjob").returncode == 2
-    assert json.loads((lab.settings.folders.results / "again.json").read_text()) == before
+    after = json.loads((lab.settings.folders.results / "again.json").read_text())
+    provenance = after["header"].pop("provenance")
+    earlier = before["header"].pop("provenance")
+    assert after == before, "the same shots counted the same: the result is unchanged"
+    assert provenance["routines"] == again.stdout.split(" with ", 1)[1].split()[0]
+    assert provenance["routines"] != earlier["routines"], "the provenance names the new routines"
+    assert {k: v for k, v in provenance.items() if k != "routines"} == {
+        k: v for k, v in earlier.items() if k != "routines"
+    }
     assert b"parity" not in csv_before and b"parity" in csv.read_bytes(), "its new column"
     status = lab.status("again")
     assert status["status"] == "DONE" and "Reprocessed 3 archived shot(s) with" in status["detail"]
