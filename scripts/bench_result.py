@@ -135,6 +135,21 @@ def with_executor(settings: Settings, executor: ExecutorSettings) -> Settings:
     return replace(settings, result=replace(settings.result, executor=executor))
 
 
+def plain_copy_s(files: list[Path], store: Path) -> float:
+    """Seconds to copy *files* to *store*: the median of three (a copy's speed swings with
+    the page cache's state)."""
+    copies = []
+    for n in range(3):
+        plain = store / f"plain-copy-{n}"
+        plain.mkdir(parents=True)
+        start = time.perf_counter()
+        for path in files:
+            shutil.copyfile(path, plain / path.name)
+        copies.append(time.perf_counter() - start)
+        shutil.rmtree(plain)
+    return sorted(copies)[1]
+
+
 def throughput(
     root: Path, shots: int, shot_mb: float, executor: ExecutorSettings
 ) -> dict[str, Any]:
@@ -147,16 +162,7 @@ def throughput(
     running_job(settings, "bench", shots)
     files = make_shots(settings, "bench", shots, shot_mb)
     size_mb = sum(p.stat().st_size for p in files) / shots / 2**20
-    copies = []  # the median of three: a copy's speed swings with the page cache's state
-    for n in range(3):
-        plain = settings.folders.sds / f"plain-copy-{n}"
-        plain.mkdir(parents=True)
-        start = time.perf_counter()
-        for path in files:
-            shutil.copyfile(path, plain / path.name)
-        copies.append(time.perf_counter() - start)
-        shutil.rmtree(plain)
-    copy_s = sorted(copies)[1]
+    copy_s = plain_copy_s(files, settings.folders.sds)
     daemon = ResultDaemon(settings)
     try:
         assert daemon.executor.wait_ready(120), "the workers did not start"
@@ -195,13 +201,7 @@ def stages(root: Path, shots: int, shot_mb: float) -> dict[str, Any]:
     settings = with_executor(settings, ExecutorSettings(kind="inline"))
     running_job(settings, "stages", shots)
     files = make_shots(settings, "stages", shots, shot_mb)
-    plain = settings.folders.sds / "plain-copy"
-    plain.mkdir(parents=True)
-    start = time.perf_counter()
-    for path in files:
-        shutil.copyfile(path, plain / path.name)
-    copy_s = time.perf_counter() - start
-    shutil.rmtree(plain)
+    copy_s = plain_copy_s(files, settings.folders.sds)
     placing, executors = sys.modules["result.placing"], sys.modules["result.executors"]
     load_routines = task.__dict__["load_routines"]
     with StageTimer() as timer:
