@@ -27,17 +27,13 @@ value (``""``, nothing measured) counts in no mean; a job where nothing was meas
 picture that says so. The axes say the quantity the backend measures (atoms on the spin
 machines, occupation on the fermions).
 
-**A scan** (:func:`scan_axis`): when the experiments have the same instructions (the same
-gates on the same wires, in the same order) and exactly one parameter of one instruction
-differs between them, taking a different value in each experiment, that parameter is the x
-axis: named by its gate and wires (``rlx angle θ on wire 0 (rad)`` for a Rabi scan,
-``fint angle θ on wires 0–7 (rad)`` for a Hubbard scan) in its unit (every gate angle of
-every machine is in radians; ``load``'s atom number has none), each experiment at its value
-(ticks in fractions of π where the angles are such). Otherwise (one experiment, several
-parameters or none differing, a value repeated, different gates, an unknown gate, the job
-file gone or odd) the x axis is the experiment index, as without a scan. The instructions
-are the job file's (``MultishotInput.experiments``), read again: each value is checked, and
-nothing in them can fail the picture.
+**A scan** (:mod:`result.routines.scan`): when the experiments have the same instructions
+(the same gates on the same wires, in the same order) and exactly one parameter of one
+instruction takes a different value in each experiment, that parameter is the x axis, named
+by its gate and wires in its unit (``rlx angle θ on wire 0 (rad)`` for a Rabi scan), each
+experiment at its value (ticks in fractions of π where the angles are such). Otherwise the x
+axis is the experiment index. The instructions are the job file's
+(``MultishotInput.experiments``), read again: nothing in them can fail the picture.
 """
 
 from __future__ import annotations
@@ -46,13 +42,12 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from spooler.core.backends import BACKENDS
+from result.routines.scan import Scan, scan_axis
 from spooler.core.errors import describe_exception
 from spooler.core.logs import for_job
 from spooler.core.names import picture_name
@@ -90,9 +85,7 @@ _QUANTITIES = {
 }
 _UNKNOWN = ("mean value", "value")
 # what a gate's parameter is (spooler.core.backends names them): its words and unit
-_PARAMETERS = {"theta": ("angle θ", "rad"), "atoms": ("atom number", "")}
 INDEX_LABEL = "experiment index (experiment_k)"
-INSTRUCTIONS_MAX = 10_000  # in the whole job, read for a scan (the machines allow 3000)
 _INDEX = re.compile(r"experiment_([0-9]+)")
 _MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
 
@@ -369,96 +362,9 @@ def pi_fraction(x: float) -> str | None:
     return top if share.denominator == 1 else f"{top}/{share.denominator}"
 
 
-@dataclass(frozen=True)
-class Scan:
-    """The x axis of a scan: its label, its unit, each experiment's value."""
-
-    label: str
-    unit: str
-    values: dict[str, float]  # experiment name -> the scanned parameter's value
-
-
 def _scan_or_none(job: MultishotInput) -> Scan | None:
     try:
         return scan_axis(job.backend, job.experiments, list(job.frames))
     except Exception as exc:  # a fault of this code, not the job's: the index axis, said
         for_job(log, job.job_id).warning("the picture's scan axis: %s", describe_exception(exc))
         return None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _instructions(experiment: object) -> list[tuple[str, tuple[int, ...], list[float]]] | None:
-    """An experiment's instructions as (gate, wires, parameters), None if any is odd."""
-    if not isinstance(experiment, Mapping):
-        return None
-    raw = experiment.get("instructions")
-    if not isinstance(raw, list):
-        return None
-    out = []
-    for item in raw:
-        if not isinstance(item, list) or len(item) != 3:
-            return None
-        name, wires, params = item
-        if not isinstance(name, str) or not isinstance(wires, list) or not isinstance(params, list):
-            return None
-        if not all(isinstance(w, int) and not isinstance(w, bool) for w in wires):
-            return None
-        numbers = [_number(p) for p in params]
-        if any(n is None for n in numbers):
-            return None
-        out.append((name, tuple(wires), [n for n in numbers if n is not None]))
-    return out
-
-
-def scan_axis(backend: str, experiments: Mapping[str, Any], names: list[str]) -> Scan | None:
-    """The scan of the experiments *names* (see the module's text), or None: the index."""
-    machine = BACKENDS.get(backend)
-    if machine is None or len(names) < 2 or not isinstance(experiments, Mapping):
-        return None
-    sequences = [_instructions(experiments.get(name)) for name in names]
-    if any(s is None for s in sequences):
-        return None
-    checked = [s for s in sequences if s is not None]
-    if sum(len(s) for s in checked) > INSTRUCTIONS_MAX:
-        return None
-    shape = [(gate, wires, len(params)) for gate, wires, params in checked[0]]
-    if any([(g, w, len(p)) for g, w, p in s] != shape for s in checked[1:]):
-        return None
-    varying = [
-        (i, j)
-        for i, (_, _, count) in enumerate(shape)
-        for j in range(count)
-        if len({s[i][2][j] for s in checked}) > 1
-    ]
-    if len(varying) != 1:
-        return None
-    (i, j) = varying[0]
-    gate_name, wires, _ = shape[i]
-    values = [s[i][2][j] for s in checked]
-    gate = machine.gates.get(gate_name)
-    if len(set(values)) != len(values) or gate is None or j >= len(gate.params):
-        return None
-    words, unit = _PARAMETERS.get(gate.params[j].name, (gate.params[j].name, ""))
-    same = [k for k, (g, w, _) in enumerate(shape) if (g, w) == (gate_name, wires)]
-    nth = "" if len(same) == 1 else f"the {_ordinal(same.index(i) + 1)} "
-    label = f"{nth}{gate_name} {words} on {_wires(wires)}" + (f" ({unit})" if unit else "")
-    return Scan(label, unit, dict(zip(names, values, strict=True)))
-
-
-def _wires(wires: tuple[int, ...]) -> str:
-    if len(wires) == 1:
-        return f"wire {wires[0]}"
-    if len(wires) > 2 and list(wires) == list(range(wires[0], wires[0] + len(wires))):
-        return f"wires {wires[0]}–{wires[-1]}"
-    return "wires " + ", ".join(str(w) for w in wires)
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
