@@ -160,16 +160,9 @@ def write_table(
         read = view.reader
         running = read.running() if selection.chosen([JobState.RUNNING]) else []
         queued = queue(read) if selection.chosen([JobState.QUEUED]) else iter(())
-        states = selection.chosen(_OTHERS)
-        if selection.last is None:
-            others: Iterable[JobRecord] = by_seq(read, states)
-        else:
-            others = last_of(read, states, selection.last)
-        if progress is not None:
-            counts = read.count_by_state()
-            ended = sum(counts[s] for s in states)
-            ended = ended if selection.last is None else min(ended, selection.last)
-            progress.start(ended + sum(counts[s] for s in selection.chosen([JobState.QUEUED])))
+        others = _records(
+            read, selection, _OTHERS, progress, also=selection.chosen([JobState.QUEUED])
+        )
         shown = documents(read, view.now, running, history=False)
         rest = pages(
             read,
@@ -183,6 +176,28 @@ def write_table(
             out.write(line + "\n")
         if progress is not None:
             progress.finish()
+
+
+def _records(
+    read: Reader,
+    selection: Selection,
+    states: Iterable[JobState],
+    progress: Progress | None,
+    *,
+    also: Iterable[JobState] = (),
+) -> Iterable[JobRecord]:
+    """The jobs of the chosen *states* in the order they came (all, or the selection's last
+    N), read as they are asked for; *progress* started on their number, and on the jobs of
+    *also* listed with them."""
+    chosen = selection.chosen(states)
+    if progress is not None:
+        counts = read.count_by_state()
+        total = sum(counts[s] for s in chosen)
+        total = total if selection.last is None else min(total, selection.last)
+        progress.start(total + sum(counts[s] for s in also))
+    if selection.last is None:
+        return by_seq(read, chosen)
+    return last_of(read, chosen, selection.last)
 
 
 def write_json(
@@ -203,15 +218,7 @@ def write_json(
         written = 0
         if view.reader is not None:
             read = view.reader
-            states = selection.chosen(JobState)
-            if selection.last is None:
-                records: Iterable[JobRecord] = by_seq(read, states)
-            else:
-                records = last_of(read, states, selection.last)
-            if progress is not None:
-                counts = read.count_by_state()
-                total = sum(counts[s] for s in states)
-                progress.start(total if selection.last is None else min(total, selection.last))
+            records = _records(read, selection, JobState, progress)
             done = None if progress is None else progress.update
             for page in pages(read, view.now, records, done=done):
                 for document in page:
