@@ -96,8 +96,9 @@ def reprocess(settings: Settings, chosen: ExecutorSettings, routines: tuple[str,
 
     stamps: list[float] = []
 
-    def progress(state: Progress) -> None:
-        stamps.append(time.perf_counter())
+    def progress(state: Progress) -> None:  # (also called when a job is done, and at the end)
+        if state.done > len(stamps):
+            stamps.append(time.perf_counter())
 
     reprocessor = Reprocessor(with_executor(settings, chosen), routines=routines, force=True)
     try:
