@@ -47,7 +47,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from spooler.core.errors import LabspoolError, SpoolerBusy
@@ -59,6 +58,7 @@ from spooler.core.fsutil import (
     read_regular_file,
 )
 from spooler.core.items import REASON_SUFFIX
+from spooler.core.prunereport import PruneReport, StoreUpkeep, Swept
 from spooler.core.settings import Settings
 from spooler.core.states import FINISHED, JobState
 from spooler.core.statusfile import StatusFiles
@@ -82,45 +82,6 @@ _GONE = -1  # Pruner._unlink: the file was gone already
 _FREE_NAME = re.compile(r"(.+)\.[1-9][0-9]*")  # fsutil.free_name's "<name>.<n>"
 _ADDRESS_BATCH = 5000  # address files looked up in the ledger at a time
 _STATUS_BATCH = 200  # status files removed per hold of the status folder's lock
-
-
-@dataclass
-class Swept:
-    """One kind of file: what its setting said and what was removed (or would be)."""
-
-    kind: str  # the setting's name without "_days"
-    days: float | None  # None: kept for ever
-    unit: str  # what `removed` counts: file, folder, item
-    before: float | None = None  # jobs ended at or before this Unix time
-    removed: int = 0
-    bytes: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class StoreUpkeep:
-    """What the job store's upkeep did, and the sizes of its files."""
-
-    vacuumed: bool
-    log_truncated: bool  # False: a reader kept the checkpoint from finishing (harmless)
-    log_bytes_before: int  # the write-ahead log's
-    bytes_before: int  # the database's and its write-ahead log's
-    bytes_after: int
-
-
-@dataclass
-class PruneReport:
-    at: float
-    dry_run: bool
-    kinds: list[Swept] = field(default_factory=list)
-    store: StoreUpkeep | None = None  # None: a dry run, or no store yet
-    # hidden temporary files of killed writers (the CLI, the gateway, reprocess) removed from
-    # the folders a daemon's start looks at only after an unclean stop
-    stale_temps_removed: int = 0
-
-    @property
-    def errors(self) -> list[str]:
-        return [error for swept in self.kinds for error in swept.errors]
 
 
 class Pruner:
