@@ -19,7 +19,9 @@ Its modules, by what they are about:
 - configuration: ``settings`` (the one settings object, from YAML checked by
   ``schemas/config.schema.json``), ``resources`` (the shipped data), ``labprofile`` (the
   labscript suite's profile), ``scaffold`` (a new tree: ``labspool init``);
-- what people read: ``estimates``, ``statusview``, ``metrics``;
+- what people read: ``estimates``, ``statusview`` and ``statuspages`` (``labspool status``,
+  a page of jobs at a time), ``metrics``;
+- housekeeping: ``retention`` (``labspool prune``) and ``prunereport``;
 - running as a service: ``watching`` (the daemons' common loop), ``serve``, ``notify``
   (systemd's notify socket), ``logs``, ``headless``.
 """
