@@ -20,6 +20,7 @@ from spooler.core.fsutil import write_atomic
 __all__ = [
     "LabProcesses",
     "descendants",
+    "end_session",
     "kill_process",
     "process_alive",
     "processes_mentioning",
@@ -69,6 +70,22 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def end_session(leader: int) -> list[int]:
+    """Stop what is left of the session *leader* started (every program of a lab runs in a
+    session of its own): its processes outlive it, orphaned, when it exits (BLACS's device
+    workers); returns their pids."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            except (OSError, IndexError, ValueError):
+                continue
+            if session == leader:
+                members.append(int(entry.name))
+    return terminate(members)
 
 
 def processes_mentioning(text: str) -> list[int]:

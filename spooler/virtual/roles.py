@@ -25,9 +25,26 @@ from spooler.virtual.processes import (
     terminate,
 )
 
-__all__ = ["START_TIMEOUT_S", "spawn", "start_program", "start_role", "stop_role", "wait_until_up"]
+__all__ = [
+    "START_TIMEOUT_S",
+    "ExitedWhileStarting",
+    "spawn",
+    "start_program",
+    "start_role",
+    "stop_role",
+    "wait_until_up",
+]
 
 START_TIMEOUT_S = 180.0
+
+
+class ExitedWhileStarting(LabspoolError):
+    """One of the lab's programs exited before it was up (its log's end in the message)."""
+
+    def __init__(self, role: str, process: subprocess.Popen[bytes], log: str) -> None:
+        super().__init__(f"{role} exited with code {process.returncode} while starting:\n{log}")
+        self.role = role
+        self.pid = process.pid
 
 
 def spawn(layout: LabLayout, role: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -112,9 +129,7 @@ def wait_until_up(
         for role, process in started.items():
             if process.poll() is not None:
                 log = (layout.logs / f"{role}.log").read_text(errors="replace")[-3000:]
-                raise LabspoolError(
-                    f"{role} exited with code {process.returncode} while starting:\n{log}"
-                )
+                raise ExitedWhileStarting(role, process, log)
         if not runmanager_up:
             # Up means: answering, and its globals files opened (it answers earlier).
             with contextlib.suppress(Exception):  # no answer within 1 s: ask again
