@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from spooler.core.fsutil import write_atomic
@@ -51,15 +52,21 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
+def _stats() -> Iterator[tuple[int, list[str]]]:
+    """Each process's id and the fields of its ``/proc/<pid>/stat`` after its name (state,
+    parent, process group, session, ...); one that ends meanwhile is left out."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
+                yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
                 continue
-            tree.setdefault(ppid, []).append(int(entry.name))
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for pid, fields in _stats():
+        tree.setdefault(int(fields[1]), []).append(pid)
     return tree
 
 
@@ -76,16 +83,7 @@ def end_session(leader: int) -> list[int]:
     """Stop what is left of the session *leader* started (every program of a lab runs in a
     session of its own): its processes outlive it, orphaned, when it exits (BLACS's device
     workers); returns their pids."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
-            except (OSError, IndexError, ValueError):
-                continue
-            if session == leader:
-                members.append(int(entry.name))
-    return terminate(members)
+    return terminate([pid for pid, fields in _stats() if int(fields[3]) == leader])
 
 
 def processes_mentioning(text: str) -> list[int]:
