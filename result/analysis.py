@@ -8,8 +8,10 @@ only when analysis runs: it needs a labscript profile (the daemon activates the 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from result.archive import StoreUnavailable, is_transient
 from spooler.core.errors import ConfigError, LabspoolError
 from spooler.core.headless import headless
 
-__all__ = ["AnalysisError", "Routine", "analyse", "load_routines"]
+__all__ = ["AnalysisError", "Routine", "analyse", "load_routines", "version_of"]
 
 
 class AnalysisError(LabspoolError):
@@ -44,6 +46,21 @@ def load_routines(specs: tuple[str, ...], *, setting: str = "result.routines") -
             raise ConfigError(f"{setting}: cannot load {spec}: {exc}") from exc
         routines.append(Routine(function_name, spec, function))
     return routines
+
+
+def version_of(routines: Iterable[Routine]) -> str:
+    """The version of *routines* as loaded in this process: each spec with the SHA-256 of its
+    module's source (12 hex digits; ``unknown`` when it cannot be read), joined by ``;``."""
+    parts = []
+    for routine in routines:
+        module = sys.modules.get(getattr(routine.function, "__module__", "") or "")
+        source = getattr(module, "__file__", None)
+        try:
+            digest = hashlib.sha256(Path(str(source)).read_bytes()).hexdigest()[:12]
+        except OSError:
+            digest = "unknown"
+        parts.append(f"{routine.spec}@{digest}")
+    return ";".join(parts)
 
 
 def analyse(shot: Path, routines: list[Routine]) -> dict[str, dict[str, Any]]:

@@ -35,7 +35,7 @@ it once the job is ``DONE``::
   agree, the list of the different values (in shot order) when they do not, null when no
   shot could be read (each failure logged with the job id).
 - ``routines``: the single-shot routines' version as the ledger records it for each archived
-  shot (:func:`result.task.routines_version`: each routine with the SHA-256 of its module's
+  shot (:func:`result.analysis.version_of`: each routine with the SHA-256 of its module's
   source, 12 hex digits): one string, or the list of those that differ; ``multishot_routines``
   the multi-shot routines that ran now, in the same form ("" when none is configured).
 - ``shots``: how many were archived and when the first and the last was made: BLACS's
@@ -56,12 +56,11 @@ import hashlib
 import importlib.metadata
 import logging
 import math
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from result.analysis import Routine
+from result.analysis import Routine, version_of
 from spooler.core.backends import Backend
 from spooler.core.errors import describe_exception
 from spooler.core.logs import for_job
@@ -74,7 +73,6 @@ __all__ = [
     "header_sha256",
     "job_provenance",
     "labspool_version",
-    "modules_version",
     "shot_marks",
 ]
 
@@ -135,21 +133,6 @@ def shot_marks(path: Path) -> tuple[str | None, str | None]:
         table = shot.get("connection table")
         connection = connection_table_sha256(table) if isinstance(table, h5py.Dataset) else None
     return header, connection
-
-
-def modules_version(routines: Iterable[Routine]) -> str:
-    """Each routine's spec with the SHA-256 (12 hex digits) of its module's source, joined by
-    ``;``: the form of :func:`result.task.routines_version`."""
-    parts = []
-    for routine in routines:
-        module = sys.modules.get(getattr(routine.function, "__module__", "") or "")
-        try:
-            source = Path(str(getattr(module, "__file__", None))).read_bytes()
-            digest = hashlib.sha256(source).hexdigest()[:12]
-        except OSError:
-            digest = "unknown"
-        parts.append(f"{routine.spec}@{digest}")
-    return ";".join(parts)
 
 
 def _one_or_all(values: Iterable[str | None]) -> str | list[str] | None:
@@ -232,7 +215,7 @@ def job_provenance(
         "apparatus_header_sha256": _one_or_all(headers),
         "connection_table_sha256": _one_or_all(tables),
         "routines": _one_or_all(r.routines for r in archived),
-        "multishot_routines": modules_version(multishot),
+        "multishot_routines": version_of(multishot),
         "shots": {
             "count": len(archived),
             "first": iso_time(min(times)) if times else None,

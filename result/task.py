@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shutil
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from result.addresses import Address, BadAddress, DamagedShot, check_shot
-from result.analysis import AnalysisError, Routine, analyse, load_routines
+from result.analysis import AnalysisError, Routine, analyse, load_routines, version_of
 from result.archive import StoreUnavailable, checksum, flush_file, is_transient
 from spooler.core.settings import GlobalNames
 
@@ -159,16 +157,7 @@ def routines_version(specs: tuple[str, ...]) -> str:
     module's source (12 hex digits), joined by ``;``. The ledger keeps it per shot, so that
     reprocessing knows which shots still carry another version."""
     if specs not in _versions:
-        parts = []
-        for routine in _loaded(specs):
-            module = sys.modules.get(getattr(routine.function, "__module__", "") or "")
-            source = getattr(module, "__file__", None)
-            try:
-                digest = hashlib.sha256(Path(str(source)).read_bytes()).hexdigest()[:12]
-            except OSError:
-                digest = "unknown"
-            parts.append(f"{routine.spec}@{digest}")
-        _versions[specs] = ";".join(parts)
+        _versions[specs] = version_of(_loaded(specs))
     return _versions[specs]
 
 
