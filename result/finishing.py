@@ -216,7 +216,7 @@ class JobFinisher:
         """The experiments of the accepted job file (name to its object: ``instructions``,
         ``shots``, ...), for the multi-shot routines; {} when it is gone (pruned) or cannot
         be read (logged: the routines then work without it)."""
-        path = self.settings.folders.jobs / job_id / "job.json"
+        path = self.settings.folders.accepted_job(job_id)
         try:
             data = read_regular_file(path, self.settings.limits.job_file_max_bytes)
             document = loads_strict(data, max_depth=self.settings.limits.json_depth_max)

@@ -82,6 +82,12 @@ class Folders:
             return parts[0], int(parts[1][8:])
         return (parts[0], 1) if len(parts) >= 2 else None
 
+    def accepted_job(self, job_id: str) -> Path:
+        """The job file as it was accepted (``jobs/<job_id>/job.json``, beside its rendered
+        experiments): what the dispatcher engages, a requeue runs again, and the multi-shot
+        routines read the instructions from."""
+        return self.jobs / job_id / "job.json"
+
     def stored_job(self, job_id: str) -> Path:
         """The job's folder on the store (SDS): a folder of shots per experiment, the CSVs,
         the multi-shot routines' files (the picture: :meth:`picture`)."""

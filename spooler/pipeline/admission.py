@@ -251,7 +251,7 @@ class Admission:
         source = self._locate(record)
         if source is None:
             return Verdict(record, error="the job file was lost before it could be checked")
-        accepted_path = self.folders.jobs / record.job_id / "job.json"
+        accepted_path = self.folders.accepted_job(record.job_id)
         if reason is None and source != accepted_path and accepted_path.exists():
             reason = (
                 f"job id: the folder {accepted_path.parent} exists already (left from an earlier "
@@ -280,7 +280,7 @@ class Admission:
 
     def _locate(self, record: JobRecord) -> Path | None:
         places = [
-            self.folders.jobs / record.job_id / "job.json",
+            self.folders.accepted_job(record.job_id),
             self.folders.rejected / f"{record.job_id}.json",
         ]
         if record.claim_name is not None:
@@ -293,11 +293,12 @@ class Admission:
     def _file_accepted(
         self, record: JobRecord, source: Path, sources: dict[str, str], batch: Batch
     ) -> None:
-        folder = self.folders.jobs / record.job_id
+        accepted = self.folders.accepted_job(record.job_id)
+        folder = accepted.parent
         folder.mkdir(exist_ok=True)
         for name, text in sources.items():
             batch.write(folder / f"{name}.py", text.encode())
-        self._file(source, folder / "job.json", batch)
+        self._file(source, accepted, batch)
 
     @staticmethod
     def _file(source: Path, target: Path, batch: Batch) -> None:

@@ -108,7 +108,7 @@ class QueueControl:
 
     def requeue(self, job_id: str, *, front: bool = False) -> JobRecord:
         """Run an ERROR or CANCELLED job again from the start, as a new attempt (at the back)."""
-        job_file = self.jobs.folders.jobs / job_id / "job.json"
+        job_file = self.jobs.folders.accepted_job(job_id)
         with self.jobs.change() as tx:
             record = tx.require(job_id)
             if record.state not in (JobState.ERROR, JobState.CANCELLED):

@@ -303,7 +303,7 @@ class Dispatcher:
         return made
 
     def _load(self, record: JobRecord) -> Job:
-        path = self.settings.folders.jobs / record.job_id / "job.json"
+        path = self.settings.folders.accepted_job(record.job_id)
         return self.validator.validate_bytes(path.read_bytes())
 
     def _engage_experiment(self, record: JobRecord, experiment: Experiment) -> None:
