@@ -15,10 +15,14 @@ from spooler.core.store.transaction import Transaction
 __all__ = ["Reprocessing"]
 
 
-# a job with a shot archived (at or after a time): one look-up in shots_by_job_archived_at
-_ARCHIVED = (
-    "EXISTS (SELECT 1 FROM shots WHERE shots.job_id = jobs.job_id AND shots.state = 'archived'"
-)
+def _archived(since: float | None) -> tuple[str, tuple[float, ...]]:
+    """The condition on ``jobs`` of a job with a shot archived (at or after *since*, a Unix
+    time, if given), and its parameters: one look-up in ``shots_by_job_archived_at``."""
+    where = "EXISTS (SELECT 1 FROM shots WHERE shots.job_id = jobs.job_id "
+    where += "AND shots.state = 'archived'"
+    if since is None:
+        return where + ")", ()
+    return where + " AND shots.archived_at >= ?)", (since,)
 
 
 class Reprocessing:
@@ -32,24 +36,17 @@ class Reprocessing:
         with an archived shot (archived at or after *since*, a Unix time, if given), in the
         order they came: each (its number, its id). The number of the last is where the next
         window starts."""
-        args: tuple[float, ...]
-        if since is None:
-            where, args = _ARCHIVED + ")", (seq, limit)
-        else:
-            where, args = _ARCHIVED + " AND shots.archived_at >= ?)", (seq, since, limit)
+        where, args = _archived(since)
         rows = view.execute(
-            f"SELECT seq, job_id FROM jobs WHERE seq > ? AND {where} ORDER BY seq LIMIT ?", args
+            f"SELECT seq, job_id FROM jobs WHERE seq > ? AND {where} ORDER BY seq LIMIT ?",
+            (seq, *args, limit),
         )
         return [(int(seq), str(job_id)) for seq, job_id in rows]
 
     @staticmethod
     def jobs_count(view: Reader, since: float | None = None) -> int:
         """How many jobs :meth:`jobs_after` gives in all: one look-up per job of the store."""
-        args: tuple[float, ...]
-        if since is None:
-            where, args = _ARCHIVED + ")", ()
-        else:
-            where, args = _ARCHIVED + " AND shots.archived_at >= ?)", (since,)
+        where, args = _archived(since)
         (count,) = view.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", args).fetchone()
         return int(count)
 
