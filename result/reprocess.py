@@ -55,6 +55,7 @@ from spooler.core.fsutil import exclusive_lock
 from spooler.core.jobs import Jobs
 from spooler.core.labprofile import activate_if_set
 from spooler.core.logs import for_job
+from spooler.core.progressline import ProgressLine
 from spooler.core.settings import Settings
 from spooler.core.states import FINISHED, JobState
 from spooler.core.store.reprocessing import Reprocessing
@@ -401,17 +402,13 @@ def _shot(row: ShotRow) -> str:
 
 def progress_printer(stream: TextIO) -> Callable[[Progress], None]:
     """A progress bar on a terminal (one line, redrawn), else a line every 5 s."""
-    tty = stream.isatty()
+    line = ProgressLine(stream)
     last = [0.0]
 
     def show(state: Progress) -> None:
         now = time.monotonic()
-        end = state.ended
-        if tty:
-            stream.write("\r" + state.line() + ("\n" if end else ""))
-        elif end or now - last[0] >= 5.0:
-            stream.write(state.line() + "\n")
+        if line.terminal or state.ended or now - last[0] >= 5.0:
+            line.say(state.line(), end=state.ended)
             last[0] = now
-        stream.flush()
 
     return show

@@ -20,7 +20,7 @@ Its modules, by what they are about:
   ``schemas/config.schema.json``), ``resources`` (the shipped data), ``labprofile`` (the
   labscript suite's profile), ``scaffold`` (a new tree: ``labspool init``);
 - what people read: ``estimates``, ``statusview`` and ``statuspages`` (``labspool status``,
-  a page of jobs at a time), ``metrics``;
+  a page of jobs at a time), ``progressline`` (a progress line on standard error), ``metrics``;
 - housekeeping: ``retention`` (``labspool prune``) and ``prunereport``;
 - running as a service: ``watching`` (the daemons' common loop), ``serve``, ``notify``
   (systemd's notify socket), ``logs``, ``headless``.

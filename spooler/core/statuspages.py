@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from spooler.core.estimates import Estimate, estimate_shown
+from spooler.core.progressline import ProgressLine
 from spooler.core.states import JobState
 from spooler.core.statusfile import status_document, status_fields
 from spooler.core.store import JobRecord, Reader
@@ -145,11 +146,11 @@ class Progress:
         every_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._stream, self._after_s, self._every_s, self._clock = stream, after_s, every_s, clock
+        self._line = ProgressLine(stream)
+        self._after_s, self._every_s, self._clock = after_s, every_s, clock
         self._total = self._done = 0
         self._start = clock()
         self._said: float | None = None
-        self._terminal = stream.isatty()
 
     def start(self, total: int) -> None:
         self._total, self._done, self._start, self._said = total, 0, self._clock(), None
@@ -163,16 +164,9 @@ class Progress:
             return
         self._said = now
         share = 100 * done // self._total if self._total else 100
-        self._say(f"labspool status: {done:,} of {self._total:,} jobs ({share}%)", end=False)
+        self._line.say(f"labspool status: {done:,} of {self._total:,} jobs ({share}%)")
 
     def finish(self) -> None:
         if self._said is not None:
             spent = self._clock() - self._start
-            self._say(f"labspool status: {self._done:,} jobs in {spent:.1f} s", end=True)
-
-    def _say(self, text: str, *, end: bool) -> None:
-        if self._terminal:
-            self._stream.write(f"\r{text}\x1b[K" + ("\n" if end else ""))
-        else:
-            self._stream.write(text + "\n")
-        self._stream.flush()
+            self._line.say(f"labspool status: {self._done:,} jobs in {spent:.1f} s", end=True)
