@@ -37,19 +37,11 @@ from spooler.virtual.layout import LabLayout, lab_environment, process_environme
 from spooler.virtual.processes import (
     LabProcesses,
     descendants,
-    end_session,
     process_alive,
     processes_mentioning,
     terminate,
 )
-from spooler.virtual.roles import (
-    ExitedWhileStarting,
-    spawn,
-    start_program,
-    start_role,
-    stop_role,
-    wait_until_up,
-)
+from spooler.virtual.roles import spawn, start_role, start_until_up, stop_role
 
 log = logging.getLogger(__name__)
 
@@ -154,19 +146,7 @@ def lab_up(
         )
         if setup.returncode != 0:
             raise LabspoolError(f"preparing the virtual lab failed:\n{setup.stderr[-3000:]}")
-        started = {role: start_program(layout, processes, role) for role in ("runmanager", "blacs")}
-        try:
-            wait_until_up(layout, runmanager_port, started)
-        except ExitedWhileStarting as exc:
-            if exc.role != "blacs":
-                raise
-            # BLACS 3.2 with HDF5 2.0 can fail its start once on its own settings file
-            # ("unable to lock file, errno = 11" as it opens it for writing): once more, and
-            # a failure that is not passing fails again, with its message
-            log.warning("BLACS exited while starting; starting it once more: %s", exc)
-            end_session(exc.pid)
-            started["blacs"] = start_program(layout, processes, "blacs")
-            wait_until_up(layout, runmanager_port, started)
+        start_until_up(layout, processes, ["runmanager", "blacs"], runmanager_port)
     except BaseException:
         lab_down(layout.root)
         raise

@@ -9,6 +9,7 @@ the suite uses the lab's profile, never the user's own ``~/labscript-suite``) an
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,11 @@ class LabLayout:
     @property
     def ready_file(self) -> Path:
         return self.lab / "blacs.ready"
+
+    @property
+    def blacs_settings(self) -> Path:
+        """BLACS's own settings file (named after the host, as BLACS names it)."""
+        return self.profile / "app_saved_configs" / "blacs" / f"{socket.gethostname()}_BLACS.h5"
 
     @property
     def connection_table_py(self) -> Path:

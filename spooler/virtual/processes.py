@@ -22,6 +22,7 @@ __all__ = [
     "LabProcesses",
     "descendants",
     "end_session",
+    "holders",
     "kill_process",
     "process_alive",
     "processes_mentioning",
@@ -84,6 +85,19 @@ def end_session(leader: int) -> list[int]:
     session of its own): its processes outlive it, orphaned, when it exits (BLACS's device
     workers); returns their pids."""
     return terminate([pid for pid, fields in _stats() if int(fields[3]) == leader])
+
+
+def holders(path: Path) -> list[str]:
+    """The processes that have *path* open, as "pid (command line)": who holds a file's lock."""
+    found, target = [], str(path.resolve())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == target for fd in (entry / "fd").iterdir()):
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append(f"{entry.name} ({command.decode(errors='replace').strip()[:200]})")
+    return found
 
 
 def processes_mentioning(text: str) -> list[int]:

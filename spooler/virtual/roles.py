@@ -8,6 +8,7 @@ globals files open; BLACS once labspool's plugin has written the lab's ready fil
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 import sys
 import time
@@ -20,6 +21,8 @@ from spooler.virtual.layout import LabLayout, process_environment
 from spooler.virtual.processes import (
     LabProcesses,
     descendants,
+    end_session,
+    holders,
     kill_process,
     process_alive,
     terminate,
@@ -31,11 +34,14 @@ __all__ = [
     "spawn",
     "start_program",
     "start_role",
+    "start_until_up",
     "stop_role",
     "wait_until_up",
 ]
 
 START_TIMEOUT_S = 180.0
+
+log = logging.getLogger(__name__)
 
 
 class ExitedWhileStarting(LabspoolError):
@@ -99,13 +105,38 @@ def start_role(root: Path, role: str) -> int:
         raise LabspoolError(f"{role} of the lab in {layout.root} runs already")
     if role == "blacs":
         layout.ready_file.unlink(missing_ok=True)
-    process = start_program(layout, processes, role)
-    settings = load_settings(layout.root / "labspool.yaml")
-    if role == "runmanager":
-        wait_until_up(layout, settings.lab.runmanager.port, {role: process}, blacs=False)
-    else:
-        wait_until_up(layout, settings.lab.runmanager.port, {role: process})
-    return process.pid
+    port = load_settings(layout.root / "labspool.yaml").lab.runmanager.port
+    return start_until_up(layout, processes, [role], port)[role].pid
+
+
+def start_until_up(
+    layout: LabLayout, processes: LabProcesses, roles: list[str], runmanager_port: int
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Start the programs *roles* and wait until they are up.
+
+    BLACS 3.2 with HDF5 2.0 sometimes fails its start on its own settings file ("unable to
+    lock file, errno = 11" as it opens it for writing; seen in CI at the lab's first start and
+    at a restart): it is started once more, after what is left of the failed one is stopped,
+    and the processes that held the file are logged. A failure that is not passing fails
+    again, with its message."""
+    started = {role: start_program(layout, processes, role) for role in roles}
+    blacs = "blacs" in roles
+    try:
+        wait_until_up(layout, runmanager_port, started, blacs=blacs)
+    except ExitedWhileStarting as exc:
+        if exc.role != "blacs":
+            raise
+        held = holders(layout.blacs_settings) if layout.blacs_settings.exists() else []
+        log.warning(
+            "BLACS exited while starting; starting it once more (its settings file open in: "
+            "%s): %s",
+            ", ".join(held) or "no process",
+            exc,
+        )
+        end_session(exc.pid)
+        started["blacs"] = start_program(layout, processes, "blacs")
+        wait_until_up(layout, runmanager_port, started, blacs=blacs)
+    return started
 
 
 def wait_until_up(

@@ -435,12 +435,21 @@ def disk_fault(faults: Faults, name: str, break_it: Callable[[], Callable[[], No
 
 def test_the_shot_folder_read_only_then_writable(faults: Faults) -> None:
     def read_only() -> Callable[[], None]:
-        # A read-only view of the folder mounted over it: the kernel refuses to remount the
-        # tmpfs itself read-only while a shot is open for writing ("mount point is busy",
-        # seen in CI), as a disk that fails does not wait for its writers either
+        # A read-only view of the folder mounted over it in one step: the kernel refuses to
+        # make a mount read-only while a file on it is open for writing ("mount point is busy",
+        # seen in CI both for the tmpfs and for a view bound over it, as BLACS opens a shot
+        # between the bind and the remount). So the view is made read-only aside, where nobody
+        # writes, and then bound over the folder (a bind keeps the view's read-only flag); a
+        # disk that fails does not wait for its writers either.
         shots = str(faults.folders.shots)
-        subprocess.run(["mount", "--bind", shots, shots], check=True)
-        subprocess.run(["mount", "-o", "remount,ro,bind", shots], check=True)
+        aside = faults.lab.root.parent / "read-only-view"
+        aside.mkdir(exist_ok=True)
+        subprocess.run(["mount", "--bind", shots, str(aside)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(aside)], check=True)
+            subprocess.run(["mount", "--bind", str(aside), shots], check=True)
+        finally:
+            subprocess.run(["umount", "-l", str(aside)], check=True)
 
         def writable() -> None:
             subprocess.run(["umount", "-l", shots], check=True)  # the view: the tmpfs again
