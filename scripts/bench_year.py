@@ -108,6 +108,7 @@ from spooler.cli.main import main as labspool
 from spooler.core.settings import ExecutorSettings, Folders, Settings, load_settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore, Transaction
+from spooler.core.store.notifications import NotificationRows
 from spooler.core.store.shots import Ledger
 
 FULL = {"sizes": "1000,10000,100000", "burst": 1000, "finish_shots": 500, "sample_jobs": 4}
@@ -473,8 +474,8 @@ def build_year(tree: Tree, templates: Templates, seed: int) -> None:
                 claimed.write_bytes(b"{" * 10_000)
                 quarantine.put(claimed, "the spooler died 3 times on this job file")
         with store.transaction() as tx:  # the notices were sent, as the notifier leaves them
-            while due := tx.notifications_due(time.time() + 1e6, 10_000):
-                tx.notification_sent(n.id for n in due)
+            while due := NotificationRows.due(tx, time.time() + 1e6, 10_000):
+                NotificationRows.sent(tx, (n.id for n in due))
     finally:
         store.close()
     tree.user_job = year.done[TEN]

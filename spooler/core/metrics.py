@@ -60,6 +60,7 @@ from spooler.core.health import Health, read_health
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore, Reader
+from spooler.core.store.notifications import NotificationRows
 from spooler.core.store.reports import Reports
 
 __all__ = [
@@ -102,7 +103,7 @@ def read_store(read: Reader, now: float) -> Reading:
         shots_analysed=shots.analysed,
         last_shot_at=shots.last_received_at,
         health=read_health(read, now),
-        notifications_pending=read.notifications_pending(),
+        notifications_pending=NotificationRows.pending(read),
         oldest_queued_at=Reports.oldest_queued_at(read),
     )
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from spooler.core.logs import JobLogger, for_job
 from spooler.core.settings import Settings
 from spooler.core.store import JobStore, NotificationRow
+from spooler.core.store.notifications import NotificationRows
 from spooler.core.timestamps import iso_time
 from spooler.pipeline.channels import (
     Send,
@@ -137,11 +138,11 @@ class Notifier:
             if now < self._hold_until:
                 return 0
             read = self.store.read
-            due = read.notifications_due(now, DUE_ROWS_MAX)
+            due = NotificationRows.due(read, now, DUE_ROWS_MAX)
             if not due:
                 return 0
-            allowed = self.notify.messages_per_hour_max - read.notifications_sent_since(
-                now - WINDOW_S
+            allowed = self.notify.messages_per_hour_max - NotificationRows.sent_since(
+                read, now - WINDOW_S
             )
             if allowed <= 0:
                 self._held.update(row.id for row in due)
@@ -172,9 +173,9 @@ class Notifier:
     def _discard(self, now: float) -> int:
         """No URLs: the due rows are marked sent, so that the outbox does not grow."""
         total = 0
-        while rows := self.store.read.notifications_due(now, DUE_ROWS_MAX):
+        while rows := NotificationRows.due(self.store.read, now, DUE_ROWS_MAX):
             with self.store.transaction() as tx:
-                tx.notification_sent(row.id for row in rows)
+                NotificationRows.sent(tx, (row.id for row in rows))
             for row in rows:
                 self._logger(row).debug("no notify.urls: not sent: %s", row.title)
             total += len(rows)
@@ -199,7 +200,7 @@ class Notifier:
         error = describe_failures(urls, results)
         if error is None:
             with self.store.transaction() as tx:
-                tx.notification_sent(row.id for row in rows)
+                NotificationRows.sent(tx, (row.id for row in rows))
             self._forget(rows)
             if len(rows) == 1:
                 self._logger(rows[0]).info("notification sent: %s", rows[0].title)
@@ -216,14 +217,14 @@ class Notifier:
         with self.store.transaction() as tx:
             for row in rows:
                 if now - row.at >= settings.give_up_after_s:
-                    tx.notification_failed([row.id], error, now, drop=True)
+                    NotificationRows.failed(tx, [row.id], error, now, drop=True)
                     dropped.append(row)
                 else:
                     wait = min(
                         settings.retry_interval_s * 2.0 ** min(row.tries, 32),
                         settings.retry_interval_max_s,
                     )
-                    tx.notification_failed([row.id], error, now + wait)
+                    NotificationRows.failed(tx, [row.id], error, now + wait)
                     waits.append(wait)
         self._forget(dropped)
         for row in dropped:

@@ -22,6 +22,7 @@ from spooler.core.metrics import Metrics, count_quarantined, serve_metrics
 from spooler.core.settings import Settings, load_settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore, Transaction
+from spooler.core.store.notifications import NotificationRows
 from spooler.gateway.app import make_app
 from tests.conftest import record_job, running_spooler
 
@@ -76,8 +77,8 @@ def busy_tree(tree: Settings) -> Iterator[tuple[Settings, float]]:
             tx.notify("test", "three", "dropped")
             tx.notify("test", "four", "waits")
             ids = [i for (i,) in tx.execute("SELECT id FROM notifications ORDER BY id")]
-            tx.notification_sent([ids[1]])
-            tx.notification_failed([ids[2]], "refused", now, drop=True)
+            NotificationRows.sent(tx, [ids[1]])
+            NotificationRows.failed(tx, [ids[2]], "refused", now, drop=True)
             for n, (state, age) in enumerate(
                 [("received", 60.0), ("archived", 45.0), ("archived", 30.0), ("quarantined", 90)]
             ):

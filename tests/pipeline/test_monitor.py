@@ -10,6 +10,7 @@ from pathlib import Path
 from spooler.core.health import BlacsReport, DeviceError, read_health
 from spooler.core.settings import Settings
 from spooler.core.states import JobState
+from spooler.core.store.notifications import NotificationRows
 from spooler.pipeline.daemon import Spooler
 from tests.conftest import drop, good_job
 from tests.fakes import Clock, RecordingLab
@@ -34,7 +35,7 @@ def look(spooler: Spooler, clock: Clock, tree: Settings) -> None:
 
 
 def notifications(spooler: Spooler) -> list[tuple[str, str, str]]:
-    rows = spooler.jobs.read.notifications_due(float("inf"))
+    rows = NotificationRows.due(spooler.jobs.read, float("inf"))
     return [(r.kind, r.title, r.body) for r in rows]
 
 

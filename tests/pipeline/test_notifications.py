@@ -21,6 +21,7 @@ from spooler.cli.main import main
 from spooler.core.settings import Settings, load_settings
 from spooler.core.states import JobState
 from spooler.core.store import JobStore
+from spooler.core.store.notifications import NotificationRows
 from spooler.pipeline.notifications import Notifier, send_test
 from tests.conftest import record_job, running_spooler
 from tests.fakes import Clock
@@ -158,7 +159,9 @@ def test_a_queued_job_ending_error_is_posted_with_what_to_do(
         (post,) = receiver.wait_posts(1)
         # delivered is marked once the answer is read (a stop before would leave it due)
         deadline = time.monotonic() + 10
-        while notifier.store.read.notifications_due(time.time()) and time.monotonic() < deadline:
+        while (
+            NotificationRows.due(notifier.store.read, time.time()) and time.monotonic() < deadline
+        ):
             time.sleep(0.01)  # the store has no event to wait on
     finally:
         notifier.stop()
@@ -170,7 +173,7 @@ def test_a_queued_job_ending_error_is_posted_with_what_to_do(
     assert "labspool requeue lost1" in post["message"]
     assert post["message"].rstrip().splitlines()[-1].startswith("What to do:")
     assert "refused" not in json.dumps(receiver.posts)
-    assert notifier.store.read.notifications_due(time.time()) == []
+    assert NotificationRows.due(notifier.store.read, time.time()) == []
 
 
 def test_the_rate_limit_holds_back_the_surplus_and_sends_it_as_one_digest(

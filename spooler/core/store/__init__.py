@@ -8,8 +8,9 @@ No SQL is written outside this package: :mod:`~spooler.core.store.schema` holds 
 and migration, :class:`~spooler.core.store.reader.Reader` and
 :class:`~spooler.core.store.transaction.Transaction` the jobs' named queries, and a module per
 other table its own (``shots``: the result daemon's ledger, ``starts``: the poison items'
-starts, ``users``: the gateway's users, ``reprocessing``: the jobs reprocessed, ``reports``:
-the views' sums over several tables).
+starts, ``users``: the gateway's users, ``notifications``: the lab's outbox (a transaction
+adds to it with ``notify``), ``reprocessing``: the jobs reprocessed, ``reports``: the views'
+sums over several tables).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from spooler.core.store.records import (
     ExperimentRecord,
     HealthRow,
     JobRecord,
-    NotificationRow,
     QueuePlace,
     TransitionRecord,
 )
@@ -386,30 +385,6 @@ class Reader:
             (job_id, attempt),
         )
         return [(float(at), shot, message) for at, shot, message in rows]
-
-    def notifications_due(self, now: float, limit: int = 100) -> list[NotificationRow]:
-        """Messages not sent nor dropped, whose next try is due, oldest first."""
-        rows = self._db.execute(
-            "SELECT id, at, kind, job_id, title, body, tries, next_try_at FROM notifications "
-            "WHERE sent_at IS NULL AND dropped_at IS NULL "
-            "AND (next_try_at IS NULL OR next_try_at <= ?) ORDER BY id LIMIT ?",
-            (now, limit),
-        )
-        return [NotificationRow(*row) for row in rows]
-
-    def notifications_sent_since(self, since: float) -> int:
-        """Messages delivered since *since* (the rate limit's count)."""
-        (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM notifications WHERE sent_at >= ?", (since,)
-        ).fetchone()
-        return int(count)
-
-    def notifications_pending(self) -> int:
-        """Messages neither sent nor dropped (through the index notifications_unsent)."""
-        (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM notifications WHERE sent_at IS NULL AND dropped_at IS NULL"
-        ).fetchone()
-        return int(count)
 
 
 class _KnownHistories(Reader):

@@ -299,21 +299,6 @@ class Transaction(Reader):
             (self.now, kind, job_id, title, body),
         )
 
-    def notification_sent(self, ids: Iterable[int]) -> None:
-        self._db.executemany(
-            "UPDATE notifications SET sent_at = ?, tries = tries + 1 WHERE id = ?",
-            [(self.now, i) for i in ids],
-        )
-
-    def notification_failed(
-        self, ids: Iterable[int], error: str, next_try_at: float, *, drop: bool = False
-    ) -> None:
-        self._db.executemany(
-            "UPDATE notifications SET tries = tries + 1, last_error = ?, next_try_at = ?, "
-            "dropped_at = ? WHERE id = ?",
-            [(error, next_try_at, self.now if drop else None, i) for i in ids],
-        )
-
     def set_meta(self, key: str, value: str | None) -> None:
         if value is None:
             self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
