@@ -15,7 +15,7 @@ from spooler.core.serve import serve
 from spooler.core.settings import ENV_VAR, Settings, find_config, load_settings
 
 if TYPE_CHECKING:
-    from result.reprocess import Report
+    from result.reprocessreport import Report
 
 __all__ = ["main"]
 
@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
     from result.archive import StoreUnavailable
-    from result.reprocess import Reprocessor, progress_printer
+    from result.reprocess import Reprocessor
+    from result.reprocessreport import progress_printer
 
     routines = tuple(args.routine) if args.routine else None
     reprocessor = Reprocessor(settings, routines=routines, force=args.force)

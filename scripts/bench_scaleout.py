@@ -92,7 +92,8 @@ def archived_job(root: Path, shots: int) -> Settings:
 
 def reprocess(settings: Settings, chosen: ExecutorSettings, routines: tuple[str, ...]) -> Any:
     """One forced reprocess of the job with *chosen*: its figures, the CSV and JSON bytes."""
-    from result.reprocess import Progress, Reprocessor
+    from result.reprocess import Reprocessor
+    from result.reprocessreport import Progress
 
     stamps: list[float] = []
 

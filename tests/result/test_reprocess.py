@@ -15,7 +15,8 @@ import pytest
 import spooler.core.store.shots as ledger_module
 from result import reprocess
 from result.executors import Executor, Finished
-from result.reprocess import Progress, Reprocessor
+from result.reprocess import Reprocessor
+from result.reprocessreport import Progress
 from result.task import ShotTask
 from spooler.core.errors import LabspoolError
 from spooler.core.jobs import Jobs
@@ -249,7 +250,7 @@ def test_reprocess_all_says_how_many_jobs_and_how_far(tree: Settings) -> None:
 
 def test_the_summary_names_twenty_jobs_rewritten_and_counts_the_others() -> None:
     from result.cli import NAMED_MAX, summary
-    from result.reprocess import Report
+    from result.reprocessreport import Report
 
     few = Report(jobs=3, shots=6, jobs_rewritten=["a", "b"], jobs_skipped=["c"])
     assert summary(few, "v@1") == [
