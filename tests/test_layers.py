@@ -36,19 +36,6 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "result": {"spooler.core"},
 }
-# The old names of moved modules, kept for users' apparatus headers and profiles: each is the
-# moved module itself (spooler/lab/physics.py and its neighbours).
-ALIASES = {
-    f"spooler.lab.{name}": target
-    for name, target in {
-        "profile": "spooler.core",
-        "camera": "spooler.virtual",
-        "machines": "spooler.virtual",
-        "physics": "spooler.virtual",
-        "spins": "spooler.virtual",
-        "fermions": "spooler.virtual",
-    }.items()
-}
 PLUGIN = "spooler.lab.blacs_plugin"
 # what the analysis workers import (a process each, or a Dask worker): no job store there
 WORKER_SIDE = ("result.pool", "result.task")
@@ -128,8 +115,6 @@ def upward(edges: dict[str, dict[str, int]]) -> list[str]:
         part = part_of(name)
         for target, line in sorted(targets.items()):
             allowed = {part} | MAY_IMPORT[part]
-            if name in ALIASES and target.startswith(ALIASES[name] + "."):
-                continue
             if part_of(target) not in allowed or target.startswith(PLUGIN):
                 wrong.append(f"{name}:{line} -> {target}")
     return wrong
@@ -195,7 +180,8 @@ def test_the_check_finds_an_import_upward() -> None:
     ]
     assert upward({"result.daemon": {"spooler.lab.blacs": 7}}) != []
     assert upward({"spooler.gateway.app": {"spooler.pipeline.validation": 1}}) != []
-    assert upward({"spooler.lab.physics": {"spooler.virtual.physics": 1}}) == []  # an alias
+    # the old names (spooler.lab.physics, ...) are found by spooler.lab.oldnames, no import
+    assert upward({"spooler.lab.physics": {"spooler.virtual.physics": 1}}) != []
     assert upward({"spooler.lab.blacs": {"spooler.virtual.physics": 1}}) != []
 
 

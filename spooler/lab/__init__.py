@@ -11,8 +11,11 @@ from spooler.core.errors import ConfigError
 from spooler.core.settings import Settings
 from spooler.lab.blacs import BlacsControl, Withdrawal
 from spooler.lab.interface import Lab, LabObservation, NoLab
+from spooler.lab.oldnames import install
 
 __all__ = ["Lab", "LabObservation", "NoLab", "Withdrawal", "make_lab"]
+
+install()  # the old names of moved modules (spooler.lab.camera, ...) for users' trees
 
 
 def make_lab(settings: Settings) -> Lab:

@@ -6,6 +6,5 @@ apparatus headers' gates, evolving the atoms' state exactly (``physics``, ``spin
 
 Apparatus headers import it inside runmanager and BLACS. Headers and profiles written by
 earlier versions import ``spooler.lab.machines``, ``spooler.lab.physics`` and the like:
-those names are kept as aliases of these modules (``spooler/lab/physics.py`` and its
-neighbours).
+those names are kept as aliases of these modules (:mod:`spooler.lab.oldnames`).
 """
