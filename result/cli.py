@@ -15,11 +15,9 @@ from spooler.core.serve import serve
 from spooler.core.settings import ENV_VAR, Settings, find_config, load_settings
 
 if TYPE_CHECKING:
-    from result.reprocessreport import Report
+    pass
 
 __all__ = ["main"]
-
-NAMED_MAX = 20  # jobs rewritten named one a line; more are counted
 
 
 def _since(text: str) -> float:
@@ -115,32 +113,11 @@ def _reprocess(settings: Settings, args: argparse.Namespace) -> int:
         return 75
     finally:
         reprocessor.close()
-    for line in summary(report, reprocessor.version):
+    for line in report.summary(reprocessor.version):
         print(line)
     for error in report.errors:
         print(f"failed: {error}", file=sys.stderr)
     return 1 if report.errors else 0
-
-
-def summary(report: Report, version: str) -> list[str]:
-    """What a reprocess did, for stdout: the counts, the workers, the jobs rewritten (the
-    first :data:`NAMED_MAX` by name, the others counted: ``--all`` over a year rewrites
-    100,000) and the jobs skipped."""
-    lines = [
-        f"reprocessed {report.shots} shot(s) of {report.jobs} job(s) with {version}"
-        + (f"; {report.skipped} carried that version already" if report.skipped else "")
-    ]
-    if report.workers:
-        lines.append("analysed by: " + ", ".join(sorted(report.workers)))
-    rewritten = report.jobs_rewritten
-    lines += [f"{job_id}: CSVs and result rewritten" for job_id in rewritten[:NAMED_MAX]]
-    if len(rewritten) > NAMED_MAX:
-        lines.append(f"... and {len(rewritten) - NAMED_MAX} more jobs' CSVs and results rewritten")
-    lines += [
-        f"{job_id}: skipped, not finished (reprocess it once it has ended)"
-        for job_id in report.jobs_skipped
-    ]
-    return lines
 
 
 if __name__ == "__main__":

@@ -322,7 +322,7 @@ class Reprocessor:
             return  # requeued meanwhile: its new attempt is the daemon's
         if job.state is JobState.DONE:
             self.finisher.write_outputs(job, rows)
-            report.jobs_rewritten.append(job_id)
+            report.jobs_rewritten.add(job_id)
         with self.jobs.change() as tx:
             Reprocessing.outputs_written(tx, job_id, attempt, self.version)
             tx.note(

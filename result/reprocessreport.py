@@ -10,7 +10,9 @@ from typing import TextIO
 
 from spooler.core.progressline import ProgressLine
 
-__all__ = ["Progress", "Report", "progress_printer"]
+__all__ = ["NAMED_MAX", "Named", "Progress", "Report", "progress_printer"]
+
+NAMED_MAX = 20  # jobs rewritten named one a line; more are counted
 
 
 @dataclass
@@ -52,14 +54,48 @@ class Progress:
 
 
 @dataclass
+class Named:
+    """How many, and the first :data:`NAMED_MAX` of them by name: ``--all`` over a year
+    rewrites 100,000 jobs, whose names are not kept."""
+
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, name: str) -> None:
+        self.count += 1
+        if len(self.first) < NAMED_MAX:
+            self.first.append(name)
+
+
+@dataclass
 class Report:
     jobs: int = 0  # taken on or skipped
     shots: int = 0  # reprocessed now
     skipped: int = 0  # carried the version already
     errors: list[str] = field(default_factory=list)
-    jobs_rewritten: list[str] = field(default_factory=list)
+    jobs_rewritten: Named = field(default_factory=Named)
     jobs_skipped: list[str] = field(default_factory=list)  # not finished
     workers: set[str] = field(default_factory=set)  # host:pid of the processes that ran tasks
+
+    def summary(self, version: str) -> list[str]:
+        """What the reprocess did, for stdout: the counts, the workers, the jobs rewritten
+        (the first :data:`NAMED_MAX` by name, the others counted) and the jobs skipped."""
+        lines = [
+            f"reprocessed {self.shots} shot(s) of {self.jobs} job(s) with {version}"
+            + (f"; {self.skipped} carried that version already" if self.skipped else "")
+        ]
+        if self.workers:
+            lines.append("analysed by: " + ", ".join(sorted(self.workers)))
+        rewritten = self.jobs_rewritten
+        lines += [f"{job_id}: CSVs and result rewritten" for job_id in rewritten.first]
+        if rewritten.count > len(rewritten.first):
+            more = rewritten.count - len(rewritten.first)
+            lines.append(f"... and {more} more jobs' CSVs and results rewritten")
+        lines += [
+            f"{job_id}: skipped, not finished (reprocess it once it has ended)"
+            for job_id in self.jobs_skipped
+        ]
+        return lines
 
 
 def progress_printer(stream: TextIO) -> Callable[[Progress], None]:

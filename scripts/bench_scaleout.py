@@ -112,7 +112,7 @@ def reprocess(settings: Settings, chosen: ExecutorSettings, routines: tuple[str,
         close_s = time.perf_counter() - closing
     shots = len(stamps)
     assert not report.errors, report.errors[:3]
-    assert report.jobs_rewritten == [JOB], report
+    assert report.jobs_rewritten.first == [JOB], report
     assert report.shots == shots >= 2, (report.shots, shots)
     steady_s = (stamps[-1] - stamps[0]) / (shots - 1)
     figures = {

@@ -313,7 +313,7 @@ def test_a_reprocess_writes_the_provenance_again(lab: Lab, tree: Settings) -> No
         report = reprocessor.run(["again"])
     finally:
         reprocessor.close()
-    assert report.jobs_rewritten == ["again"] and report.shots == 0
+    assert report.jobs_rewritten.first == ["again"] and report.shots == 0
     provenance = lab.result("again")["header"]["provenance"]
     assert provenance["apparatus_header_sha256"] == hashlib.sha256(b"new = 2\n").hexdigest()
     assert provenance["apparatus_header_sha256"] != first["apparatus_header_sha256"]

@@ -246,20 +246,3 @@ def test_reprocess_all_says_how_many_jobs_and_how_far(tree: Settings) -> None:
     assert "reprocessing: 0/0 shots (100%), 2/2 jobs" in done.stderr
     assert "reprocessed 0 shot(s) of 2 job(s) with " in done.stdout
     assert "2 carried that version already" in done.stdout
-
-
-def test_the_summary_names_twenty_jobs_rewritten_and_counts_the_others() -> None:
-    from result.cli import NAMED_MAX, summary
-    from result.reprocessreport import Report
-
-    few = Report(jobs=3, shots=6, jobs_rewritten=["a", "b"], jobs_skipped=["c"])
-    assert summary(few, "v@1") == [
-        "reprocessed 6 shot(s) of 3 job(s) with v@1",
-        "a: CSVs and result rewritten",
-        "b: CSVs and result rewritten",
-        "c: skipped, not finished (reprocess it once it has ended)",
-    ]
-    year = Report(jobs=100_000, jobs_rewritten=[f"j{n}" for n in range(100_000)])
-    lines = summary(year, "v@1")
-    assert len(lines) == 1 + NAMED_MAX + 1
-    assert lines[-1] == f"... and {100_000 - NAMED_MAX} more jobs' CSVs and results rewritten"
