@@ -106,6 +106,10 @@ class LabSettings:
     # running, and no new shot file or shot for this long, lost its shots (BLACS or
     # runmanager died): its missing shots are made again (spooler.pipeline.recovery).
     stalled_after_s: float = 30.0
+    # BLACS running one shot for longer than this is stuck (a device that never finishes its
+    # part of the shot; BLACS times out only programming, after 5 min): the machine is not
+    # operational (jobs wait, a person is told) until the shot ends or BLACS is restarted.
+    shot_stuck_after_s: float = 600.0
     labscript_profile: Path | None = None
     runmanager: RunmanagerSettings = field(default_factory=RunmanagerSettings)
     globals: GlobalNames = field(default_factory=GlobalNames)

@@ -64,6 +64,9 @@ WHAT_TO_DO = {
     "(restarts the device tabs in error, lifts the pause)",
     "device": "look at the device (BLACS's tab and log), fix it, then run "
     "`labspool lab recover`; a job whose shots keep failing it is given up by itself",
+    "shot_stuck": "restart BLACS (on the virtual lab: labspool lab restart DIR blacs): a "
+    "device that does not finish its part of a shot is freed by nothing else (its log in "
+    "BLACS's may say why); the shots BLACS held are made again by themselves",
     "shot_folder": "free space on the shot folder or make it writable again; the spooler "
     "goes on by itself (then `labspool lab recover` if BLACS paused its queue)",
     "store": "make the store (SDS) reachable and writable with room; the daemons go on by "
@@ -90,6 +93,8 @@ class HealthMonitor:
         self._next_at = float("-inf")
         self._environment: list[tuple[str, str]] = []  # met while engaging, until next look
         self.report: BlacsReport | None = None  # BLACS as last seen
+        # the shot BLACS runs, (BLACS's instance, shot), and when this spooler first saw it
+        self._running: tuple[tuple[str, str], float] | None = None
         self.looks = 0  # how often the machine was looked at (a new report each time)
         self.health = from_row(jobs.read.health(), jobs.store.clock())
 
@@ -148,8 +153,29 @@ class HealthMonitor:
                 found.append(("blacs", f"BLACS's queue is paused: {devices or status or 'paused'}"))
             else:
                 found += [(f"device:{d.name}", d.message) for d in report.devices_in_error]
+            stuck = self._stuck_shot(report)
+            if stuck is not None:
+                found.append(("shot_stuck", stuck))
         found += self.checks.folder_problems()
         return found
+
+    def _stuck_shot(self, report: BlacsReport) -> str | None:
+        """What is wrong when BLACS has run one shot for over ``lab.shot_stuck_after_s``, as
+        this spooler saw it (its own clock: BLACS may run on another computer); else None."""
+        if report.running is None or report.paused:
+            self._running = None
+            return None
+        shot = (report.instance, report.running)
+        if self._running is None or self._running[0] != shot:
+            self._running = (shot, self.clock())
+            return None
+        limit = self.settings.lab.shot_stuck_after_s
+        if self.clock() - self._running[1] <= limit:
+            return None
+        return (
+            f"BLACS is stuck on the shot {Path(report.running).name}: running for over "
+            f"{limit:g} s (lab.shot_stuck_after_s), a device does not finish it"
+        )
 
     def _record(self, found: list[tuple[str, str]], report: BlacsReport | None) -> None:
         now = self.wall_clock()

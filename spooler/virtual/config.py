@@ -43,6 +43,7 @@ def write_config(
   retry_interval_max_s: 10.0
   health_interval_s: 1.0      # the virtual machine is looked at every second
   stalled_after_s: 10.0       # its shots take a second at most: lost ones are seen soon
+  shot_stuck_after_s: 20.0    # and so a shot that runs for 20 s is stuck
   labscript_profile: lab/profile
   runmanager:
     host: localhost

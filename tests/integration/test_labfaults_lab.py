@@ -241,11 +241,13 @@ class Faults:
     def clear_blacs_pause(self) -> str:
         """What an operator does once a disk fault is cleared: `labspool lab recover` where
         BLACS paused its queue; BLACS restarted where its queue manager stopped (it does when
-        its own clean-up of the failed shot fails on the disk). Returns what was done."""
+        its own clean-up of the failed shot fails on the disk) or where it is stuck on a shot
+        (the camera's function never finished its write to the full disk, seen in 2 of 6
+        runs). Returns what was done."""
         status = self.lab_status()
         if status["operational"]:
             return "nothing"
-        if "queue manager has stopped" in status["status_msg"]:
+        if any(text in status["status_msg"] for text in ("queue manager has stopped", "stuck on")):
             restarted = cli("lab", "restart", str(self.lab.root), "blacs")
             assert restarted.returncode == 0, restarted.stderr
             self.wait_health(lambda h: h.operational, 60, "BLACS back")
@@ -265,7 +267,7 @@ class Faults:
                 actions.append(action)
             left = timeout_s - (time.monotonic() - start)
             try:
-                self.wait_final(ids, max(1.0, min(20.0, left)))
+                self.wait_final(ids, max(1.0, min(10.0, left)))
             except AssertionError as exc:
                 if time.monotonic() - start >= timeout_s:
                     jobs = {j: self.lab.status(j).get("detail", "")[-300:] for j in ids}
@@ -428,7 +430,9 @@ def disk_fault(faults: Faults, name: str, break_it: Callable[[], Callable[[], No
     finally:
         repair()
     faults.wait_health(lambda h: not shot_folder_bad(h), 30, "the shot folder repaired")
-    done, action = faults.clear_until_final(ids, DONE_S)
+    # (a shot that BLACS is stuck on is seen only after lab.shot_stuck_after_s)
+    stuck_s = faults.lab.settings.lab.shot_stuck_after_s
+    done, action = faults.clear_until_final(ids, DONE_S + stuck_s)
     faults.audit(ids)
     faults.note(name, detected_s=round(detect, 1), done_after_clear_s=round(done, 1), then=action)
 

@@ -239,3 +239,48 @@ def test_a_withdrawal_that_fails_does_not_stop_the_spooler(
     lab.withdraw = broken  # type: ignore[method-assign,assignment]
     look(spooler, clock, tree)  # logged, and the next look tries again
     assert read_health(spooler.jobs.read, spooler.jobs.store.clock()).operational
+
+
+def test_a_shot_that_blacs_runs_for_too_long_holds_the_queue_and_tells(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    spooler.step()
+    limit = tree.lab.shot_stuck_after_s
+    shot = "/lab/shots/j/experiment_0/20261206T111503_experiment_0_2.h5"
+    lab.blacs = dataclasses.replace(lab.blacs, running=shot, running_since=0.0)
+    look(spooler, clock, tree)  # first seen running now (BLACS's own clock is not used)
+    clock.now += limit
+    spooler.step()
+    assert read_health(spooler.jobs.read, spooler.jobs.store.clock()).operational, "not yet"
+    look(spooler, clock, tree)
+    health = read_health(spooler.jobs.read, spooler.jobs.store.clock())
+    assert not health.operational
+    [reason] = health.reasons
+    assert reason.component == "shot_stuck"
+    assert "stuck on the shot 20261206T111503_experiment_0_2.h5" in reason.message
+    [(kind, _, body)] = notifications(spooler)
+    assert kind == "machine_down" and "restart BLACS" in body and "none is failed" in body
+    for _ in range(3):  # still stuck: one notification, one reason
+        look(spooler, clock, tree)
+    assert len(notifications(spooler)) == 1
+    # BLACS restarted (a new instance), running the same shot again: seen anew
+    lab.blacs = dataclasses.replace(lab.blacs, instance="after-restart")
+    look(spooler, clock, tree)
+    assert read_health(spooler.jobs.read, spooler.jobs.store.clock()).operational
+    assert [n[0] for n in notifications(spooler)] == ["machine_down", "machine_up"]
+
+
+def test_shots_that_follow_each_other_are_not_stuck(
+    spooler: Spooler, tree: Settings, lab: RecordingLab, clock: Clock
+) -> None:
+    spooler.step()
+    for index in range(5):  # each shot runs for most of the limit, none for longer
+        shot = f"/lab/shots/j/experiment_0/shot_{index}.h5"
+        lab.blacs = dataclasses.replace(lab.blacs, running=shot)
+        look(spooler, clock, tree)
+        clock.now += tree.lab.shot_stuck_after_s - tree.lab.health_interval_s
+        spooler.step()
+    lab.blacs = dataclasses.replace(lab.blacs, running=None, paused=True)
+    look(spooler, clock, tree)  # paused (no shot running): the paused reason only
+    health = read_health(spooler.jobs.read, spooler.jobs.store.clock())
+    assert [r.component for r in health.reasons] == ["blacs"]
