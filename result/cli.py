@@ -7,15 +7,11 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from spooler.core.errors import LabspoolError
 from spooler.core.logs import setup_logging
 from spooler.core.serve import serve
 from spooler.core.settings import ENV_VAR, Settings, find_config, load_settings
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["main"]
 

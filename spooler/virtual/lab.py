@@ -23,7 +23,6 @@ for, stopped) and :mod:`.processes` (processes by id).
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +41,6 @@ from spooler.virtual.processes import (
     terminate,
 )
 from spooler.virtual.roles import spawn, start_role, start_until_up, stop_role
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "LabLayout",

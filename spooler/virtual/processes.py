@@ -95,9 +95,13 @@ def holders(path: Path) -> list[str]:
             continue
         with contextlib.suppress(OSError):
             if any(os.readlink(fd) == target for fd in (entry / "fd").iterdir()):
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-                found.append(f"{entry.name} ({command.decode(errors='replace').strip()[:200]})")
+                found.append(f"{entry.name} ({_command_line(entry).strip()[:200]})")
     return found
+
+
+def _command_line(entry: Path) -> str:
+    """The command line of the process ``/proc/<pid>`` *entry*, its arguments by spaces."""
+    return (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -106,9 +110,7 @@ def processes_mentioning(text: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                    errors="replace"
-                ):
+                if text in _command_line(entry):
                     found.append(int(entry.name))
             except OSError:
                 continue
